@@ -1,0 +1,122 @@
+"""Argument checks shared by every public entry point.
+
+Each check either returns the value in canonical form or raises ``ValueError``
+naming the argument and what is allowed, so bad input never reaches a kernel
+as a NaN or a silently replaced default.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Sequence
+
+import keras
+
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def check_positive(name: str, value: object) -> float:
+    """Returns ``value`` as a float if it is a finite real number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(
+            f"`{name}` must be a finite number > 0; received {name}={value!r} "
+            f"of type {type(value).__name__}."
+        )
+    value = float(value)
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(f"`{name}` must be a finite number > 0; received {name}={value!r}.")
+    return value
+
+
+def check_finite(name: str, value: object) -> float:
+    """Returns ``value`` as a float if it is a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(
+            f"`{name}` must be a finite number; received {name}={value!r} "
+            f"of type {type(value).__name__}."
+        )
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number; received {name}={value!r}.")
+    return value
+
+
+def check_in_range(name: str, value: object, low: float, high: float) -> float:
+    """Returns ``value`` as a float if ``low <= value <= high``."""
+    value = check_finite(name, value)
+    if not low <= value <= high:
+        raise ValueError(f"`{name}` must lie in [{low}, {high}]; received {name}={value!r}.")
+    return value
+
+
+def check_choice(name: str, value: object, allowed: Iterable[str]) -> str:
+    """Returns ``value`` if it is one of the ``allowed`` strings."""
+    allowed = tuple(allowed)
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"`{name}` must be one of {list(allowed)}; received {name}={value!r}.")
+    return value
+
+
+def check_int(name: str, value: object, minimum: int = 0) -> int:
+    """Returns ``value`` as an int if it is an integer (not a bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(
+            f"`{name}` must be an integer >= {minimum}; received {name}={value!r} "
+            f"of type {type(value).__name__}."
+        )
+    if value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; received {name}={value!r}.")
+    return int(value)
+
+
+def check_shape(shape: object) -> tuple[int, ...]:
+    """Returns ``shape`` as a tuple of non-negative Python ints."""
+    try:
+        dims = tuple(shape)  # tuples, lists and TensorShapes alike
+    except TypeError:
+        raise ValueError(
+            f"`shape` must be a sequence of non-negative integers; received shape={shape!r}."
+        ) from None
+    for dim in dims:
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 0:
+            raise ValueError(
+                "`shape` must be a sequence of non-negative integers; "
+                f"received shape={shape!r} with dimension {dim!r}."
+            )
+    return tuple(int(dim) for dim in dims)
+
+
+def check_float_dtype(dtype: object) -> str:
+    """Returns the standardized floating dtype (``None`` means ``keras.config.floatx()``)."""
+    if dtype is None:
+        return keras.config.floatx()
+    try:
+        name = keras.backend.standardize_dtype(dtype)
+    except (ValueError, TypeError):
+        name = None
+    if name not in FLOAT_DTYPES:
+        raise ValueError(
+            f"`dtype` must be a floating-point dtype, one of {list(FLOAT_DTYPES)}; "
+            f"received dtype={dtype!r}."
+        )
+    return name
+
+
+def check_axes(name: str, axes: object, rank: int) -> tuple[int, ...]:
+    """Returns ``axes`` normalized to distinct non-negative axes of a rank-``rank`` shape."""
+    if not isinstance(axes, Sequence) or isinstance(axes, str):
+        raise ValueError(f"`{name}` must be a list of integer axes; received {name}={axes!r}.")
+    normalized = []
+    for axis in axes:
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise ValueError(f"`{name}` must be a list of integer axes; received {name}={axes!r}.")
+        if not -rank <= axis < rank:
+            raise ValueError(
+                f"`{name}` has axis {axis}, out of range for a shape of rank {rank}; "
+                f"received {name}={list(axes)!r}."
+            )
+        normalized.append(int(axis) % rank)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"`{name}` repeats an axis; received {name}={list(axes)!r}.")
+    return tuple(normalized)

@@ -1,0 +1,33 @@
+"""Experiment engine shared by the ``initzoo`` CLI and the scripts in ``examples/``."""
+
+from .data import DATASETS, Dataset, get_dataset
+from .engine import (
+    ExperimentConfig,
+    LayerStats,
+    SchemeResult,
+    build_mlp,
+    format_table,
+    layer_stats,
+    parse_schemes,
+    resolve_scheme,
+    run_comparison,
+    train_scheme,
+    write_scalar_series,
+)
+
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "ExperimentConfig",
+    "LayerStats",
+    "SchemeResult",
+    "build_mlp",
+    "format_table",
+    "get_dataset",
+    "layer_stats",
+    "parse_schemes",
+    "resolve_scheme",
+    "run_comparison",
+    "train_scheme",
+    "write_scalar_series",
+]

@@ -1,0 +1,90 @@
+"""Fan-in and fan-out of a weight tensor: the one place this package computes them.
+
+Keras lays kernels out as ``(*receptive_field, in, out)``: ``Dense`` kernels are
+``(in, out)``, ``ConvND`` kernels ``(k_1, ..., k_N, in, out)``. Layers whose
+kernels do not follow that layout say which axes are which: ``EinsumDense``
+(and so ``MultiHeadAttention``) pass ``input_axes``/``output_axes`` to every
+``VarianceScaling`` initializer, and ``ConvNDTranspose`` kernels, laid out
+``(k_1, ..., k_N, out, in)``, take the axes from :func:`conv_transpose_axes`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from keras_initzoo._validation import check_axes, check_int
+
+
+def compute_fans(
+    shape: Sequence[int],
+    input_axes: Sequence[int] | None = None,
+    output_axes: Sequence[int] | None = None,
+) -> tuple[int, int]:
+    """Returns ``(fan_in, fan_out)`` for a weight of the given shape.
+
+    Without explicit axes, with ``r = prod(shape[:-2])`` the receptive field::
+
+        fan_in  = shape[-2] * r
+        fan_out = shape[-1] * r
+
+    A vector (a bias, a norm scale) has ``fan_in = fan_out = shape[0]`` and a
+    scalar ``1``, as in Keras. With explicit axes, ``fan_in`` is the product of
+    ``shape`` over ``input_axes`` and ``fan_out`` over ``output_axes``; the two
+    must be given together.
+
+    Example:
+
+    >>> compute_fans((3, 3, 16, 32))      # Conv2D, 3x3, 16 -> 32 channels
+    (144, 288)
+    >>> compute_fans((64, 8, 16), input_axes=[0], output_axes=[1, 2])
+    (64, 128)
+    """
+    if (input_axes is None) != (output_axes is None):
+        raise ValueError(
+            "`input_axes` and `output_axes` must be given together or not at all; "
+            f"received input_axes={input_axes!r}, output_axes={output_axes!r}."
+        )
+    shape = tuple(shape)
+    if input_axes is not None:
+        input_axes = check_axes("input_axes", input_axes, len(shape))
+        output_axes = check_axes("output_axes", output_axes, len(shape))
+        return (
+            math.prod(shape[axis] for axis in input_axes),
+            math.prod(shape[axis] for axis in output_axes),
+        )
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive_field = math.prod(shape[:-2])
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+def conv_transpose_axes(spatial_rank: int) -> dict[str, list[int]]:
+    """Axes of a ``ConvNDTranspose`` kernel ``(k_1, ..., k_N, out, in)``.
+
+    Returns ``{"input_axes": [...], "output_axes": [...]}`` to pass to any
+    fan-based initializer, so that the input channels (last axis) count
+    towards ``fan_in``::
+
+        layer = keras.layers.Conv2DTranspose(
+            32, 3, kernel_initializer=kiz.HeNormal(**kiz.conv_transpose_axes(2)))
+    """
+    spatial_rank = check_int("spatial_rank", spatial_rank, minimum=1)
+    receptive = list(range(spatial_rank))
+    return {
+        "input_axes": receptive + [spatial_rank + 1],
+        "output_axes": receptive + [spatial_rank],
+    }
+
+
+def scaled_variance(
+    scale: float, mode: str, fan_in: int, fan_out: int
+) -> float:
+    """``scale / fan`` for ``mode`` in ``fan_in``, ``fan_out`` or ``fan_avg``.
+
+    A fan of zero (an empty tensor) counts as one, so the result stays finite.
+    """
+    fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[mode]
+    return scale / max(1.0, fan)

@@ -1,0 +1,56 @@
+"""Orthogonal initialization."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from keras_initzoo._validation import check_positive
+from keras_initzoo.initializers.base import Seed, ZooInitializer
+
+
+class Orthogonal(ZooInitializer):
+    """Draws a (semi-)orthogonal matrix times ``gain``.
+
+    The kernel is flattened to ``(rows, cols) = (prod(shape[:-1]), shape[-1])``.
+    With ``A ~ N(0, 1)`` of shape ``(max, min)`` and ``A = QR``, the result is
+    ``gain * Q diag(sign(diag(R)))`` (transposed when ``rows < cols``), so
+    ``W^T W = gain**2 I`` when ``rows >= cols`` and ``W W^T = gain**2 I``
+    otherwise. The sign correction makes ``Q`` uniform (Haar) over the
+    orthogonal matrices. Every singular value equals ``gain``: deep linear
+    networks so initialized keep the norm of every signal exactly.
+
+    Example:
+
+    >>> layer = keras.layers.Dense(64, kernel_initializer=Orthogonal(gain=1.0))
+
+    Args:
+        gain: multiplier, a finite number > 0.
+        seed: None, an integer or a ``keras.random.SeedGenerator``.
+
+    Reference: Saxe et al., "Exact solutions to the nonlinear dynamics of
+    learning in deep linear neural networks", ICLR 2014 (arXiv 2013).
+    """
+
+    def __init__(self, gain: float = 1.0, seed: Seed = None):
+        self.gain = check_positive("gain", gain)
+        super().__init__(seed=seed)
+
+    def draw(self, shape, dtype):
+        if len(shape) < 2:
+            raise ValueError(
+                f"`shape` must have rank >= 2 for an orthogonal matrix; received shape={shape}."
+            )
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        if rows == 0 or cols == 0:
+            return keras.ops.zeros(shape, dtype=dtype)
+        # QR in float32 at least: float16 and bfloat16 lose orthogonality.
+        compute_dtype = "float64" if dtype == "float64" else "float32"
+        a = keras.random.normal((max(rows, cols), min(rows, cols)), dtype=compute_dtype,
+                                seed=self.seed)
+        q, r = keras.ops.qr(a)
+        q = q * keras.ops.sign(keras.ops.diagonal(r))
+        if rows < cols:
+            q = keras.ops.transpose(q)
+        return keras.ops.cast(self.gain * keras.ops.reshape(q, shape), dtype)
