@@ -79,9 +79,7 @@ def conv_transpose_axes(spatial_rank: int) -> dict[str, list[int]]:
     }
 
 
-def scaled_variance(
-    scale: float, mode: str, fan_in: int, fan_out: int
-) -> float:
+def scaled_variance(scale: float, mode: str, fan_in: int, fan_out: int) -> float:
     """``scale / fan`` for ``mode`` in ``fan_in``, ``fan_out`` or ``fan_avg``.
 
     A fan of zero (an empty tensor) counts as one, so the result stays finite.

@@ -27,9 +27,7 @@ def _make_seed_generator(seed: object) -> keras.random.SeedGenerator:
         return seed
     if seed is None:
         return keras.random.SeedGenerator()
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not (
-        0 <= seed < 2**32
-    ):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not (0 <= seed < 2**32):
         raise ValueError(
             "`seed` must be None, an integer in [0, 2**32) or a "
             f"keras.random.SeedGenerator; received seed={seed!r}."

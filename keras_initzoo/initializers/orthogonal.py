@@ -47,8 +47,9 @@ class Orthogonal(ZooInitializer):
             return keras.ops.zeros(shape, dtype=dtype)
         # QR in float32 at least: float16 and bfloat16 lose orthogonality.
         compute_dtype = "float64" if dtype == "float64" else "float32"
-        a = keras.random.normal((max(rows, cols), min(rows, cols)), dtype=compute_dtype,
-                                seed=self.seed)
+        a = keras.random.normal(
+            (max(rows, cols), min(rows, cols)), dtype=compute_dtype, seed=self.seed
+        )
         q, r = keras.ops.qr(a)
         q = q * keras.ops.sign(keras.ops.diagonal(r))
         if rows < cols:
