@@ -2,8 +2,11 @@
 
 from .data import DATASETS, Dataset, get_dataset
 from .engine import (
+    ACTIVATIONS,
+    OPTIMIZERS,
     ExperimentConfig,
     LayerStats,
+    Scheme,
     SchemeResult,
     build_mlp,
     format_table,
@@ -11,11 +14,16 @@ from .engine import (
     parse_schemes,
     resolve_scheme,
     run_comparison,
+    scheme_label,
     train_scheme,
     write_scalar_series,
 )
 
 __all__ = [
+    "ACTIVATIONS",
+    "OPTIMIZERS",
+    "Scheme",
+    "scheme_label",
     "DATASETS",
     "Dataset",
     "ExperimentConfig",

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import keras
 import numpy as np
@@ -22,6 +23,10 @@ from .data import Dataset, get_dataset
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "selu", "elu", "gelu", "linear")
 OPTIMIZERS = ("sgd", "adam")
+
+# A Keras initializer identifier: an alias ("zoo_he") or a config dict
+# ({"class_name": "zoo_constant", "config": {"value": 0.5}}).
+Scheme = str | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,8 @@ class LayerStats:
     name: str
     activation_mean: float
     activation_std: float
-    grad_norm: float  # L2 norm of d(loss)/d(kernel)
+    grad_norm: float  # L2 norm of d(loss)/d(kernel and bias): what GradientNormLogger logs
+    backprop_norm: float  # L2 norm of d(loss)/d(layer output): the signal sent back down
     activations: np.ndarray | None = None  # a sample of the layer's outputs, for histograms
 
 
@@ -72,7 +78,7 @@ class LayerStats:
 class SchemeResult:
     """What one training run under one scheme produced."""
 
-    scheme: str
+    scheme: str  # its label (see scheme_label)
     config: ExperimentConfig
     init_stats: list[LayerStats]
     history: dict[str, list[float]]
@@ -100,7 +106,16 @@ class SchemeResult:
         return first / last if last > 0 and math.isfinite(last) else math.nan
 
 
-def resolve_scheme(scheme: str) -> str:
+def scheme_label(scheme: Scheme) -> str:
+    """A short name for tables and run folders: the alias, or ``alias(key=value)`` for a dict."""
+    if isinstance(scheme, str):
+        return scheme
+    config = scheme.get("config") or {}
+    args = ",".join(f"{k}={v}" for k, v in config.items() if v is not None)
+    return f"{scheme['class_name']}({args})" if args else str(scheme["class_name"])
+
+
+def resolve_scheme(scheme: Scheme) -> Scheme:
     """Check that ``scheme`` names a registered initializer; return it unchanged.
 
     Errors come from :func:`keras_initzoo.get`, which names the closest aliases.
@@ -119,7 +134,7 @@ def parse_schemes(text: str) -> list[str]:
     return [resolve_scheme(s) for s in dict.fromkeys(schemes)]
 
 
-def build_mlp(config: ExperimentConfig, scheme: str, input_dim: int,
+def build_mlp(config: ExperimentConfig, scheme: Scheme, input_dim: int,
               n_classes: int) -> keras.Sequential:
     """``depth`` hidden Dense layers of ``width`` units and a logits layer, all under ``scheme``.
 
@@ -140,7 +155,7 @@ def _loss_fn() -> keras.losses.Loss:
 
 def layer_stats(model: keras.Model, x: np.ndarray, y: np.ndarray,
                 loss_fn: Callable | None = None, keep_activations: int = 0) -> list[LayerStats]:
-    """Per-Dense-layer activation mean/std and kernel-gradient norm for one batch.
+    """Per-Dense-layer activation mean/std and gradient norms for one batch.
 
     Runs the layers one by one under a GradientTape, so it works for any
     Sequential stack of Dense layers. ``keep_activations`` > 0 keeps that many
@@ -156,14 +171,20 @@ def layer_stats(model: keras.Model, x: np.ndarray, y: np.ndarray,
             if isinstance(layer, keras.layers.Dense):
                 outputs.append(h)
         loss = loss_fn(y, h)
-    grads = tape.gradient(loss, [layer.kernel for layer in dense])
-    stats = []
-    for layer, out, grad in zip(dense, outputs, grads, strict=True):
+    weights = [[w.value for w in layer.trainable_weights] for layer in dense]
+    flat = [w for ws in weights for w in ws]
+    grads = tape.gradient(loss, flat + outputs, unconnected_gradients="zero")
+    weight_grads, output_grads = grads[: len(flat)], grads[len(flat):]
+    stats, i = [], 0
+    for layer, out, out_grad, ws in zip(dense, outputs, output_grads, weights, strict=True):
+        layer_grads = weight_grads[i: i + len(ws)]
+        i += len(ws)
         values = np.asarray(out, dtype="float64")
-        norm = 0.0 if grad is None else float(tf.norm(grad))
         sample = values.ravel()[:keep_activations].copy() if keep_activations else None
-        stats.append(LayerStats(layer.name, float(values.mean()), float(values.std()),
-                                norm, sample))
+        stats.append(LayerStats(
+            layer.name, float(values.mean()), float(values.std()),
+            grad_norm=float(tf.linalg.global_norm(layer_grads)),
+            backprop_norm=float(tf.norm(out_grad)), activations=sample))
     return stats
 
 
@@ -243,7 +264,7 @@ def make_optimizer(config: ExperimentConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum)
 
 
-def train_scheme(scheme: str, config: ExperimentConfig, data: Dataset | None = None,
+def train_scheme(scheme: Scheme, config: ExperimentConfig, data: Dataset | None = None,
                  log_dir: str | None = None, progress: bool = False,
                  keep_activations: int = 0, keep_model: bool = False) -> SchemeResult:
     """Build the config's MLP under ``scheme``, measure it at init, train it, evaluate it.
@@ -268,18 +289,18 @@ def train_scheme(scheme: str, config: ExperimentConfig, data: Dataset | None = N
         callbacks += [_gradient_logger(log_dir, config.grad_log_freq), EpochScalars(log_dir)]
     if progress:
         steps = math.ceil(len(data.x_train) / config.batch_size) * config.epochs
-        callbacks.append(_ProgressBar(scheme, steps))
+        callbacks.append(_ProgressBar(scheme_label(scheme), steps))
     fit = model.fit(data.x_train, data.y_train, epochs=config.epochs,
                     batch_size=config.batch_size, validation_data=(data.x_test, data.y_test),
                     callbacks=callbacks, verbose=0)
     test_loss, test_accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
-    return SchemeResult(scheme, config, init_stats, history, float(test_loss),
+    return SchemeResult(scheme_label(scheme), config, init_stats, history, float(test_loss),
                         float(test_accuracy), time.perf_counter() - start, log_dir,
                         model if keep_model else None)
 
 
-def run_comparison(schemes: Sequence[str], config: ExperimentConfig,
+def run_comparison(schemes: Sequence[Scheme], config: ExperimentConfig,
                    logdir: str | None = None, progress: bool = False,
                    keep_activations: int = 0) -> list[SchemeResult]:
     """Train the same model once per scheme; one TensorBoard run per scheme under ``logdir``."""
@@ -287,7 +308,7 @@ def run_comparison(schemes: Sequence[str], config: ExperimentConfig,
     data = get_dataset(config.dataset, seed=config.seed, n_samples=config.n_samples)
     return [
         train_scheme(s, config, data,
-                     log_dir=os.path.join(logdir, s) if logdir is not None else None,
+                     log_dir=os.path.join(logdir, scheme_label(s)) if logdir is not None else None,
                      progress=progress, keep_activations=keep_activations)
         for s in schemes
     ]
