@@ -6,14 +6,16 @@ import math
 
 import keras
 
-from keras_initzoo._validation import check_positive
+from keras_initzoo._validation import check_axes, check_int, check_positive
 from keras_initzoo.initializers.base import Seed, ZooInitializer
 
 
 class Orthogonal(ZooInitializer):
     """Draws a (semi-)orthogonal matrix times ``gain``.
 
-    The kernel is flattened to ``(rows, cols) = (prod(shape[:-1]), shape[-1])``.
+    The kernel is flattened to ``(rows, cols)``, ``cols`` being the size of
+    ``column_axis`` (the output units, last in Keras kernels) and ``rows`` the
+    product of the other axes.
     With ``A ~ N(0, 1)`` of shape ``(max, min)`` and ``A = QR``, the result is
     ``gain * Q diag(sign(diag(R)))`` (transposed when ``rows < cols``), so
     ``W^T W = gain**2 I`` when ``rows >= cols`` and ``W W^T = gain**2 I``
@@ -27,14 +29,16 @@ class Orthogonal(ZooInitializer):
 
     Args:
         gain: multiplier, a finite number > 0.
+        column_axis: the axis whose slices are the orthogonal columns.
         seed: None, an integer or a ``keras.random.SeedGenerator``.
 
     Reference: Saxe et al., "Exact solutions to the nonlinear dynamics of
     learning in deep linear neural networks", ICLR 2014 (arXiv 2013).
     """
 
-    def __init__(self, gain: float = 1.0, seed: Seed = None):
+    def __init__(self, gain: float = 1.0, column_axis: int = -1, seed: Seed = None):
         self.gain = check_positive("gain", gain)
+        self.column_axis = check_int("column_axis", column_axis, minimum=-(2**31))
         super().__init__(seed=seed)
 
     def draw(self, shape, dtype):
@@ -42,6 +46,13 @@ class Orthogonal(ZooInitializer):
             raise ValueError(
                 f"`shape` must have rank >= 2 for an orthogonal matrix; received shape={shape}."
             )
+        (column_axis,) = check_axes("column_axis", [self.column_axis], len(shape))
+        if column_axis != len(shape) - 1:
+            moved = (*shape[:column_axis], *shape[column_axis + 1 :], shape[column_axis])
+            return keras.ops.moveaxis(self._draw_columns_last(moved, dtype), -1, column_axis)
+        return self._draw_columns_last(shape, dtype)
+
+    def _draw_columns_last(self, shape, dtype):
         rows, cols = math.prod(shape[:-1]), shape[-1]
         if rows == 0 or cols == 0:
             return keras.ops.zeros(shape, dtype=dtype)

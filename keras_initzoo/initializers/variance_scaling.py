@@ -96,12 +96,29 @@ class VarianceScaling(ZooInitializer, keras.initializers.VarianceScaling):
         return keras.random.uniform(shape, minval=-limit, maxval=limit, dtype=dtype, seed=self.seed)
 
 
-class GlorotUniform(VarianceScaling):
-    """Glorot/Xavier uniform: ``U[-l, l]``, ``l = sqrt(6 / (fan_in + fan_out))``.
+class _GainPreset(VarianceScaling):
+    """A fixed mode and distribution with variance ``gain**2 / fan``.
 
-    Variance ``1 / fan_avg``: the compromise between keeping the forward
+    ``gain`` (default 1) adapts the preset to another activation, as in
+    PyTorch's ``xavier_uniform_(gain=...)``; see :mod:`keras_initzoo.gains`.
+    """
+
+    _mode = "fan_in"
+    _distribution = "truncated_normal"
+
+    def __init__(self, gain: float = 1.0, seed: Seed = None, input_axes=None, output_axes=None):
+        self.gain = check_positive("gain", gain)
+        super().__init__(
+            self.gain**2, self._mode, self._distribution, seed, input_axes, output_axes
+        )
+
+
+class GlorotUniform(_GainPreset):
+    """Glorot/Xavier uniform: ``U[-l, l]``, ``l = gain * sqrt(6 / (fan_in + fan_out))``.
+
+    Variance ``gain**2 / fan_avg``: the compromise between keeping the forward
     signal (``1 / fan_in``) and the backward gradient (``1 / fan_out``)
-    constant. Suits linear, tanh, sigmoid and softmax units.
+    constant. Suits linear, tanh, sigmoid and softmax units (``gain = 1``).
 
     Example:
 
@@ -111,12 +128,12 @@ class GlorotUniform(VarianceScaling):
     feedforward neural networks", AISTATS 2010.
     """
 
-    def __init__(self, seed: Seed = None, input_axes=None, output_axes=None):
-        super().__init__(1.0, "fan_avg", "uniform", seed, input_axes, output_axes)
+    _mode = "fan_avg"
+    _distribution = "uniform"
 
 
-class GlorotNormal(VarianceScaling):
-    """Glorot/Xavier normal: truncated normal with variance ``2 / (fan_in + fan_out)``.
+class GlorotNormal(_GainPreset):
+    """Glorot/Xavier normal: truncated normal with variance ``2 gain**2 / (fan_in + fan_out)``.
 
     Example:
 
@@ -125,8 +142,7 @@ class GlorotNormal(VarianceScaling):
     Reference: Glorot & Bengio, AISTATS 2010.
     """
 
-    def __init__(self, seed: Seed = None, input_axes=None, output_axes=None):
-        super().__init__(1.0, "fan_avg", "truncated_normal", seed, input_axes, output_axes)
+    _mode = "fan_avg"
 
 
 class _He(VarianceScaling):
@@ -181,11 +197,11 @@ class HeUniform(_He):
     _distribution = "uniform"
 
 
-class LecunNormal(VarianceScaling):
-    """LeCun normal: truncated normal with variance ``1 / fan_in``.
+class LecunNormal(_GainPreset):
+    """LeCun normal: truncated normal with variance ``gain**2 / fan_in``.
 
-    With SELU units it keeps activations at mean 0 and variance 1 through
-    depth (self-normalizing networks).
+    With SELU units (``gain = 1``) it keeps activations at mean 0 and
+    variance 1 through depth (self-normalizing networks).
 
     Example:
 
@@ -195,12 +211,9 @@ class LecunNormal(VarianceScaling):
     "Self-Normalizing Neural Networks", NeurIPS 2017.
     """
 
-    def __init__(self, seed: Seed = None, input_axes=None, output_axes=None):
-        super().__init__(1.0, "fan_in", "truncated_normal", seed, input_axes, output_axes)
 
-
-class LecunUniform(VarianceScaling):
-    """LeCun uniform: ``U[-l, l]``, ``l = sqrt(3 / fan_in)``, variance ``1 / fan_in``.
+class LecunUniform(_GainPreset):
+    """LeCun uniform: ``U[-l, l]``, ``l = gain * sqrt(3 / fan_in)``, variance ``gain**2 / fan_in``.
 
     Example:
 
@@ -209,8 +222,7 @@ class LecunUniform(VarianceScaling):
     Reference: LeCun et al., "Efficient BackProp", 1998.
     """
 
-    def __init__(self, seed: Seed = None, input_axes=None, output_axes=None):
-        super().__init__(1.0, "fan_in", "uniform", seed, input_axes, output_axes)
+    _distribution = "uniform"
 
 
 class EpsilonUniform(VarianceScaling):
