@@ -9,6 +9,7 @@ Importing the package registers every initializer with Keras, so the
     keras.layers.Dense(64, activation="relu", kernel_initializer="zoo_he")
 """
 
+from keras_initzoo.callbacks import GradientNormLogger
 from keras_initzoo.fans import compute_fans, conv_transpose_axes
 from keras_initzoo.gains import calculate_gain, leaky_relu_gain
 from keras_initzoo.initializers import (

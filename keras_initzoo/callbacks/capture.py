@@ -1,0 +1,367 @@
+"""TensorFlow side of GradientNormLogger: capture the applied gradients in the train step.
+
+The optimizer instance that really applies the gradients (the inner optimizer of
+a ``LossScaleOptimizer``) gets its ``apply`` wrapped. The wrapper runs inside the
+compiled train function, so the reductions are graph ops on the device: per
+variable ``l2_loss`` (one kernel, ``sum(g**2) / 2``), summed per layer, packed into
+one float64 row and written into a ring-buffer ``tf.Variable`` that the callback
+reads with a single ``.numpy()`` per logged execution. On steps that are not
+logged a ``tf.cond`` skips all reductions.
+
+Row layout of :attr:`GradientCapture.values` (``rows x width``, float64):
+``[step, nonfinite_count, global, layer_0 .. layer_L-1, (var_0 ..), (weight ..),
+(update ..)]``. Norm columns hold ``sum(x**2) / 2``; the host turns them into
+``sqrt(2 * value)``. ``step`` is the optimizer's iteration count after the
+update (the first step is 1), ``-1`` marks a row never written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from keras_initzoo.callbacks.groups import LayerGroup
+
+_EMPTY = -1.0
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Column offsets of one buffer row (see the module docstring)."""
+
+    n_layers: int
+    n_vars: int
+    per_variable: bool
+    weight_norms: bool
+    update_ratio: bool
+
+    STEP = 0
+    NONFINITE = 1
+    GLOBAL = 2
+
+    @property
+    def layers(self) -> int:
+        return 3
+
+    @property
+    def variables(self) -> int:
+        return self.layers + self.n_layers
+
+    @property
+    def weights(self) -> int:
+        return self.variables + (self.n_vars if self.per_variable else 0)
+
+    @property
+    def updates(self) -> int:
+        # Update ratios need the weight norms as denominators, so they imply them.
+        return self.weights + (self.n_layers if self.weight_norms or self.update_ratio else 0)
+
+    @property
+    def width(self) -> int:
+        return self.updates + (self.n_layers if self.update_ratio else 0)
+
+
+def innermost_optimizer(optimizer):
+    """The optimizer whose ``apply`` sees unscaled gradients (unwraps LossScaleOptimizer)."""
+    while hasattr(optimizer, "inner_optimizer"):
+        optimizer = optimizer.inner_optimizer
+    return optimizer
+
+
+def _half_sq(g) -> tf.Tensor:
+    """``sum(g**2) / 2`` in float32 (float64 for float64 gradients), as float64."""
+    if isinstance(g, tf.IndexedSlices):
+        # Repeated indices add up in the dense gradient: merge them first.
+        uniq, pos = tf.unique(g.indices)
+        g = tf.math.unsorted_segment_sum(g.values, pos, tf.shape(uniq)[0])
+    dtype = tf.float64 if g.dtype == tf.float64 else tf.float32
+    return tf.cast(tf.nn.l2_loss(tf.cast(g, dtype)), tf.float64)
+
+
+def _nonfinite(g) -> tf.Tensor:
+    if isinstance(g, tf.IndexedSlices):
+        g = g.values
+    return tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(g)), tf.float64))
+
+
+def _when(pred: tf.Tensor, fn: Callable[[], None]) -> None:
+    """Run ``fn``'s ops only where ``pred`` holds (graph-friendly ``if``)."""
+
+    def taken():
+        fn()
+        return tf.constant(True)
+
+    tf.cond(pred, taken, lambda: tf.constant(False))
+
+
+def _read(variable) -> tf.Tensor:
+    if isinstance(variable, keras.Variable):
+        variable = variable.value
+    return tf.convert_to_tensor(variable)
+
+
+def _sum_replicas(strategy) -> Callable:
+    """Densify a gradient; in cross-replica context add up the replicas' parts."""
+    if strategy is None:
+        return lambda g: g
+
+    def densify(g):
+        parts = [tf.convert_to_tensor(p) for p in strategy.experimental_local_results(g)]
+        return tf.add_n(parts) if len(parts) > 1 else parts[0]
+
+    return densify
+
+
+class GradientCapture:
+    """Owns the device buffers and the wrapper around ``optimizer.apply``.
+
+    Args:
+        groups: layers to report, from :func:`resolve_layer_groups`.
+        update_freq: record steps ``1, 1 + update_freq, 1 + 2 * update_freq, ...``.
+        rows: ring-buffer rows; at least the steps run per train-function call.
+        per_variable, weight_norms, update_ratio: extra columns (see :class:`Columns`).
+        histogram_freq: record gradient histograms every this many steps (0: never).
+        histogram_bins: buckets per histogram.
+    """
+
+    def __init__(
+        self,
+        groups: Sequence[LayerGroup],
+        *,
+        update_freq: int,
+        rows: int,
+        per_variable: bool = False,
+        weight_norms: bool = False,
+        update_ratio: bool = False,
+        histogram_freq: int = 0,
+        histogram_bins: int = 30,
+    ) -> None:
+        self.groups = list(groups)
+        self.variables = [v for g in self.groups for v in g.variables]
+        self.layer_of = [gi for gi, g in enumerate(self.groups) for _ in g.variables]
+        self.index = {id(v): i for i, v in enumerate(self.variables)}
+        self.cols = Columns(
+            len(self.groups), len(self.variables), per_variable, weight_norms, update_ratio
+        )
+        self.update_freq = int(update_freq)
+        self.rows = int(rows)
+        self.histogram_freq = int(histogram_freq)
+        self.histogram_bins = int(histogram_bins)
+        self.active = True
+        # Plain (not mirrored) variables: under a strategy they are only touched
+        # in cross-replica context, inside merge_call.
+        self.values = tf.Variable(
+            tf.fill([self.rows, self.cols.width], tf.constant(_EMPTY, tf.float64)),
+            trainable=False,
+            name="kiz_grad_norm_buffer",
+        )
+        self.hist = None
+        if self.histogram_freq:
+            shape = [self.rows, len(self.groups), 3 + self.histogram_bins]
+            self.hist = tf.Variable(
+                tf.fill(shape, tf.constant(_EMPTY, tf.float64)),
+                trainable=False,
+                name="kiz_grad_hist_buffer",
+            )
+        self.snapshots = []
+        if update_ratio:
+            # Weights before the update, copied only on logged steps.
+            self.snapshots = [
+                tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="kiz_snapshot")
+                for v in self.variables
+            ]
+        self._target = None
+        self._wrapper = None
+        self._previous = None
+
+    # -- installing -----------------------------------------------------------------
+    def install(self, optimizer) -> None:
+        """Wrap ``apply`` of the optimizer that applies the (unscaled) gradients."""
+        target = innermost_optimizer(optimizer)
+        inner = target.apply
+        capture = self
+
+        def apply(grads, trainable_variables=None):
+            if not capture.active:
+                return inner(grads, trainable_variables)
+            grads = list(grads)
+            if trainable_variables is None:
+                tvars = list(getattr(target, "_trainable_variables", []))
+            else:
+                trainable_variables = list(trainable_variables)
+                tvars = trainable_variables
+            capture._before(target, grads, tvars)
+            result = inner(grads, trainable_variables)
+            if capture.cols.update_ratio:
+                capture._after(target)
+            return result
+
+        self._previous = target.__dict__.get("apply")
+        self._target = target
+        self._wrapper = apply
+        target.apply = apply
+
+    def uninstall(self) -> None:
+        """Stop capturing; restore ``apply`` if nobody wrapped it after us."""
+        self.active = False
+        target = self._target
+        if target is not None and target.__dict__.get("apply") is self._wrapper:
+            if self._previous is None:
+                del target.__dict__["apply"]
+            else:
+                target.apply = self._previous
+        self._target = None
+
+    @property
+    def installed_on(self):
+        return self._target
+
+    # -- reading --------------------------------------------------------------------
+    def read(self):
+        """All buffer rows as one numpy array (one device-to-host transfer)."""
+        return self.values.numpy()
+
+    def read_histograms(self):
+        return None if self.hist is None else self.hist.numpy()
+
+    # -- graph side -----------------------------------------------------------------
+    def _merge(self, fn: Callable, *args) -> None:
+        """Run ``fn(strategy_or_None, *args)`` once, in cross-replica context if distributed."""
+        ctx = tf.distribute.get_replica_context()
+        strategy = tf.distribute.get_strategy()
+        if ctx is not None and strategy.num_replicas_in_sync > 1:
+            # Replicas hold unreduced gradients here (Keras all-reduces later, in
+            # _backend_update_step); the applied gradient is their sum.
+            ctx.merge_call(lambda strat, *a: fn(strat, *a), args=args)
+        else:
+            fn(None, *args)
+
+    def _step(self, target) -> tf.Tensor:
+        return tf.cast(_read(target.iterations), tf.int64)
+
+    def _every(self, step: tf.Tensor, freq: int) -> tf.Tensor | None:
+        """Predicate "step is recorded" for 1-based ``step``; None means always."""
+        if freq == 1:
+            return None
+        return tf.equal(tf.math.floormod(step - 1, freq), 0)
+
+    def _before(self, target, grads: list, tvars: list) -> None:
+        pairs = [
+            (g, self.index.get(id(v)))
+            for g, v in zip(grads, tvars, strict=False)
+            if g is not None and not getattr(v, "overwrite_with_gradient", False)
+        ]
+        if not pairs:
+            return
+        known = [(g, i) for g, i in pairs if i is not None]
+        # Variables outside every group still count towards the global norm.
+        other = [g for g, i in pairs if i is None]
+        scale = getattr(target, "loss_scale_factor", None)
+        inv_sq = 1.0 / float(scale) ** 2 if scale else 1.0
+
+        def record(strategy, known_grads, other_grads):
+            densify = _sum_replicas(strategy)
+            step = self._step(target) + 1  # the count once this update is applied
+            pred = self._every(step, self.update_freq)
+            run = (lambda f: f()) if pred is None else (lambda f: _when(pred, f))
+            run(lambda: self._record_norms(step, known_grads, idx, other_grads, densify, inv_sq))
+            if self.hist is not None:
+                hpred = self._every(step, self.histogram_freq)
+                hrun = (lambda f: f()) if hpred is None else (lambda f: _when(hpred, f))
+                hrun(lambda: self._record_histograms(step, known_grads, idx, densify))
+
+        idx = [i for _, i in known]
+        self._merge(record, [g for g, _ in known], other)
+
+    def _record_norms(self, step, grads, idx, other, densify, inv_sq: float) -> None:
+        cols = self.cols
+        gs = [densify(g) for g in grads]
+        var_sq = [_half_sq(g) * inv_sq for g in gs]
+        per_layer: list[list] = [[] for _ in self.groups]
+        for sq, i in zip(var_sq, idx, strict=True):
+            per_layer[self.layer_of[i]].append(sq)
+        zero = tf.constant(0.0, tf.float64)
+        layer_sq = [tf.add_n(s) if s else zero for s in per_layer]
+        other_sq = [_half_sq(densify(g)) * inv_sq for g in other]
+        global_sq = tf.add_n(layer_sq + other_sq)
+        all_grads = gs + [densify(g) for g in other]
+        nonfinite = tf.cond(
+            tf.math.is_finite(global_sq),
+            lambda: zero,
+            # Counting costs a pass over every gradient: only when something is off.
+            lambda: tf.add_n([_nonfinite(g) for g in all_grads]),
+        )
+        parts = [tf.cast(step, tf.float64), nonfinite, global_sq, *layer_sq]
+        if cols.per_variable:
+            by_var = [zero] * cols.n_vars
+            for sq, i in zip(var_sq, idx, strict=True):
+                by_var[i] = sq
+            parts += by_var
+        if cols.weight_norms or cols.update_ratio:
+            w_layer: list[list] = [[] for _ in self.groups]
+            for v, li in zip(self.variables, self.layer_of, strict=True):
+                w_layer[li].append(_half_sq(_read(v)))
+            parts += [tf.add_n(s) for s in w_layer]
+        if cols.update_ratio:
+            for snap, v in zip(self.snapshots, self.variables, strict=True):
+                snap.assign(_read(v))
+            parts += [zero] * cols.n_layers  # filled in after the update by _after
+        row = tf.stack(parts)
+        slot = tf.math.floormod(step, self.rows)
+        self.values.assign(tf.tensor_scatter_nd_update(self.values, [[slot]], row[None]))
+
+    def _after(self, target) -> None:
+        cols = self.cols
+
+        def record(strategy):
+            step = self._step(target)  # already incremented by the update
+            pred = self._every(step, self.update_freq)
+
+            def compute():
+                upd: list[list] = [[] for _ in self.groups]
+                for snap, v, li in zip(self.snapshots, self.variables, self.layer_of, strict=True):
+                    upd[li].append(_half_sq(_read(v) - _read(snap)))
+                sums = tf.stack([tf.add_n(s) for s in upd])
+                slot = tf.cast(tf.math.floormod(step, self.rows), tf.int64)
+                cells = tf.stack(
+                    [
+                        tf.fill([cols.n_layers], slot),
+                        tf.range(cols.updates, cols.width, dtype=tf.int64),
+                    ],
+                    axis=1,
+                )
+                self.values.assign(tf.tensor_scatter_nd_update(self.values, cells, sums))
+
+            compute() if pred is None else _when(pred, compute)
+
+        self._merge(record)
+
+    def _record_histograms(self, step, grads, idx, densify) -> None:
+        bins = self.histogram_bins
+        per_layer: list[list] = [[] for _ in self.groups]
+        for g, i in zip(grads, idx, strict=True):
+            g = tf.convert_to_tensor(densify(g))
+            per_layer[self.layer_of[i]].append(tf.reshape(tf.cast(g, tf.float64), [-1]))
+        rows = []
+        for flat_parts in per_layer:
+            if not flat_parts:
+                rows.append(tf.fill([3 + bins], tf.constant(_EMPTY, tf.float64)))
+                continue
+            x = tf.concat(flat_parts, 0)
+            finite = tf.math.is_finite(x)
+            # Static shapes only (XLA): non-finite values are masked, not dropped.
+            lo = tf.reduce_min(tf.where(finite, x, tf.constant(float("inf"), tf.float64)))
+            hi = tf.reduce_max(tf.where(finite, x, tf.constant(float("-inf"), tf.float64)))
+            ok = lo <= hi
+            lo = tf.where(ok, lo, 0.0)
+            width = tf.where(tf.logical_and(ok, hi > lo), hi - lo, 1.0)
+            pos = tf.math.floor((tf.where(finite, x, lo) - lo) / width * bins)
+            bucket = tf.clip_by_value(tf.cast(pos, tf.int32), 0, bins - 1)
+            counts = tf.math.unsorted_segment_sum(tf.cast(finite, tf.float64), bucket, bins)
+            head = tf.stack([tf.cast(step, tf.float64), lo, lo + width])
+            rows.append(tf.concat([head, counts], 0))
+        slot = tf.math.floormod(step, self.rows)
+        self.hist.assign(tf.tensor_scatter_nd_update(self.hist, [[slot]], tf.stack(rows)[None]))
