@@ -42,18 +42,26 @@ def _standardize(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, n
     )
 
 
-def _split(name: str, x: np.ndarray, y: np.ndarray, n_classes: int,
-           rng: np.random.Generator, test_fraction: float = 0.25) -> Dataset:
+def _split(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    rng: np.random.Generator,
+    test_fraction: float = 0.25,
+) -> Dataset:
     order = rng.permutation(len(x))
     x, y = x[order], y[order]
     n_test = max(1, int(round(len(x) * test_fraction)))
     x_train, x_test = _standardize(x[n_test:], x[:n_test])
-    return Dataset(name, x_train, y[n_test:].astype("int32"), x_test,
-                   y[:n_test].astype("int32"), n_classes)
+    return Dataset(
+        name, x_train, y[n_test:].astype("int32"), x_test, y[:n_test].astype("int32"), n_classes
+    )
 
 
-def make_blobs(n_samples: int = 2048, n_features: int = 16, n_classes: int = 4,
-               seed: int = 0) -> Dataset:
+def make_blobs(
+    n_samples: int = 2048, n_features: int = 16, n_classes: int = 4, seed: int = 0
+) -> Dataset:
     """Gaussian clusters, one per class, centres drawn at random in ``n_features`` dims."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(0.0, 1.0, size=(n_classes, n_features))
@@ -62,8 +70,9 @@ def make_blobs(n_samples: int = 2048, n_features: int = 16, n_classes: int = 4,
     return _split("blobs", x, y, n_classes, rng)
 
 
-def make_spirals(n_samples: int = 2048, n_classes: int = 3, noise: float = 0.2,
-                 seed: int = 0) -> Dataset:
+def make_spirals(
+    n_samples: int = 2048, n_classes: int = 3, noise: float = 0.2, seed: int = 0
+) -> Dataset:
     """Interleaved 2-D spirals: not linearly separable, so depth has something to do."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, size=n_samples)
@@ -83,8 +92,9 @@ def load_digits(seed: int = 0) -> Dataset:
             "dataset 'digits' needs scikit-learn: pip install 'keras_initzoo[examples]'"
         ) from exc
     bunch = _load()
-    return _split("digits", bunch.data.astype("float64"), bunch.target, 10,
-                  np.random.default_rng(seed))
+    return _split(
+        "digits", bunch.data.astype("float64"), bunch.target, 10, np.random.default_rng(seed)
+    )
 
 
 def get_dataset(name: str, seed: int = 0, n_samples: int | None = None) -> Dataset:
@@ -92,14 +102,19 @@ def get_dataset(name: str, seed: int = 0, n_samples: int | None = None) -> Datas
     if name == "blobs":
         data = make_blobs(seed=seed) if n_samples is None else make_blobs(n_samples, seed=seed)
     elif name == "spirals":
-        data = (make_spirals(seed=seed) if n_samples is None
-                else make_spirals(n_samples, seed=seed))
+        data = make_spirals(seed=seed) if n_samples is None else make_spirals(n_samples, seed=seed)
     elif name == "digits":
         data = load_digits(seed=seed)
         if n_samples is not None:
             n_train = max(1, int(n_samples * 0.75))
-            data = Dataset(data.name, data.x_train[:n_train], data.y_train[:n_train],
-                           data.x_test, data.y_test, data.n_classes)
+            data = Dataset(
+                data.name,
+                data.x_train[:n_train],
+                data.y_train[:n_train],
+                data.x_test,
+                data.y_test,
+                data.n_classes,
+            )
     else:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     return data

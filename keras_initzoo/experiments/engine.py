@@ -55,11 +55,13 @@ class ExperimentConfig:
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
-                             f"got {self.activation!r}")
+            raise ValueError(
+                f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
+            )
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
-                             f"got {self.optimizer!r}")
+            raise ValueError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
 
 
 @dataclass
@@ -134,16 +136,23 @@ def parse_schemes(text: str) -> list[str]:
     return [resolve_scheme(s) for s in dict.fromkeys(schemes)]
 
 
-def build_mlp(config: ExperimentConfig, scheme: Scheme, input_dim: int,
-              n_classes: int) -> keras.Sequential:
+def build_mlp(
+    config: ExperimentConfig, scheme: Scheme, input_dim: int, n_classes: int
+) -> keras.Sequential:
     """``depth`` hidden Dense layers of ``width`` units and a logits layer, all under ``scheme``.
 
     Layers are named ``dense_01`` ... and ``output`` so TensorBoard sorts them by depth.
     """
     layers: list[keras.layers.Layer] = [keras.Input((input_dim,))]
     for i in range(1, config.depth + 1):
-        layers.append(keras.layers.Dense(config.width, activation=config.activation,
-                                         kernel_initializer=scheme, name=f"dense_{i:02d}"))
+        layers.append(
+            keras.layers.Dense(
+                config.width,
+                activation=config.activation,
+                kernel_initializer=scheme,
+                name=f"dense_{i:02d}",
+            )
+        )
     layers.append(keras.layers.Dense(n_classes, kernel_initializer=scheme, name="output"))
     return keras.Sequential(layers, name=f"mlp_{config.depth}x{config.width}")
 
@@ -153,8 +162,13 @@ def _loss_fn() -> keras.losses.Loss:
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def layer_stats(model: keras.Model, x: np.ndarray, y: np.ndarray,
-                loss_fn: Callable | None = None, keep_activations: int = 0) -> list[LayerStats]:
+def layer_stats(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    loss_fn: Callable | None = None,
+    keep_activations: int = 0,
+) -> list[LayerStats]:
     """Per-Dense-layer activation mean/std and gradient norms for one batch.
 
     Runs the layers one by one under a GradientTape, so it works for any
@@ -174,17 +188,23 @@ def layer_stats(model: keras.Model, x: np.ndarray, y: np.ndarray,
     weights = [[w.value for w in layer.trainable_weights] for layer in dense]
     flat = [w for ws in weights for w in ws]
     grads = tape.gradient(loss, flat + outputs, unconnected_gradients="zero")
-    weight_grads, output_grads = grads[: len(flat)], grads[len(flat):]
+    weight_grads, output_grads = grads[: len(flat)], grads[len(flat) :]
     stats, i = [], 0
     for layer, out, out_grad, ws in zip(dense, outputs, output_grads, weights, strict=True):
-        layer_grads = weight_grads[i: i + len(ws)]
+        layer_grads = weight_grads[i : i + len(ws)]
         i += len(ws)
         values = np.asarray(out, dtype="float64")
         sample = values.ravel()[:keep_activations].copy() if keep_activations else None
-        stats.append(LayerStats(
-            layer.name, float(values.mean()), float(values.std()),
-            grad_norm=float(tf.linalg.global_norm(layer_grads)),
-            backprop_norm=float(tf.norm(out_grad)), activations=sample))
+        stats.append(
+            LayerStats(
+                layer.name,
+                float(values.mean()),
+                float(values.std()),
+                grad_norm=float(tf.linalg.global_norm(layer_grads)),
+                backprop_norm=float(tf.norm(out_grad)),
+                activations=sample,
+            )
+        )
     return stats
 
 
@@ -233,8 +253,9 @@ def write_depth_profile(log_dir: str, stats: Sequence[LayerStats]) -> None:
         writer.flush()
 
 
-def write_scalar_series(log_dir: str, series: Mapping[str, Sequence[float]],
-                        start_step: int = 0) -> None:
+def write_scalar_series(
+    log_dir: str, series: Mapping[str, Sequence[float]], start_step: int = 0
+) -> None:
     """Write ``{tag: values}`` to one TensorBoard run, value i at step ``start_step + i``."""
     writer = tf.summary.create_file_writer(log_dir)
     with writer.as_default():
@@ -264,9 +285,15 @@ def make_optimizer(config: ExperimentConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum)
 
 
-def train_scheme(scheme: Scheme, config: ExperimentConfig, data: Dataset | None = None,
-                 log_dir: str | None = None, progress: bool = False,
-                 keep_activations: int = 0, keep_model: bool = False) -> SchemeResult:
+def train_scheme(
+    scheme: Scheme,
+    config: ExperimentConfig,
+    data: Dataset | None = None,
+    log_dir: str | None = None,
+    progress: bool = False,
+    keep_activations: int = 0,
+    keep_model: bool = False,
+) -> SchemeResult:
     """Build the config's MLP under ``scheme``, measure it at init, train it, evaluate it.
 
     With ``log_dir`` the run is written there for TensorBoard: GradientNormLogger
@@ -279,8 +306,9 @@ def train_scheme(scheme: Scheme, config: ExperimentConfig, data: Dataset | None 
     keras.utils.set_random_seed(config.seed)
     model = build_mlp(config, scheme, data.input_dim, data.n_classes)
     probe = min(256, len(data.x_train))
-    init_stats = layer_stats(model, data.x_train[:probe], data.y_train[:probe],
-                             keep_activations=keep_activations)
+    init_stats = layer_stats(
+        model, data.x_train[:probe], data.y_train[:probe], keep_activations=keep_activations
+    )
     model.compile(optimizer=make_optimizer(config), loss=_loss_fn(), metrics=["accuracy"])
     callbacks: list[keras.callbacks.Callback] = []
     if log_dir is not None:
@@ -290,26 +318,49 @@ def train_scheme(scheme: Scheme, config: ExperimentConfig, data: Dataset | None 
     if progress:
         steps = math.ceil(len(data.x_train) / config.batch_size) * config.epochs
         callbacks.append(_ProgressBar(scheme_label(scheme), steps))
-    fit = model.fit(data.x_train, data.y_train, epochs=config.epochs,
-                    batch_size=config.batch_size, validation_data=(data.x_test, data.y_test),
-                    callbacks=callbacks, verbose=0)
+    fit = model.fit(
+        data.x_train,
+        data.y_train,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        validation_data=(data.x_test, data.y_test),
+        callbacks=callbacks,
+        verbose=0,
+    )
     test_loss, test_accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
-    return SchemeResult(scheme_label(scheme), config, init_stats, history, float(test_loss),
-                        float(test_accuracy), time.perf_counter() - start, log_dir,
-                        model if keep_model else None)
+    return SchemeResult(
+        scheme_label(scheme),
+        config,
+        init_stats,
+        history,
+        float(test_loss),
+        float(test_accuracy),
+        time.perf_counter() - start,
+        log_dir,
+        model if keep_model else None,
+    )
 
 
-def run_comparison(schemes: Sequence[Scheme], config: ExperimentConfig,
-                   logdir: str | None = None, progress: bool = False,
-                   keep_activations: int = 0) -> list[SchemeResult]:
+def run_comparison(
+    schemes: Sequence[Scheme],
+    config: ExperimentConfig,
+    logdir: str | None = None,
+    progress: bool = False,
+    keep_activations: int = 0,
+) -> list[SchemeResult]:
     """Train the same model once per scheme; one TensorBoard run per scheme under ``logdir``."""
     schemes = [resolve_scheme(s) for s in schemes]  # fail before any training starts
     data = get_dataset(config.dataset, seed=config.seed, n_samples=config.n_samples)
     return [
-        train_scheme(s, config, data,
-                     log_dir=os.path.join(logdir, scheme_label(s)) if logdir is not None else None,
-                     progress=progress, keep_activations=keep_activations)
+        train_scheme(
+            s,
+            config,
+            data,
+            log_dir=os.path.join(logdir, scheme_label(s)) if logdir is not None else None,
+            progress=progress,
+            keep_activations=keep_activations,
+        )
         for s in schemes
     ]
 
@@ -323,21 +374,42 @@ def format_table(results: Sequence[SchemeResult]) -> str:
     if not results:
         return "(no results)"
     depth = results[0].config.depth
-    headers = ["scheme", "final loss", "test acc", "|g| L1 @init", f"|g| L{depth} @init",
-               f"ratio L1/L{depth}"]
+    headers = [
+        "scheme",
+        "final loss",
+        "test acc",
+        "|g| L1 @init",
+        f"|g| L{depth} @init",
+        f"ratio L1/L{depth}",
+    ]
     rows = []
     for r in results:
         hidden = r.init_stats[:-1] or r.init_stats
-        rows.append([r.scheme, _fmt(r.final_loss, ".4f"), _fmt(r.test_accuracy, ".3f"),
-                     _fmt(hidden[0].grad_norm, ".2e"), _fmt(hidden[-1].grad_norm, ".2e"),
-                     _fmt(r.grad_ratio, ".2e")])
+        rows.append(
+            [
+                r.scheme,
+                _fmt(r.final_loss, ".4f"),
+                _fmt(r.test_accuracy, ".3f"),
+                _fmt(hidden[0].grad_norm, ".2e"),
+                _fmt(hidden[-1].grad_norm, ".2e"),
+                _fmt(r.grad_ratio, ".2e"),
+            ]
+        )
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w)
-                       for i, (h, w) in enumerate(zip(headers, widths, strict=True)))]
+    lines = [
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+        )
+    ]
     lines.append("  ".join("-" * w for w in widths))
     for row in rows:
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
     return "\n".join(lines)
 
 

@@ -22,7 +22,8 @@ PANELS = {
 }
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, so no display is needed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,7 +36,7 @@ def save_figure(fig: Any, path: str) -> str:
     """Save ``fig`` as a PNG at ``path`` (folders created), close it, return the path."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -45,20 +46,21 @@ def _finite_positive(values: Sequence[float]) -> np.ndarray:
     return np.where(np.isfinite(arr) & (arr > 0), arr, np.nan)
 
 
-def plot_depth_profiles(profiles: Mapping[str, Sequence[LayerStats]], path: str,
-                        title: str = "",
-                        panels: Sequence[str] = ("activation_std", "backprop_norm",
-                                                 "grad_norm")) -> str:
+def plot_depth_profiles(
+    profiles: Mapping[str, Sequence[LayerStats]],
+    path: str,
+    title: str = "",
+    panels: Sequence[str] = ("activation_std", "backprop_norm", "grad_norm"),
+) -> str:
     """One line per scheme, layer index on x: how each statistic changes with depth at init."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         label, log = PANELS[panel]
         for name, stats in profiles.items():
             values = [getattr(s, panel) for s in stats]
             x = np.arange(1, len(values) + 1)
-            ax.plot(x, _finite_positive(values) if log else values, marker="o", ms=3,
-                    label=name)
+            ax.plot(x, _finite_positive(values) if log else values, marker="o", ms=3, label=name)
         if log:
             ax.set_yscale("log")
         ax.set_xlabel("layer (1 = nearest the input)")
@@ -71,22 +73,29 @@ def plot_depth_profiles(profiles: Mapping[str, Sequence[LayerStats]], path: str,
     return save_figure(fig, path)
 
 
-def plot_activation_histograms(profiles: Mapping[str, Sequence[LayerStats]], path: str,
-                               title: str = "", max_layers: int = 5) -> str:
+def plot_activation_histograms(
+    profiles: Mapping[str, Sequence[LayerStats]], path: str, title: str = "", max_layers: int = 5
+) -> str:
     """Glorot & Bengio style: per scheme, the distribution of each hidden layer's outputs.
 
     Needs stats measured with ``keep_activations > 0``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(profiles), 1, figsize=(8, 2.4 * len(profiles)), squeeze=False)
     for ax, (name, stats) in zip(axes[:, 0], profiles.items(), strict=True):
         hidden = [s for s in stats[:-1] if s.activations is not None]
-        picks = np.unique(np.linspace(0, len(hidden) - 1, min(max_layers, len(hidden)))
-                          .round().astype(int))
+        picks = np.unique(
+            np.linspace(0, len(hidden) - 1, min(max_layers, len(hidden))).round().astype(int)
+        )
         for i in picks:
             values = hidden[i].activations[np.isfinite(hidden[i].activations)]
-            ax.hist(values, bins=60, histtype="step", density=True,
-                    label=f"layer {i + 1} (std {hidden[i].activation_std:.2g})")
+            ax.hist(
+                values,
+                bins=60,
+                histtype="step",
+                density=True,
+                label=f"layer {i + 1} (std {hidden[i].activation_std:.2g})",
+            )
         ax.set_title(name, fontsize=10)
         ax.set_yscale("log")
         ax.legend(fontsize=7, loc="upper right")
@@ -97,10 +106,16 @@ def plot_activation_histograms(profiles: Mapping[str, Sequence[LayerStats]], pat
     return save_figure(fig, path)
 
 
-def plot_curves(curves: Mapping[str, Sequence[float]], path: str, title: str = "",
-                xlabel: str = "epoch", ylabel: str = "training loss", log: bool = True) -> str:
+def plot_curves(
+    curves: Mapping[str, Sequence[float]],
+    path: str,
+    title: str = "",
+    xlabel: str = "epoch",
+    ylabel: str = "training loss",
+    log: bool = True,
+) -> str:
     """One line per name: loss (or any series) against epoch or step."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for name, values in curves.items():
         y = _finite_positive(values) if log else np.asarray(values, dtype="float64")
@@ -113,5 +128,27 @@ def plot_curves(curves: Mapping[str, Sequence[float]], path: str, title: str = "
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_matrices(
+    matrices: Mapping[str, np.ndarray],
+    path: str,
+    title: str = "",
+    xlabel: str = "input feature",
+    ylabel: str = "hidden unit",
+) -> str:
+    """Side-by-side heatmaps, e.g. a hidden layer's weights (one row per unit) by scheme."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices), 3.4), squeeze=False)
+    for ax, (name, matrix) in zip(axes[0], matrices.items(), strict=True):
+        image = ax.imshow(matrix, aspect="auto", cmap="coolwarm")
+        fig.colorbar(image, ax=ax, fraction=0.046)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, path)

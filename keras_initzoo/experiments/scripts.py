@@ -11,13 +11,20 @@ from collections.abc import Sequence
 def example_parser(lesson: str, description: str) -> argparse.ArgumentParser:
     """The flags every example takes: --logdir, --outdir, --seed, --quick."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--logdir", default=os.path.join("runs", "examples", lesson),
-                        help="TensorBoard log folder, one run per scheme (default: %(default)s)")
-    parser.add_argument("--outdir", default=os.path.join("runs", "figures"),
-                        help="where the PNG figures go (default: %(default)s)")
+    parser.add_argument(
+        "--logdir",
+        default=os.path.join("runs", "examples", lesson),
+        help="TensorBoard log folder, one run per scheme (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--outdir",
+        default=os.path.join("runs", "figures"),
+        help="where the PNG figures go (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smaller, faster run (used by the tests)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller, faster run (used by the tests)"
+    )
     return parser
 
 
