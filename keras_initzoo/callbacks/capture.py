@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from keras_initzoo.callbacks.groups import LayerGroup
+from keras_initzoo.callbacks.groups import LayerGroup, resolve_layer_groups
 
 _EMPTY = -1.0
 
@@ -119,7 +119,7 @@ class GradientCapture:
     """Owns the device buffers and the wrapper around ``optimizer.apply``.
 
     Args:
-        groups: layers to report, from :func:`resolve_layer_groups`.
+        model: the model whose layers are reported (see :func:`resolve_layer_groups`).
         update_freq: record steps ``1, 1 + update_freq, 1 + 2 * update_freq, ...``.
         rows: ring-buffer rows; at least the steps run per train-function call.
         per_variable, weight_norms, update_ratio: extra columns (see :class:`Columns`).
@@ -129,7 +129,7 @@ class GradientCapture:
 
     def __init__(
         self,
-        groups: Sequence[LayerGroup],
+        model,
         *,
         update_freq: int,
         rows: int,
@@ -139,6 +139,38 @@ class GradientCapture:
         histogram_freq: int = 0,
         histogram_bins: int = 30,
     ) -> None:
+        self.model = model
+        self.update_freq = int(update_freq)
+        self.rows = int(rows)
+        self.options = (per_variable, weight_norms, update_ratio)
+        self.histogram_freq = int(histogram_freq)
+        self.histogram_bins = int(histogram_bins)
+        self.active = True
+        self.built = False
+        self.groups: list[LayerGroup] = []
+        self.hist = None
+        self._target = None
+        self._wrapper = None
+        self._previous = None
+
+    def build(self) -> bool:
+        """Resolve the layers and create the buffers; False if there is nothing to log.
+
+        Called eagerly by the callback when the model is built, otherwise on the
+        first trace of the train step (a subclassed model builds only there).
+        """
+        if self.built:
+            return True
+        groups = resolve_layer_groups(self.model)
+        if not groups:
+            return False
+        with tf.init_scope():  # variables live outside any traced function
+            self._create(groups)
+        self.built = True
+        return True
+
+    def _create(self, groups: Sequence[LayerGroup]) -> None:
+        per_variable, weight_norms, update_ratio = self.options
         self.groups = list(groups)
         self.variables = [v for g in self.groups for v in g.variables]
         self.layer_of = [gi for gi, g in enumerate(self.groups) for _ in g.variables]
@@ -146,11 +178,6 @@ class GradientCapture:
         self.cols = Columns(
             len(self.groups), len(self.variables), per_variable, weight_norms, update_ratio
         )
-        self.update_freq = int(update_freq)
-        self.rows = int(rows)
-        self.histogram_freq = int(histogram_freq)
-        self.histogram_bins = int(histogram_bins)
-        self.active = True
         # Plain (not mirrored) variables: under a strategy they are only touched
         # in cross-replica context, inside merge_call.
         self.values = tf.Variable(
@@ -158,7 +185,6 @@ class GradientCapture:
             trainable=False,
             name="kiz_grad_norm_buffer",
         )
-        self.hist = None
         if self.histogram_freq:
             shape = [self.rows, len(self.groups), 3 + self.histogram_bins]
             self.hist = tf.Variable(
@@ -173,9 +199,6 @@ class GradientCapture:
                 tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="kiz_snapshot")
                 for v in self.variables
             ]
-        self._target = None
-        self._wrapper = None
-        self._previous = None
 
     # -- installing -----------------------------------------------------------------
     def install(self, optimizer) -> None:
@@ -193,6 +216,8 @@ class GradientCapture:
             else:
                 trainable_variables = list(trainable_variables)
                 tvars = trainable_variables
+            if not capture.build():
+                return inner(grads, trainable_variables)
             capture._before(target, grads, tvars)
             result = inner(grads, trainable_variables)
             if capture.cols.update_ratio:

@@ -11,7 +11,6 @@ import keras
 import numpy as np
 
 from keras_initzoo.callbacks.capture import Columns, GradientCapture, innermost_optimizer
-from keras_initzoo.callbacks.groups import resolve_layer_groups
 from keras_initzoo.callbacks.layout import charts_for, layout_summary
 from keras_initzoo.callbacks.writer import EventWriter, histogram_summary, scalar_summary
 
@@ -171,17 +170,8 @@ class GradientNormLogger(keras.callbacks.Callback):
             raise ValueError("GradientNormLogger needs a model compiled with an optimizer.")
         # Open the file now so even a short or failing run leaves the layout.
         self._open_writer()
-        groups = resolve_layer_groups(model)
-        if not groups:
-            warnings.warn(
-                "GradientNormLogger: the model has no trainable weights, so there are no "
-                "gradients to log.",
-                stacklevel=2,
-            )
-            self._capture = None
-            return
         self._capture = GradientCapture(
-            groups,
+            model,
             update_freq=self.update_freq,
             rows=max(1, int(getattr(model, "steps_per_execution", 1) or 1)),
             per_variable=self.per_variable,
@@ -190,12 +180,13 @@ class GradientNormLogger(keras.callbacks.Callback):
             histogram_freq=self.histogram_freq,
             histogram_bins=self.histogram_bins,
         )
+        # Built now if the model is; a subclassed model builds in the first trace.
+        self._capture.build()
         self._capture.install(model.optimizer)
         # fit() built the train function before on_train_begin; a function traced
         # by an earlier fit would not see the wrapped apply, so build a fresh one.
         model.make_train_function(force=True)
-        self._tags = self._scalar_tags(self._capture)
-        self._hist_tags = [f"grad_hist/{g.name}" for g in groups]
+        self._tags = []
         # One read per fit: steps continue across fit calls and initial_epoch resumes.
         self._iter = int(innermost_optimizer(model.optimizer).iterations.numpy())
         # The buffer is fresh: nothing in it predates this fit.
@@ -234,6 +225,19 @@ class GradientNormLogger(keras.callbacks.Callback):
         # With steps_per_execution > 1, one call covers batches begin..batch.
         lo = self._iter
         self._iter += max(1, batch - self._batch_begin + 1)
+        if not self._capture.built:
+            # Keras calls no optimizer for a model without trainable weights.
+            warnings.warn(
+                "GradientNormLogger: the model has no trainable weights, so there are no "
+                "gradients to log.",
+                stacklevel=2,
+            )
+            self._capture.uninstall()
+            self._capture = None
+            return
+        if not self._tags:
+            self._tags = self._scalar_tags(self._capture)
+            self._hist_tags = [f"grad_hist/{g.name}" for g in self._capture.groups]
         if _crosses(lo, self._iter, self.update_freq):
             self._flush_rows(expected=_last_multiple(self._iter, self.update_freq))
         if self.histogram_freq and _crosses(lo, self._iter, self.histogram_freq):

@@ -1,0 +1,31 @@
+"""Shared fixtures: read event files back with TensorBoard's own reader."""
+
+from __future__ import annotations
+
+import pytest
+from tensorboard.backend.event_processing import event_accumulator as ea
+
+
+def load_events(log_dir) -> ea.EventAccumulator:
+    """An EventAccumulator over ``log_dir`` keeping every event (no sampling)."""
+    acc = ea.EventAccumulator(
+        str(log_dir), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0, ea.HISTOGRAMS: 0}
+    )
+    acc.Reload()
+    return acc
+
+
+def load_scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
+    """``{tag: [(step, value), ...]}`` for every scalar tag in ``log_dir``."""
+    acc = load_events(log_dir)
+    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+
+
+@pytest.fixture
+def scalars():
+    return load_scalars
+
+
+@pytest.fixture
+def events():
+    return load_events
