@@ -9,13 +9,13 @@ TensorBoard's float32 ``simple_value`` storage (~6e-8).
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import load_events, load_scalars
 from tensorboard.plugins.custom_scalar import layout_pb2
 
-import keras
 import keras_initzoo as kiz
 
 RTOL = 1e-5
@@ -57,7 +57,8 @@ def tape_grads(model, weights, x, y, loss_fn=None):
         loss = loss_fn(y, model(x, training=True))
     grads = tape.gradient(loss, model.trainable_variables)
     return {
-        id(v): tf.convert_to_tensor(g).numpy() for v, g in zip(model.trainable_variables, grads)
+        id(v): tf.convert_to_tensor(g).numpy()
+        for v, g in zip(model.trainable_variables, grads, strict=True)
     }
 
 

@@ -1,0 +1,203 @@
+"""GradientNormLogger: which steps are logged, across fits, executions and faults."""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+from conftest import load_events, load_scalars
+from test_callback_gradient_norm import (
+    RTOL,
+    WeightRecorder,
+    check_step,
+    make_data,
+    mlp,
+    norm,
+    tape_grads,
+)
+
+import keras_initzoo as kiz
+
+LAYERS = ("hidden1", "hidden2", "out")
+
+
+def steps_of(log_dir, tag="grad_norm/global"):
+    return [s for s, _ in load_scalars(log_dir)[tag]]
+
+
+def fit(model, x, y, cb, **kw):
+    kw = {"batch_size": 8, "shuffle": False, "verbose": 0} | kw
+    return model.fit(x, y, callbacks=[cb], **kw)
+
+
+@pytest.mark.parametrize(
+    ("update_freq", "expected"), [(3, [1, 4, 7]), ("batch", list(range(1, 9)))]
+)
+def test_update_freq_logs_first_step_then_every_nth(tmp_path, update_freq, expected):
+    x, y = make_data(64)
+    model = mlp()
+    model.compile("sgd", "mse")
+    fit(model, x, y, kiz.GradientNormLogger(tmp_path, update_freq=update_freq))
+    assert steps_of(tmp_path) == expected
+
+
+@pytest.mark.parametrize("update_freq", [1, 2])
+def test_steps_per_execution(tmp_path, update_freq):
+    x, y = make_data(56)  # 7 steps: the last execution runs only one of 3
+    model = mlp()
+    model.compile("sgd", "mse", steps_per_execution=3)
+    rec = WeightRecorder()  # sees one begin per execution: weights before its first step
+    cb = kiz.GradientNormLogger(tmp_path, update_freq=update_freq)
+    model.fit(x, y, batch_size=8, shuffle=False, verbose=0, callbacks=[rec, cb])
+    assert steps_of(tmp_path) == list(range(1, 8, update_freq))
+    logged = load_scalars(tmp_path)
+    layers = {n: model.get_layer(n) for n in LAYERS}
+    # Steps 1, 4 and 7 open an execution, so their weights are known.
+    for step, weights in zip((1, 4, 7), rec.weights, strict=True):
+        if (step - 1) % update_freq:
+            continue
+        b = step - 1
+        check_step(
+            logged,
+            model,
+            layers,
+            tape_grads(model, weights, x[8 * b : 8 * b + 8], y[8 * b : 8 * b + 8]),
+            step,
+        )
+
+
+def test_fit_twice_and_initial_epoch_continue_steps(tmp_path):
+    x, y = make_data(32)  # 4 steps per epoch
+    model = mlp()
+    model.compile("adam", "mse")
+    cb = kiz.GradientNormLogger(tmp_path, update_freq=1)
+    fit(model, x, y, cb, epochs=2)
+    rec = WeightRecorder()
+    model.fit(
+        x, y, batch_size=8, shuffle=False, verbose=0, epochs=3, initial_epoch=2, callbacks=[rec, cb]
+    )
+    # A second callback instance on a third fit, as after a restart.
+    fit(model, x, y, kiz.GradientNormLogger(tmp_path, update_freq=2))
+    # Strictly increasing: nothing logged twice, nothing purged by TensorBoard.
+    assert steps_of(tmp_path) == list(range(1, 13)) + [13, 15]
+    logged = load_scalars(tmp_path)
+    layers = {n: model.get_layer(n) for n in LAYERS}
+    check_step(logged, model, layers, tape_grads(model, rec.weights[0], x[:8], y[:8]), 9)
+
+
+def test_no_trainable_weights_warns_and_trains(tmp_path):
+    model = mlp()
+    model.trainable = False
+    model.compile("sgd", "mse")
+    x, y = make_data(16)
+    with pytest.warns(UserWarning, match="no trainable weights"):
+        fit(model, x, y, kiz.GradientNormLogger(tmp_path))
+    assert "grad_norm/global" not in load_scalars(tmp_path)
+
+
+def test_several_callbacks_and_runs_in_one_process(tmp_path):
+    x, y = make_data(16)
+    results = {}
+    for scheme in ("zoo_he", "zoo_small"):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [
+                keras.Input((6,)),
+                keras.layers.Dense(8, activation="relu", kernel_initializer=scheme, name="a"),
+                keras.layers.Dense(1, kernel_initializer=scheme, name="b"),
+            ]
+        )
+        model.compile("sgd", "mse")
+        rec = WeightRecorder()
+        model.fit(
+            x,
+            y,
+            batch_size=8,
+            shuffle=False,
+            verbose=0,
+            callbacks=[rec, kiz.GradientNormLogger(tmp_path / scheme)],
+        )
+        grads = tape_grads(model, rec.weights[0], x[:8], y[:8])
+        results[scheme] = norm(grads, model.get_layer("a").trainable_variables)
+    for scheme, expected in results.items():
+        logged = load_scalars(tmp_path / scheme)
+        np.testing.assert_allclose(dict(logged["grad_norm/a"])[1], expected, rtol=RTOL)
+    # The small init's first layer gets a far smaller gradient: the demo's lesson.
+    assert results["zoo_small"] < 0.1 * results["zoo_he"]
+
+
+class Boom(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 2:
+            raise RuntimeError("interrupted")
+
+
+def test_interrupted_run_leaves_readable_events(tmp_path):
+    x, y = make_data(64)
+    model = mlp()
+    model.compile("sgd", "mse")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(
+            x, y, batch_size=8, verbose=0, callbacks=[kiz.GradientNormLogger(tmp_path), Boom()]
+        )
+    assert steps_of(tmp_path) == [1, 2, 3]
+
+
+def test_nonfinite_gradients_counted_and_stop_training(tmp_path):
+    x, y = make_data(64)
+    x[20, 0] = np.nan  # batch 3 (steps of 8): every gradient entry touched becomes NaN
+    model = mlp()
+    model.compile("sgd", "mse")
+    cb = kiz.GradientNormLogger(tmp_path, stop_on_nonfinite=True)
+    with pytest.warns(
+        UserWarning,
+        match=r"non-finite gradient values at step 3 .*hidden1.*"
+        r"Stopping training",
+    ):
+        history = fit(model, x, y, cb, epochs=3)
+    assert len(history.history["loss"]) == 1  # stopped in the first epoch
+    logged = load_scalars(tmp_path)
+    counts = dict(logged["grad_nonfinite/count"])
+    n_params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    assert counts[1] == counts[2] == 0
+    assert 0 < counts[3] <= n_params
+    assert np.isnan(dict(logged["grad_norm/global"])[3])
+
+
+def test_nonfinite_without_stop_keeps_training(tmp_path):
+    x, y = make_data(16)
+    x[0, 0] = np.inf
+    model = mlp()
+    model.compile("sgd", "mse")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = fit(model, x, y, kiz.GradientNormLogger(tmp_path), epochs=2)
+    assert len(history.history["loss"]) == 2
+    assert sum("non-finite gradient" in str(w.message) for w in caught) == 1  # warned once
+    assert all(v > 0 for _, v in load_scalars(tmp_path)["grad_nonfinite/count"])
+
+
+def test_run_eagerly(tmp_path):
+    x, y = make_data(16)
+    model = mlp()
+    model.compile("sgd", "mse", run_eagerly=True)
+    rec = WeightRecorder()
+    model.fit(x, y, batch_size=16, verbose=0, callbacks=[rec, kiz.GradientNormLogger(tmp_path)])
+    layers = {n: model.get_layer(n) for n in LAYERS}
+    check_step(load_scalars(tmp_path), model, layers, tape_grads(model, rec.weights[0], x, y), 1)
+
+
+def test_events_flushed_at_epoch_end(tmp_path):
+    x, y = make_data(16)
+    model = mlp()
+    model.compile("sgd", "mse")
+    seen = []
+
+    class Peek(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(load_events(tmp_path).Tags()["scalars"])
+
+    model.fit(x, y, batch_size=16, verbose=0, callbacks=[kiz.GradientNormLogger(tmp_path), Peek()])
+    assert "grad_norm/global" in seen[0]
