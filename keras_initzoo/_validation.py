@@ -103,14 +103,20 @@ def check_float_dtype(dtype: object) -> str:
     return name
 
 
-def check_axes(name: str, axes: object, rank: int) -> tuple[int, ...]:
-    """Returns ``axes`` normalized to distinct non-negative axes of a rank-``rank`` shape."""
+def check_axes(name: str, axes: object, rank: int | None = None) -> tuple[int, ...]:
+    """Returns ``axes`` as distinct integers, made non-negative for a rank-``rank`` shape.
+
+    With ``rank=None`` (the shape is not known yet) only the types are checked.
+    """
     if not isinstance(axes, Sequence) or isinstance(axes, str):
         raise ValueError(f"`{name}` must be a list of integer axes; received {name}={axes!r}.")
     normalized = []
     for axis in axes:
         if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
             raise ValueError(f"`{name}` must be a list of integer axes; received {name}={axes!r}.")
+        if rank is None:
+            normalized.append(int(axis))
+            continue
         if not -rank <= axis < rank:
             raise ValueError(
                 f"`{name}` has axis {axis}, out of range for a shape of rank {rank}; "

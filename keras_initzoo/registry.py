@@ -45,7 +45,7 @@ _INFOS = (
     InitializerInfo(
         "zoo_constant",
         _init.Constant,
-        "one constant `value`",
+        "one constant `value`=0.5",
         "0",
         "biases only: fails to break symmetry",
         "lessons: the symmetry problem",
@@ -263,3 +263,7 @@ def markdown_table() -> str:
             f"| {info.activations} | {info.reference} |"
         )
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # regenerates the README table
+    print(markdown_table())

@@ -7,10 +7,27 @@ import numbers
 from typing import Any
 
 import keras
+import numpy as np
+from keras.src.backend.common import global_state
 
 from keras_initzoo._validation import check_float_dtype, check_shape
 
 Seed = int | keras.random.SeedGenerator | None
+
+
+def _next_stream(seed: int) -> int:
+    """The seed of the next sub-stream of ``seed`` in this Keras session.
+
+    Sub-streams are numbered per integer seed like layer names are numbered
+    per class (``dense``, ``dense_1``, ...), and ``keras.backend.clear_session()``
+    restarts both.
+    """
+    counters = global_state.get_global_attribute(
+        "keras_initzoo_seed_streams", {}, set_to_default=True
+    )
+    index = counters.get(seed, 0)
+    counters[seed] = index + 1
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint32)[0])
 
 
 def _make_seed_generator(seed: object) -> keras.random.SeedGenerator:
@@ -19,9 +36,13 @@ def _make_seed_generator(seed: object) -> keras.random.SeedGenerator:
     Keras initializers with an integer (or no) seed return the same tensor on
     every call, so one instance shared by several layers gives them identical
     kernels: the symmetry problem. Here every instance draws from a
-    ``SeedGenerator`` whose state advances on each call, so repeated calls
-    differ while the same integer seed and the same call order reproduce
-    every tensor exactly.
+    ``SeedGenerator`` whose state advances on each call, and an integer seed
+    names a family of streams: each initializer built with it, whether by the
+    user, by a layer cloning it from its config (``MultiHeadAttention`` does)
+    or by loading a saved model, takes the next stream. No two of them draw
+    the same kernel, while the same seed and the same build order reproduce
+    every tensor exactly, in a fresh process or after ``clear_session()``.
+    A ``SeedGenerator`` passed in is used (and shared) as it is.
     """
     if isinstance(seed, keras.random.SeedGenerator):
         return seed
@@ -32,7 +53,7 @@ def _make_seed_generator(seed: object) -> keras.random.SeedGenerator:
             "`seed` must be None, an integer in [0, 2**32) or a "
             f"keras.random.SeedGenerator; received seed={seed!r}."
         )
-    return keras.random.SeedGenerator(int(seed))
+    return keras.random.SeedGenerator(_next_stream(int(seed)))
 
 
 def _seed_from_config(seed: object) -> object:

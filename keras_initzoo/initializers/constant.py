@@ -24,14 +24,15 @@ class Constant(ZooInitializer):
     >>> layer = keras.layers.Dense(3, kernel_initializer=Constant(0.5))
 
     Args:
-        value: the finite number to fill with.
+        value: the finite number to fill with (0.5 by default, so that the
+            lesson differs from :class:`Zeros`).
         seed: accepted for a uniform interface; a constant uses no randomness.
 
     Reference: the symmetry problem, e.g. Goodfellow et al., *Deep Learning*
     (2016), section 8.4.
     """
 
-    def __init__(self, value: float = 0.0, seed: Seed = None):
+    def __init__(self, value: float = 0.5, seed: Seed = None):
         self.value = check_finite("value", value)
         super().__init__(seed=seed)
 

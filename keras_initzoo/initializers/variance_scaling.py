@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_initzoo._validation import check_choice, check_positive
+from keras_initzoo._validation import check_axes, check_choice, check_positive
 from keras_initzoo.fans import compute_fans, scaled_variance
 from keras_initzoo.gains import leaky_relu_gain
 from keras_initzoo.initializers.base import Seed, ZooInitializer
@@ -75,8 +75,10 @@ class VarianceScaling(ZooInitializer, keras.initializers.VarianceScaling):
                 "`input_axes` and `output_axes` must be given together or not at all; "
                 f"received input_axes={input_axes!r}, output_axes={output_axes!r}."
             )
-        self.input_axes = None if input_axes is None else list(input_axes)
-        self.output_axes = None if output_axes is None else list(output_axes)
+        self.input_axes = None if input_axes is None else list(check_axes("input_axes", input_axes))
+        self.output_axes = (
+            None if output_axes is None else list(check_axes("output_axes", output_axes))
+        )
         super().__init__(seed=seed)
 
     def variance(self, shape: Sequence[int]) -> float:
