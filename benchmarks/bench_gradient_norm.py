@@ -1,0 +1,231 @@
+"""Benchmark: per-step overhead of GradientNormLogger against other ways to watch gradients.
+
+Reference model: Dense layers (ReLU), batch 128, CPU, TensorFlow backend. One
+process; configurations alternate within every repeat so drifts in machine load
+hit them all alike. Step time is the wall time between consecutive
+``on_train_batch_begin`` calls (train function plus every callback's hooks),
+skipping the first steps of each fit (tracing); the figure per configuration is
+the median over repeats of the per-fit median.
+
+Configurations: no callback; GradientNormLogger(update_freq=1); update_freq=100;
+keras.callbacks.TensorBoard(update_freq="batch", histogram_freq=1); and the
+common workaround, a callback running an extra GradientTape pass on a batch
+every step. A second, deep model (500 layers) checks that the overhead stays
+within the same ratios and that event-file bytes grow like layers x logged steps.
+
+Usage::
+
+    python benchmarks/bench_gradient_norm.py            # full run (minutes)
+    python benchmarks/bench_gradient_norm.py --quick    # smoke run (seconds)
+    python benchmarks/bench_gradient_norm.py --write benchmarks/RESULTS_gradient_norm.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the reference is a CPU benchmark
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import keras_initzoo as kiz  # noqa: E402
+
+TARGETS = {"every step (update_freq=1)": 1.05, "update_freq=100": 1.02}
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Wall time between consecutive batch begins: the whole step as fit sees it."""
+
+    def __init__(self, skip: int) -> None:
+        super().__init__()
+        self.skip = skip
+        self.times: list[float] = []
+        self._last = None
+
+    def on_train_begin(self, logs=None):
+        self._last = None
+        self.times = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        now = time.perf_counter()
+        if self._last is not None:
+            self.times.append(now - self._last)
+        self._last = now
+
+    def median(self) -> float:
+        return statistics.median(self.times[self.skip :])
+
+
+class ExtraTapeNorms(keras.callbacks.Callback):
+    """The workaround GradientNormLogger replaces: a second backward pass per step."""
+
+    def __init__(self, log_dir: str, x, y) -> None:
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.x, self.y = tf.constant(x), tf.constant(y)
+        self.step = 0
+        self._fn = None
+
+    def on_train_begin(self, logs=None):
+        model, loss_fn = self.model, keras.losses.MeanSquaredError()
+
+        @tf.function
+        def norms(x, y):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+            grads = tape.gradient(loss, model.trainable_variables)
+            return [tf.norm(g) for g in grads]
+
+        self._fn = norms
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        values = self._fn(self.x, self.y)
+        with self.writer.as_default(step=self.step):
+            for v, n in zip(self.model.trainable_variables, values, strict=True):
+                tf.summary.scalar(f"grad_norm/{v.path}", n)
+
+
+def build(depth: int, width: int, seed: int = 0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((width,))]
+    layers += [keras.layers.Dense(width, activation="relu") for _ in range(depth)]
+    layers += [keras.layers.Dense(1)]
+    model = keras.Sequential(layers)
+    model.compile(keras.optimizers.Adam(1e-4), "mse")
+    return model
+
+
+def event_bytes(log_dir: str) -> int:
+    return sum(p.stat().st_size for p in Path(log_dir).rglob("*tfevents*"))
+
+
+def run_suite(depth, width, batch, steps, repeats, configs, tmp):
+    """Median step time per configuration (seconds), and event bytes per config."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch * 8, width)).astype("float32")
+    y = rng.normal(size=(batch * 8, 1)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).repeat().prefetch(2)
+    models = {name: build(depth, width) for name in configs}
+    results: dict[str, list[float]] = {name: [] for name in configs}
+    sizes: dict[str, int] = {}
+    skip = 3
+    for r in range(repeats):
+        for name, make_cb in configs.items():
+            log_dir = os.path.join(tmp, f"d{depth}", name.replace(" ", "_"), f"r{r}")
+            timer = StepTimer(skip)
+            cbs = [timer] + make_cb(log_dir, x[:batch], y[:batch])
+            models[name].fit(
+                data, epochs=1, steps_per_epoch=steps + skip + 1, callbacks=cbs, verbose=0
+            )
+            results[name].append(timer.median())
+            if os.path.isdir(log_dir):
+                sizes[name] = event_bytes(log_dir)
+    return {n: statistics.median(v) for n, v in results.items()}, sizes
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run (seconds)")
+    parser.add_argument("--write", metavar="PATH", help="write the Markdown results here")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    quick = args.quick
+    width, batch = (32, 16) if quick else (256, 128)
+    steps = args.steps or (6 if quick else 150)
+    repeats = args.repeats or (1 if quick else 5)
+    deep_steps = 4 if quick else 60
+    deep_repeats = 1 if quick else 3
+    deep_depth, deep_width = (30, 16) if quick else (500, 32)
+
+    gnl = "every step (update_freq=1)"
+    configs = {
+        "no callback": lambda d, x, y: [],
+        gnl: lambda d, x, y: [kiz.GradientNormLogger(d, update_freq=1)],
+        "update_freq=100": lambda d, x, y: [kiz.GradientNormLogger(d, update_freq=100)],
+        "keras TensorBoard (batch, histogram_freq=1)": lambda d, x, y: [
+            keras.callbacks.TensorBoard(d, update_freq="batch", histogram_freq=1)
+        ],
+        "extra GradientTape pass per step": lambda d, x, y: [ExtraTapeNorms(d, x, y)],
+    }
+    deep_configs = {k: configs[k] for k in ("no callback", gnl, "update_freq=100")}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.time()
+        ref, ref_sizes = run_suite(20, width, batch, steps, repeats, configs, tmp)
+        deep, deep_sizes = run_suite(
+            deep_depth, deep_width, batch, deep_steps, deep_repeats, deep_configs, tmp
+        )
+        elapsed = time.time() - t0
+
+    def bytes_per_scalar_step(size: int, layers: int, logged: int) -> float:
+        return size / ((layers + 2) * logged)  # +2: the global and non-finite scalars
+
+    lines = []
+    head = f"| configuration | 20 x Dense({width}), batch {batch}: ms/step | ratio |"
+    lines += [head, "|---|---:|---:|"]
+    for name, t in ref.items():
+        lines.append(f"| {name} | {1e3 * t:.2f} | {t / ref['no callback']:.3f} |")
+    lines += [
+        "",
+        f"| configuration | {deep_depth} x Dense({deep_width}): ms/step | ratio |",
+        "|---|---:|---:|",
+    ]
+    for name, t in deep.items():
+        lines.append(f"| {name} | {1e3 * t:.2f} | {t / deep['no callback']:.3f} |")
+    lines += [
+        "",
+        "| event file, update_freq=1 | layers | logged steps | bytes | bytes/(scalar x step) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, size, layers, logged in (
+        ("20-layer model", ref_sizes[gnl], 21, steps + 4),
+        (f"{deep_depth}-layer model", deep_sizes[gnl], deep_depth + 1, deep_steps + 4),
+    ):
+        per = bytes_per_scalar_step(size, layers, logged)
+        lines.append(f"| {label} | {layers} | {logged} | {size} | {per:.1f} |")
+    verdict = []
+    for name, limit in TARGETS.items():
+        for label, res in (("20 layers", ref), (f"{deep_depth} layers", deep)):
+            ratio = res[name] / res["no callback"]
+            verdict.append(
+                f"{name}, {label}: {ratio:.3f} (target <= {limit}) "
+                f"{'OK' if ratio <= limit else 'MISSED'}"
+            )
+    table = "\n".join(lines)
+    print(table)
+    print("\n".join(verdict))
+    print(f"({elapsed:.0f} s)")
+    if args.write:
+        cmd = "python benchmarks/bench_gradient_norm.py " + " ".join(argv or sys.argv[1:])
+        Path(args.write).write_text(
+            "# GradientNormLogger benchmark\n\n"
+            f"Command: `{cmd.strip()}`\n\n"
+            f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"TensorFlow {tf.__version__}, Keras {keras.__version__}, CPU only.\n\n"
+            f"Median step time (wall time between batch begins, first 3 steps of each fit "
+            f"skipped), median over {repeats} (deep model: {deep_repeats}) alternated "
+            f"repeats of {steps} ({deep_steps}) steps.\n\n"
+            + table
+            + "\n\n"
+            + "\n".join(f"- {v}" for v in verdict)
+            + "\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
