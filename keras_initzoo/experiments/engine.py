@@ -43,6 +43,10 @@ class ExperimentConfig:
     # so hides a good part of what a bad initialization does to the gradients.
     optimizer: str = "sgd"
     momentum: float = 0.9
+    # Caps the global gradient norm: lets a well-initialized very deep net train at a
+    # useful learning rate without the odd spike blowing it up. It scales large
+    # gradients down only, so it does not rescue a scheme whose gradients vanish.
+    clipnorm: float | None = None
     dataset: str = "blobs"
     n_samples: int | None = None
     seed: int = 0
@@ -103,9 +107,7 @@ class SchemeResult:
         below 1 when gradients vanish on the way to the input, far above when they
         explode. NaN when the last layer gets no gradient at all (all-zero init).
         """
-        hidden = self.init_stats[:-1] or self.init_stats
-        first, last = hidden[0].grad_norm, hidden[-1].grad_norm
-        return first / last if last > 0 and math.isfinite(last) else math.nan
+        return depth_ratio(self.init_stats, "grad_norm")
 
 
 def scheme_label(scheme: Scheme) -> str:
@@ -115,6 +117,17 @@ def scheme_label(scheme: Scheme) -> str:
     config = scheme.get("config") or {}
     args = ",".join(f"{k}={v}" for k, v in config.items() if v is not None)
     return f"{scheme['class_name']}({args})" if args else str(scheme["class_name"])
+
+
+def depth_ratio(stats: Sequence[LayerStats], attr: str = "backprop_norm") -> float:
+    """``attr`` of the first hidden layer over the last hidden layer's.
+
+    ~1: the signal keeps its size across depth; << 1: it vanishes on its way to
+    the input; >> 1: it explodes. NaN when the last hidden layer gets nothing.
+    """
+    hidden = stats[:-1] or stats
+    first, last = getattr(hidden[0], attr), getattr(hidden[-1], attr)
+    return first / last if last > 0 and math.isfinite(last) else math.nan
 
 
 def resolve_scheme(scheme: Scheme) -> Scheme:
@@ -281,8 +294,9 @@ def _gradient_logger(log_dir: str, update_freq: int) -> keras.callbacks.Callback
 
 def make_optimizer(config: ExperimentConfig) -> keras.optimizers.Optimizer:
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(config.learning_rate)
-    return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum)
+        return keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm)
+    return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum,
+                                global_clipnorm=config.clipnorm)
 
 
 def train_scheme(
