@@ -16,10 +16,20 @@ from collections.abc import Sequence
 from keras_initzoo._validation import check_axes, check_int
 
 
+def check_axes_pair(input_axes: object, output_axes: object) -> None:
+    """Raises unless ``input_axes`` and ``output_axes`` are both given or both None."""
+    if (input_axes is None) != (output_axes is None):
+        raise ValueError(
+            "`input_axes` and `output_axes` must be given together or not at all; "
+            f"received input_axes={input_axes!r}, output_axes={output_axes!r}."
+        )
+
+
 def compute_fans(
     shape: Sequence[int],
     input_axes: Sequence[int] | None = None,
     output_axes: Sequence[int] | None = None,
+    batch_axes: Sequence[int] = (),
 ) -> tuple[int, int]:
     """Returns ``(fan_in, fan_out)`` for a weight of the given shape.
 
@@ -31,7 +41,8 @@ def compute_fans(
     A vector (a bias, a norm scale) has ``fan_in = fan_out = shape[0]`` and a
     scalar ``1``, as in Keras. With explicit axes, ``fan_in`` is the product of
     ``shape`` over ``input_axes`` and ``fan_out`` over ``output_axes``; the two
-    must be given together.
+    must be given together. ``batch_axes`` (as in JAX) are left out of both:
+    they index independent kernels stacked in one tensor, e.g. an ensemble's.
 
     Example:
 
@@ -39,13 +50,12 @@ def compute_fans(
     (144, 288)
     >>> compute_fans((64, 8, 16), input_axes=[0], output_axes=[1, 2])
     (64, 128)
+    >>> compute_fans((5, 64, 32), batch_axes=[0])   # 5 stacked Dense kernels
+    (64, 32)
     """
-    if (input_axes is None) != (output_axes is None):
-        raise ValueError(
-            "`input_axes` and `output_axes` must be given together or not at all; "
-            f"received input_axes={input_axes!r}, output_axes={output_axes!r}."
-        )
+    check_axes_pair(input_axes, output_axes)
     shape = tuple(shape)
+    batch_axes = set(check_axes("batch_axes", batch_axes, len(shape)))
     if input_axes is not None:
         input_axes = check_axes("input_axes", input_axes, len(shape))
         output_axes = check_axes("output_axes", output_axes, len(shape))
@@ -53,6 +63,7 @@ def compute_fans(
             math.prod(shape[axis] for axis in input_axes),
             math.prod(shape[axis] for axis in output_axes),
         )
+    shape = tuple(dim for axis, dim in enumerate(shape) if axis not in batch_axes)
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:

@@ -28,6 +28,15 @@ def test_explicit_axes():
     assert kiz.compute_fans((8, 16, 64), input_axes=[0, 1], output_axes=[-1]) == (128, 64)
 
 
+def test_batch_axes_are_left_out_of_both_fans():
+    assert kiz.compute_fans((5, 64, 32), batch_axes=[0]) == (64, 32)
+    assert kiz.compute_fans((3, 3, 16, 32, 4), batch_axes=[-1]) == (9 * 16, 9 * 32)
+    stacked = kiz.VarianceScaling(2.0, distribution="normal", batch_axes=[0], seed=4)
+    assert np.asarray(stacked((10, 500, 100), dtype="float64")).var() == pytest.approx(
+        2 / 500, rel=0.02
+    )
+
+
 def test_conv_transpose_axes_count_input_channels_towards_fan_in():
     # Conv2DTranspose kernels are (kh, kw, filters, in_channels)
     axes = kiz.conv_transpose_axes(2)

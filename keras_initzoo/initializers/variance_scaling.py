@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import keras
 
 from keras_initzoo._validation import check_axes, check_choice, check_positive
-from keras_initzoo.fans import compute_fans, scaled_variance
+from keras_initzoo.fans import check_axes_pair, compute_fans, scaled_variance
 from keras_initzoo.gains import leaky_relu_gain
 from keras_initzoo.initializers.base import Seed, ZooInitializer
 
@@ -56,6 +56,8 @@ class VarianceScaling(ZooInitializer, keras.initializers.VarianceScaling):
         input_axes, output_axes: the kernel axes that count towards
             ``fan_in`` and ``fan_out``, for layouts other than
             ``(*receptive_field, in, out)``; ``EinsumDense`` fills them in.
+        batch_axes: axes left out of both fans, for independent kernels
+            stacked in one tensor (as JAX's ``batch_axis``).
     """
 
     def __init__(
@@ -66,15 +68,13 @@ class VarianceScaling(ZooInitializer, keras.initializers.VarianceScaling):
         seed: Seed = None,
         input_axes: Sequence[int] | None = None,
         output_axes: Sequence[int] | None = None,
+        batch_axes: Sequence[int] = (),
     ):
         self.scale = check_positive("scale", scale)
         self.mode = check_choice("mode", mode, MODES)
         self.distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
-        if (input_axes is None) != (output_axes is None):
-            raise ValueError(
-                "`input_axes` and `output_axes` must be given together or not at all; "
-                f"received input_axes={input_axes!r}, output_axes={output_axes!r}."
-            )
+        check_axes_pair(input_axes, output_axes)
+        self.batch_axes = list(check_axes("batch_axes", batch_axes))
         self.input_axes = None if input_axes is None else list(check_axes("input_axes", input_axes))
         self.output_axes = (
             None if output_axes is None else list(check_axes("output_axes", output_axes))
@@ -83,7 +83,7 @@ class VarianceScaling(ZooInitializer, keras.initializers.VarianceScaling):
 
     def variance(self, shape: Sequence[int]) -> float:
         """The variance of the values drawn for a tensor of ``shape``."""
-        fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
+        fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes, self.batch_axes)
         return scaled_variance(self.scale, self.mode, fan_in, fan_out)
 
     def draw(self, shape, dtype):
