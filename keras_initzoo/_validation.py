@@ -16,29 +16,23 @@ import keras
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
-def check_positive(name: str, value: object) -> float:
-    """Returns ``value`` as a float if it is a finite real number > 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            f"`{name}` must be a finite number > 0; received {name}={value!r} "
-            f"of type {type(value).__name__}."
-        )
-    value = float(value)
-    if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(f"`{name}` must be a finite number > 0; received {name}={value!r}.")
-    return value
-
-
-def check_finite(name: str, value: object) -> float:
+def check_finite(name: str, value: object, what: str = "a finite number") -> float:
     """Returns ``value`` as a float if it is a finite real number."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(
-            f"`{name}` must be a finite number; received {name}={value!r} "
-            f"of type {type(value).__name__}."
+            f"`{name}` must be {what}; received {name}={value!r} of type {type(value).__name__}."
         )
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite number; received {name}={value!r}.")
+        raise ValueError(f"`{name}` must be {what}; received {name}={value!r}.")
+    return value
+
+
+def check_positive(name: str, value: object) -> float:
+    """Returns ``value`` as a float if it is a finite real number > 0."""
+    value = check_finite(name, value, what="a finite number > 0")
+    if value <= 0.0:
+        raise ValueError(f"`{name}` must be a finite number > 0; received {name}={value!r}.")
     return value
 
 

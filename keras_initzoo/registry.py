@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import keras
@@ -107,14 +107,6 @@ _INFOS = (
         _GLOROT,
     ),
     InitializerInfo(
-        "zoo_xavier",
-        _init.GlorotUniform,
-        "uniform",
-        "1/fan_avg",
-        "linear, tanh, sigmoid, softmax",
-        _GLOROT,
-    ),
-    InitializerInfo(
         "zoo_glorot_normal",
         _init.GlorotNormal,
         "truncated normal",
@@ -124,14 +116,6 @@ _INFOS = (
     ),
     InitializerInfo(
         "zoo_he",
-        _init.HeNormal,
-        "truncated normal",
-        "2/((1+a²)·fan_in)",
-        "relu, leaky_relu, gelu, swish",
-        _HE,
-    ),
-    InitializerInfo(
-        "zoo_kaiming",
         _init.HeNormal,
         "truncated normal",
         "2/((1+a²)·fan_in)",
@@ -173,6 +157,17 @@ _INFOS = (
         "any, with the right scale",
         "the general family",
     ),
+)
+
+# Second names for the same scheme, each listed as a row of its own.
+_SYNONYMS = {"zoo_xavier": "zoo_glorot", "zoo_kaiming": "zoo_he"}
+_INFOS = tuple(
+    info
+    for first in _INFOS
+    for info in (
+        first,
+        *(replace(first, alias=s) for s, of in _SYNONYMS.items() if of == first.alias),
+    )
 )
 
 ALIASES: dict[str, type[ZooInitializer]] = {info.alias: info.cls for info in _INFOS}

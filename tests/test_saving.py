@@ -60,16 +60,9 @@ def test_clone_model(model):
     assert clone.predict(X, verbose=0).shape == model.predict(X, verbose=0).shape
 
 
-def test_keras_file(model, tmp_path):
-    path = tmp_path / "zoo.keras"
-    model.save(path)
-    restored = keras.models.load_model(path)
-    _assert_same_initializers(model, restored)
-    np.testing.assert_array_equal(restored.predict(X, verbose=0), model.predict(X, verbose=0))
-
-
-def test_legacy_h5(model, tmp_path):
-    path = tmp_path / "zoo.h5"
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])  # native format and legacy HDF5
+def test_save_and_load_model(model, tmp_path, suffix):
+    path = tmp_path / f"zoo{suffix}"
     model.save(path)
     restored = keras.models.load_model(path)
     _assert_same_initializers(model, restored)
