@@ -258,11 +258,19 @@ class _ProgressBar(keras.callbacks.Callback):
 
 
 def write_depth_profile(log_dir: str, stats: Sequence[LayerStats]) -> None:
-    """Log init statistics against depth (step = layer index): a depth profile in TensorBoard."""
+    """Log init statistics against depth (step = layer index): a depth profile in TensorBoard.
+
+    The log10 copies exist because TensorBoard charts start on a linear axis, where
+    1e-15 and 1e-2 both look like 0; 0, inf and NaN have no log and are left out.
+    """
     with tf.summary.create_file_writer(log_dir).as_default() as writer:
         for depth, s in enumerate(stats, start=1):
-            tf.summary.scalar("init_by_depth/activation_std", s.activation_std, step=depth)
-            tf.summary.scalar("init_by_depth/grad_norm", s.grad_norm, step=depth)
+            for name in ("activation_std", "backprop_norm", "grad_norm"):
+                value = getattr(s, name)
+                tf.summary.scalar(f"init_by_depth/{name}", value, step=depth)
+                if value > 0 and math.isfinite(value):
+                    tf.summary.scalar(f"init_by_depth/log10_{name}", math.log10(value),
+                                      step=depth)
         writer.flush()
 
 
