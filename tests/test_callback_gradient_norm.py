@@ -66,6 +66,14 @@ def norm(grads, variables):
     return float(np.sqrt(sum(np.sum(np.square(grads[id(v)].astype("float64"))) for v in variables)))
 
 
+def fit_logged(model, x, y, log_dir, batch_size=16, **cb_kwargs):
+    """Fit in order with a GradientNormLogger; return the weight recorder and the scalars."""
+    rec = WeightRecorder()
+    cb = kiz.GradientNormLogger(log_dir, **cb_kwargs)
+    model.fit(x, y, batch_size=batch_size, shuffle=False, verbose=0, callbacks=[rec, cb])
+    return rec, load_scalars(log_dir)
+
+
 def check_step(logged, model, layers, grads, step):
     """Compare every ``grad_norm/<layer>`` and the global norm at ``step``."""
     for name, layer in layers.items():
@@ -82,7 +90,6 @@ def test_norms_match_gradient_tape_every_step(tmp_path):
     rec = WeightRecorder()
     cb = kiz.GradientNormLogger(tmp_path, update_freq=1)
     model.fit(x, y, batch_size=16, epochs=2, shuffle=False, callbacks=[rec, cb], verbose=0)
-
     logged = load_scalars(tmp_path)
     assert [s for s, _ in logged["grad_norm/global"]] == list(range(1, 9))
     assert all(v == 0 for _, v in logged["grad_nonfinite/count"])
@@ -133,17 +140,7 @@ def test_nested_shared_and_frozen_layers_resolve_to_real_layers(tmp_path):
     model = keras.Model(inp, out)
     model.compile("sgd", "mse")
     x, y = make_data(16)
-    rec = WeightRecorder()
-    model.fit(
-        x,
-        y,
-        batch_size=16,
-        shuffle=False,
-        verbose=0,
-        callbacks=[rec, kiz.GradientNormLogger(tmp_path)],
-    )
-
-    logged = load_scalars(tmp_path)
+    rec, logged = fit_logged(model, x, y, tmp_path)
     names = sorted(t.split("/", 1)[1] for t in logged if t.startswith("grad_norm/"))
     assert names == ["global", "head", "inner_a", "inner_b", "shared"]
     layers = {n: inner.get_layer(n) for n in ("inner_a", "inner_b")}
@@ -171,16 +168,7 @@ def test_subclassed_model(tmp_path):
     model = Subclassed()
     model.compile("sgd", "mse")
     x, y = make_data(32)
-    rec = WeightRecorder()
-    model.fit(
-        x,
-        y,
-        batch_size=16,
-        shuffle=False,
-        verbose=0,
-        callbacks=[rec, kiz.GradientNormLogger(tmp_path)],
-    )
-    logged = load_scalars(tmp_path)
+    rec, logged = fit_logged(model, x, y, tmp_path)
     layers = {"body": model.body, "head": model.head}
     grads = tape_grads(model, rec.weights[1], x[16:], y[16:])
     check_step(logged, model, layers, grads, 2)
@@ -194,9 +182,7 @@ def test_logs_gradients_before_clipping(tmp_path, clip):
     x, y = make_data(16)
     model = mlp()
     model.compile(keras.optimizers.SGD(0.1, **clip), "mse")
-    rec = WeightRecorder()
-    model.fit(x, y, batch_size=16, verbose=0, callbacks=[rec, kiz.GradientNormLogger(tmp_path)])
-    logged = load_scalars(tmp_path)
+    rec, logged = fit_logged(model, x, y, tmp_path)
     grads = tape_grads(model, rec.weights[0], x, y)
     layers = {n: model.get_layer(n) for n in ("hidden1", "hidden2", "out")}
     check_step(logged, model, layers, grads, 1)
@@ -219,16 +205,7 @@ def test_mixed_precision_logs_unscaled_gradients(tmp_path, mixed_float16):
     model = mlp()
     model.compile(keras.optimizers.SGD(0.01), "mse")
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
-    rec = WeightRecorder()
-    model.fit(
-        x,
-        y,
-        batch_size=16,
-        shuffle=False,
-        verbose=0,
-        callbacks=[rec, kiz.GradientNormLogger(tmp_path)],
-    )
-    logged = load_scalars(tmp_path)
+    rec, logged = fit_logged(model, x, y, tmp_path)
     assert [s for s, _ in logged["grad_norm/global"]] == [1, 2]
     # Reference: the same loss scaling as the optimizer, then unscaled, so the
     # float16 backward pass rounds identically; without unscaling the logged
