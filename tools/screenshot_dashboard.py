@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from keras_initzoo.experiments.tb_server import TensorBoardServer, scalar_tags_ready
 
 CHROMIUM = "/usr/bin/chromium"
+MIN_COLOURED = 1500  # a blank chart area has < 200; three drawn cards have > 3,000
 # The time-series (scalars) view, filtered by tag; smoothing 0 shows the raw values;
 # forceSVG because headless Chromium without a GPU draws no WebGL lines.
 DEFAULT_VIEW = "?darkMode=false&forceSVG=true&smoothing=0&tagFilter={tag_filter}#timeseries"
@@ -56,6 +57,19 @@ def chromium_screenshot(url: str, out: str, chromium: str = CHROMIUM,
         raise RuntimeError(f"chromium failed ({done.returncode}): {done.stderr[-2000:]}")
 
 
+def coloured_pixels(png: str) -> int:
+    """Strongly coloured pixels in the chart area (right of the run list, below the header).
+
+    Drawn lines are coloured; an empty card is white and grey. A page caught before
+    its charts rendered scores near 0, a drawn one thousands.
+    """
+    import matplotlib.image as mpimg
+
+    image = mpimg.imread(png)[..., :3]
+    saturation = image.max(axis=-1) - image.min(axis=-1)
+    return int((saturation[150:, 290:1120] > 0.25).sum())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logdir", default=os.path.join("runs", "demo"),
@@ -70,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="browser binary (default: %(default)s)")
     parser.add_argument("--budget-ms", type=int, default=20000,
                         help="virtual time the page gets to load and draw (default: %(default)s)")
+    parser.add_argument("--attempts", type=int, default=4,
+                        help="screenshots to try until the charts are drawn (default: 4)")
     args = parser.parse_args(argv)
     if not os.path.exists(args.chromium):
         parser.error(f"--chromium: {args.chromium} not found (apt-get install chromium)")
@@ -82,7 +98,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         ready = scalar_tags_ready({run: {"grad_norm/global"} for run in runs})
         with TensorBoardServer(tmp).start(ready=ready) as server:
             url = server.url + "/" + DEFAULT_VIEW.format(tag_filter=args.tag_filter)
-            chromium_screenshot(url, args.out, args.chromium, budget_ms=args.budget_ms)
+            # The cards render lazily; a load that loses the race leaves them blank,
+            # so look at the result and retry with more virtual time.
+            for attempt in range(1, args.attempts + 1):
+                chromium_screenshot(url, args.out, args.chromium,
+                                    budget_ms=args.budget_ms * attempt)
+                if coloured_pixels(args.out) >= MIN_COLOURED:
+                    break
+                print(f"attempt {attempt}: charts not drawn yet, retrying", file=sys.stderr)
+            else:
+                raise SystemExit(f"charts still blank after {args.attempts} attempts; "
+                                 f"see {args.out}")
     print(f"saved {args.out} ({time.perf_counter() - start:.1f} s) from {url}")
     return 0
 
