@@ -84,13 +84,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 def _plot_paths(runs: dict[str, list[float]], path: str) -> str:
     fig, ax = pyplot().subplots(figsize=(6.4, 4.0))
-    grid = np.linspace(-5, 5, 200)
+    shown = ("x0=4, lr=0.01", "x0=4, lr=0.05", "x0=4, lr=0.19", "x0=4, lr=0.21")
+    reach = max(abs(x) for name in shown for x in runs[name][:12])
+    grid = np.linspace(-reach, reach, 300)
     ax.plot(grid, f(grid), color="black", lw=1, label="f(x) = 5x² + 3x - 4")
-    for name in ("x0=4, lr=0.01", "x0=4, lr=0.05", "x0=4, lr=0.19", "x0=4, lr=0.21"):
+    for name in shown:
         xs = np.asarray(runs[name][:12])
-        xs = xs[np.abs(xs) <= 5]
         ax.plot(xs, f(xs), marker="o", ms=3, lw=0.8, label=name)
-    ax.set_ylim(-6, 140)
     ax.set_xlabel("x")
     ax.set_ylabel("f(x)")
     ax.set_title("Gradient descent paths (first 12 steps)")

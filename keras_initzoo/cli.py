@@ -17,8 +17,7 @@ from . import __version__
 from .experiments import ACTIVATIONS, DATASETS, OPTIMIZERS
 
 DEMO_SCHEMES = ("zoo_he", "zoo_glorot", "zoo_small", "zoo_large", "zoo_zeros")
-DEMO_SETTINGS = {"depth": 12, "width": 32, "activation": "relu", "epochs": 5,
-                 "dataset": "blobs"}
+DEMO_SETTINGS = {"depth": 12, "width": 32, "activation": "relu", "epochs": 5, "dataset": "blobs"}
 
 
 def _int_at_least(minimum: int):
@@ -30,6 +29,7 @@ def _int_at_least(minimum: int):
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
         return value
+
     return parse
 
 
@@ -55,10 +55,17 @@ def _schemes(text: str) -> list[str]:
 
 
 def _add_run_options(parser: argparse.ArgumentParser, default_logdir: str) -> None:
-    parser.add_argument("--logdir", default=default_logdir,
-                        help="TensorBoard log folder; one run per scheme (default: %(default)s)")
-    parser.add_argument("--seed", type=_int_at_least(0), default=0,
-                        help="seed for data, initial weights and batch order (default: 0)")
+    parser.add_argument(
+        "--logdir",
+        default=default_logdir,
+        help="TensorBoard log folder; one run per scheme (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_int_at_least(0),
+        default=0,
+        help="seed for data, initial weights and batch order (default: 0)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
@@ -66,44 +73,78 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="initzoo",
         description="Compare Keras weight-initialization schemes and watch gradients "
-                    "in TensorBoard.")
+        "in TensorBoard.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    sub.add_parser("list", help="print the table of registered initialization schemes",
-                   description="Print the table of registered zoo_* initializers.")
+    sub.add_parser(
+        "list",
+        help="print the table of registered initialization schemes",
+        description="Print the table of registered zoo_* initializers.",
+    )
 
     demo = sub.add_parser(
-        "demo", help="train one small deep ReLU net under 5 schemes (<1 min) and compare",
+        "demo",
+        help="train one small deep ReLU net under 5 schemes (<1 min) and compare",
         description="Train the same 12-layer ReLU MLP on generated data under zoo_he, "
-                    "zoo_glorot, zoo_small, zoo_large and zoo_zeros; print a comparison "
-                    "table and write one TensorBoard run per scheme.")
+        "zoo_glorot, zoo_small, zoo_large and zoo_zeros; print a comparison "
+        "table and write one TensorBoard run per scheme.",
+    )
     _add_run_options(demo, os.path.join("runs", "demo"))
 
     compare = sub.add_parser(
-        "compare", help="train the same model under chosen schemes and compare them",
+        "compare",
+        help="train the same model under chosen schemes and compare them",
         description="Train the same MLP once per scheme, print final loss, accuracy and "
-                    "the first/last-layer gradient-norm ratio at init, and write one "
-                    "TensorBoard run per scheme.")
-    compare.add_argument("--schemes", type=_schemes, default="zoo_he,zoo_glorot,zoo_small",
-                         help="comma-separated initializer aliases (default: %(default)s)")
-    compare.add_argument("--depth", type=_int_at_least(1), default=30,
-                         help="number of hidden layers (default: %(default)s)")
-    compare.add_argument("--width", type=_int_at_least(1), default=32,
-                         help="units per hidden layer (default: %(default)s)")
-    compare.add_argument("--activation", choices=ACTIVATIONS, default="relu",
-                         help="hidden activation (default: %(default)s)")
-    compare.add_argument("--epochs", type=_int_at_least(1), default=5,
-                         help="training epochs (default: %(default)s)")
-    compare.add_argument("--batch-size", type=_int_at_least(1), default=64,
-                         help="batch size (default: %(default)s)")
-    compare.add_argument("--lr", type=_positive_float, default=0.01,
-                         help="learning rate (default: %(default)s)")
-    compare.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
-                         help="sgd (momentum 0.9) shows init effects best (default: sgd)")
-    compare.add_argument("--dataset", choices=DATASETS, default="blobs",
-                         help="blobs/spirals are generated; digits ships with scikit-learn "
-                              "(default: %(default)s)")
+        "the first/last-layer gradient-norm ratio at init, and write one "
+        "TensorBoard run per scheme.",
+    )
+    compare.add_argument(
+        "--schemes",
+        type=_schemes,
+        default="zoo_he,zoo_glorot,zoo_small",
+        help="comma-separated initializer aliases (default: %(default)s)",
+    )
+    compare.add_argument(
+        "--depth",
+        type=_int_at_least(1),
+        default=30,
+        help="number of hidden layers (default: %(default)s)",
+    )
+    compare.add_argument(
+        "--width",
+        type=_int_at_least(1),
+        default=32,
+        help="units per hidden layer (default: %(default)s)",
+    )
+    compare.add_argument(
+        "--activation",
+        choices=ACTIVATIONS,
+        default="relu",
+        help="hidden activation (default: %(default)s)",
+    )
+    compare.add_argument(
+        "--epochs", type=_int_at_least(1), default=5, help="training epochs (default: %(default)s)"
+    )
+    compare.add_argument(
+        "--batch-size", type=_int_at_least(1), default=64, help="batch size (default: %(default)s)"
+    )
+    compare.add_argument(
+        "--lr", type=_positive_float, default=0.01, help="learning rate (default: %(default)s)"
+    )
+    compare.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default="sgd",
+        help="sgd (momentum 0.9) shows init effects best (default: sgd)",
+    )
+    compare.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="blobs",
+        help="blobs/spirals are generated; digits ships with scikit-learn (default: %(default)s)",
+    )
     _add_run_options(compare, os.path.join("runs", "compare"))
     return parser
 
@@ -119,18 +160,24 @@ def _run(schemes: Sequence[str], args: argparse.Namespace, settings: dict) -> No
 
     config = ExperimentConfig(seed=args.seed, **settings)
     start = time.perf_counter()
-    results = run_comparison(schemes, config, logdir=args.logdir,
-                             progress=not args.no_progress)
+    results = run_comparison(schemes, config, logdir=args.logdir, progress=not args.no_progress)
     elapsed = time.perf_counter() - start
-    print()
-    print(f"{config.depth} hidden layers x {config.width} units, {config.activation}, "
-          f"{config.optimizer} lr={config.learning_rate}, {config.epochs} epochs on "
-          f"'{config.dataset}', seed {config.seed}")
+    if not args.no_progress:
+        print()
+    print(
+        f"{config.depth} hidden layers x {config.width} units, {config.activation}, "
+        f"{config.optimizer} lr={config.learning_rate}, {config.epochs} epochs on "
+        f"'{config.dataset}', seed {config.seed}"
+    )
     print(format_table(results))
-    print(f"ratio L1/L{config.depth}: gradient norm of the first hidden layer over the last "
-          "at init (~1 = level across depth, << 1 = vanishing, inf/nan = exploded or dead)")
+    print(
+        f"ratio L1/L{config.depth}: gradient norm of the first hidden layer over the last "
+        "at init (~1 = level across depth, << 1 = vanishing, inf/nan = exploded or dead)"
+    )
     print(f"elapsed: {elapsed:.1f} s")
     print(f"view the runs:  tensorboard --logdir {args.logdir}")
+    print("  Time Series tab, filter 'grad_norm/' for gradient norms per layer during training,"
+          " 'log10_grad_norm' for the norm by layer at init (x axis = layer)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,10 +188,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "demo":
         _run(DEMO_SCHEMES, args, DEMO_SETTINGS)
     else:
-        settings = {"depth": args.depth, "width": args.width, "activation": args.activation,
-                    "epochs": args.epochs, "batch_size": args.batch_size,
-                    "learning_rate": args.lr, "optimizer": args.optimizer,
-                    "dataset": args.dataset}
+        settings = {
+            "depth": args.depth,
+            "width": args.width,
+            "activation": args.activation,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "learning_rate": args.lr,
+            "optimizer": args.optimizer,
+            "dataset": args.dataset,
+        }
         _run(args.schemes, args, settings)
     return 0
 
