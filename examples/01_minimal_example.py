@@ -40,36 +40,49 @@ def main(argv: Sequence[str] | None = None) -> dict:
     start = time.perf_counter()
     inputs, targets = make_data(seed=args.seed)
     keras.utils.set_random_seed(args.seed)
-    layer = keras.layers.Dense(1, kernel_initializer="zoo_uniform",
-                               bias_initializer="zoo_uniform", name="output")
+    layer = keras.layers.Dense(
+        1, kernel_initializer="zoo_uniform", bias_initializer="zoo_uniform", name="output"
+    )
     model = keras.Sequential([keras.Input((2,)), layer])
-    initial = [float(v) for v in np.concatenate([layer.kernel.numpy().ravel(),
-                                                 layer.bias.numpy()])]
+    initial = [float(v) for v in np.concatenate([layer.kernel.numpy().ravel(), layer.bias.numpy()])]
     # lr 0.02 is the course's; x and z reach +-10, so much larger steps diverge.
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.02), loss="mse")
     run_dir = fresh_run_dir(os.path.join(args.logdir, "zoo_uniform"))
     epochs = 30 if args.quick else 100
-    history = model.fit(inputs, targets, epochs=epochs, batch_size=32, verbose=0,
-                        callbacks=[EpochScalars(run_dir)])
+    history = model.fit(
+        inputs, targets, epochs=epochs, batch_size=32, verbose=0, callbacks=[EpochScalars(run_dir)]
+    )
     weights = [float(w) for w in layer.kernel.numpy().ravel()]
     bias = float(layer.bias.numpy()[0])
     design = np.hstack([inputs, np.ones((len(inputs), 1), dtype="float32")])
     ols = np.linalg.lstsq(design.astype("float64"), targets.astype("float64"), rcond=None)[0]
 
-    print(f"initial (zoo_uniform): w = ({initial[0]:+.4f}, {initial[1]:+.4f}), "
-          f"b = {initial[2]:+.4f}")
-    print(f"after {epochs} epochs of SGD: w = ({weights[0]:.4f}, {weights[1]:.4f}), "
-          f"b = {bias:.4f}, final loss {history.history['loss'][-1]:.4f}")
+    print(
+        f"initial (zoo_uniform): w = ({initial[0]:+.4f}, {initial[1]:+.4f}), b = {initial[2]:+.4f}"
+    )
+    print(
+        f"after {epochs} epochs of SGD: w = ({weights[0]:.4f}, {weights[1]:.4f}), "
+        f"b = {bias:.4f}, final loss {history.history['loss'][-1]:.4f}"
+    )
     print(f"least squares:            w = ({ols[0, 0]:.4f}, {ols[1, 0]:.4f}), b = {ols[2, 0]:.4f}")
-    print(f"truth:                    w = {TRUE_WEIGHTS}, b = {TRUE_BIAS}; noise variance "
-          "1/3 is the best loss reachable")
-    figure = plot_curves({"zoo_uniform, SGD lr=0.02": history.history["loss"]},
-                         os.path.join(args.outdir, "01_minimal_loss.png"),
-                         title="Minimal example: training loss (MSE)")
+    print(
+        f"truth:                    w = {TRUE_WEIGHTS}, b = {TRUE_BIAS}; noise variance "
+        "1/3 is the best loss reachable"
+    )
+    figure = plot_curves(
+        {"zoo_uniform, SGD lr=0.02": history.history["loss"]},
+        os.path.join(args.outdir, "01_minimal_loss.png"),
+        title="Minimal example: training loss (MSE)",
+    )
     finish(start, args.logdir, [figure])
-    return {"weights": weights, "bias": bias, "initial": initial,
-            "least_squares": [float(v) for v in ols.ravel()],
-            "loss": history.history["loss"], "figures": [figure]}
+    return {
+        "weights": weights,
+        "bias": bias,
+        "initial": initial,
+        "least_squares": [float(v) for v in ols.ravel()],
+        "loss": history.history["loss"],
+        "figures": [figure],
+    }
 
 
 if __name__ == "__main__":

@@ -65,21 +65,34 @@ def main(argv: Sequence[str] | None = None) -> dict:
     runs["x0=1000, lr=0.05"] = descend(1000.0, 0.05, steps)
     print(f"{'run':18} {'x after 5':>11} {'x final':>12} {'f(x final)':>12}  steps to |x-x*|<1e-3")
     for name, path in runs.items():
-        print(f"{name:18} {path[5]:11.4f} {path[-1]:12.4g} {f(path[-1]):12.4g}  "
-              f"{steps_to_converge(path)}")
+        print(
+            f"{name:18} {path[5]:11.4f} {path[-1]:12.4g} {f(path[-1]):12.4g}  "
+            f"{steps_to_converge(path)}"
+        )
         run_dir = fresh_run_dir(os.path.join(args.logdir, name.replace(", ", "_")))
         write_scalar_series(run_dir, {"gd/x": path, "gd/f": [f(x) for x in path]})
-    print(f"minimum: x* = {X_MIN}, f(x*) = {f(X_MIN):.2f}; lr > 0.2 makes |1 - 10 lr| > 1: "
-          "each step overshoots further")
+    print(
+        f"minimum: x* = {X_MIN}, f(x*) = {f(X_MIN):.2f}; lr > 0.2 makes |1 - 10 lr| > 1: "
+        "each step overshoots further"
+    )
 
-    figures = [_plot_paths(runs, os.path.join(args.outdir, "02_gd_paths.png")),
-               plot_curves({k: [abs(x - X_MIN) for x in v] for k, v in runs.items()},
-                           os.path.join(args.outdir, "02_gd_error.png"), xlabel="step + 1",
-                           ylabel="|x - x*|", title="Distance to the minimum by step")]
+    figures = [
+        _plot_paths(runs, os.path.join(args.outdir, "02_gd_paths.png")),
+        plot_curves(
+            {k: [abs(x - X_MIN) for x in v] for k, v in runs.items()},
+            os.path.join(args.outdir, "02_gd_error.png"),
+            xlabel="step + 1",
+            ylabel="|x - x*|",
+            title="Distance to the minimum by step",
+        ),
+    ]
     finish(start, args.logdir, figures)
-    return {"runs": runs, "derivative_gap": gap,
-            "steps_to_converge": {k: steps_to_converge(v) for k, v in runs.items()},
-            "figures": figures}
+    return {
+        "runs": runs,
+        "derivative_gap": gap,
+        "steps_to_converge": {k: steps_to_converge(v) for k, v in runs.items()},
+        "figures": figures,
+    }
 
 
 def _plot_paths(runs: dict[str, list[float]], path: str) -> str:

@@ -43,26 +43,43 @@ def main(argv: Sequence[str] | None = None) -> dict:
     # sigmoid, not relu/tanh: with zero weights relu and tanh output exactly 0, every
     # gradient is 0 and nothing moves at all; sigmoid outputs 0.5, so units do train,
     # just all in lockstep.
-    config = ExperimentConfig(depth=1, width=8, activation="sigmoid", epochs=5 if args.quick
-                              else 20, learning_rate=0.1, seed=args.seed)
+    config = ExperimentConfig(
+        depth=1,
+        width=8,
+        activation="sigmoid",
+        epochs=5 if args.quick else 20,
+        learning_rate=0.1,
+        seed=args.seed,
+    )
     data = get_dataset("blobs", seed=args.seed, n_samples=1024 if args.quick else None)
     report, matrices = {}, {}
     for label, scheme in SCHEMES.items():
-        result = train_scheme(scheme, config, data, log_dir=os.path.join(args.logdir, label),
-                              keep_model=True)
+        result = train_scheme(
+            scheme, config, data, log_dir=os.path.join(args.logdir, label), keep_model=True
+        )
         units = result.model.get_layer("dense_01").kernel.numpy().T  # one row per unit
         spread = float(np.max(np.ptp(units, axis=0)))  # largest difference between units
-        report[label] = {"rows": units, "rank": numerical_rank(units), "spread": spread,
-                         "test_accuracy": result.test_accuracy, "loss": result.history["loss"]}
+        report[label] = {
+            "rows": units,
+            "rank": numerical_rank(units),
+            "spread": spread,
+            "test_accuracy": result.test_accuracy,
+            "loss": result.history["loss"],
+        }
         matrices[f"{label}: rank {report[label]['rank']}"] = units
         np.set_printoptions(precision=4, suppress=True, linewidth=110)
         print(f"\n{label}: hidden weights after training (row = unit, first 6 inputs)")
         print(units[:, :6])
-        print(f"  largest difference between units: {spread:.2e}; rank "
-              f"{report[label]['rank']} of {min(units.shape)}; test accuracy "
-              f"{result.test_accuracy:.3f}")
-    figure = plot_matrices(matrices, os.path.join(args.outdir, "03_symmetry_weights.png"),
-                           title="Hidden-layer weights after training (rows = units)")
+        print(
+            f"  largest difference between units: {spread:.2e}; rank "
+            f"{report[label]['rank']} of {min(units.shape)}; test accuracy "
+            f"{result.test_accuracy:.3f}"
+        )
+    figure = plot_matrices(
+        matrices,
+        os.path.join(args.outdir, "03_symmetry_weights.png"),
+        title="Hidden-layer weights after training (rows = units)",
+    )
     finish(start, args.logdir, [figure])
     return {"schemes": report, "figures": [figure]}
 

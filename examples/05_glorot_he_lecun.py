@@ -32,38 +32,61 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = example_parser("glorot_he_lecun", __doc__.splitlines()[0]).parse_args(argv)
     start = time.perf_counter()
     data = get_dataset("digits", seed=args.seed)
-    relu = ExperimentConfig(depth=30, width=64, activation="relu", dataset="digits",
-                            epochs=6 if args.quick else 15, batch_size=32,
-                            learning_rate=0.01, clipnorm=1.0, seed=args.seed)
+    relu = ExperimentConfig(
+        depth=30,
+        width=64,
+        activation="relu",
+        dataset="digits",
+        epochs=6 if args.quick else 15,
+        batch_size=32,
+        learning_rate=0.01,
+        clipnorm=1.0,
+        seed=args.seed,
+    )
     selu = ExperimentConfig(**{**relu.__dict__, "activation": "selu"})
     runs = {s: (s, relu) for s in RELU_SCHEMES}
     runs["zoo_lecun+selu"] = ("zoo_lecun", selu)
     results = {}
     for label, (scheme, config) in runs.items():
-        results[label] = train_scheme(scheme, config, data,
-                                      log_dir=os.path.join(args.logdir, label))
+        results[label] = train_scheme(
+            scheme, config, data, log_dir=os.path.join(args.logdir, label)
+        )
         r = results[label]
-        print(f"{label:15} {config.activation:5}: loss {r.history['loss'][0]:.3f} -> "
-              f"{r.final_loss:.3f}, test accuracy {r.test_accuracy:.3f}, "
-              f"backprop |dL/dh| layer 1 / layer 30 at init "
-              f"{depth_ratio(r.init_stats):.1e}")
+        print(
+            f"{label:15} {config.activation:5}: loss {r.history['loss'][0]:.3f} -> "
+            f"{r.final_loss:.3f}, test accuracy {r.test_accuracy:.3f}, "
+            f"backprop |dL/dh| layer 1 / layer 30 at init "
+            f"{depth_ratio(r.init_stats):.1e}"
+        )
     lecun = results["zoo_lecun+selu"].init_stats[:-1]
     print("SELU + zoo_lecun at init, activation mean / variance by layer:")
-    print("  " + ", ".join(f"L{i + 1} {s.activation_mean:+.2f}/{s.activation_std**2:.2f}"
-                           for i, s in enumerate(lecun) if i == 0 or (i + 1) % 5 == 0))
+    print(
+        "  "
+        + ", ".join(
+            f"L{i + 1} {s.activation_mean:+.2f}/{s.activation_std**2:.2f}"
+            for i, s in enumerate(lecun)
+            if i == 0 or (i + 1) % 5 == 0
+        )
+    )
 
     out = args.outdir
     figures = [
-        plot_curves({k: r.history["loss"] for k, r in results.items()},
-                    os.path.join(out, "05_deep_loss_curves.png"),
-                    title="30-layer net on digits: training loss by scheme"),
-        plot_depth_profiles({k: r.init_stats for k, r in results.items()},
-                            os.path.join(out, "05_deep_depth_profile.png"),
-                            title="30-layer net at initialization"),
-        plot_depth_profiles({"zoo_lecun+selu": results["zoo_lecun+selu"].init_stats},
-                            os.path.join(out, "05_selu_lecun_profile.png"),
-                            title="SELU + LeCun: self-normalizing at init",
-                            panels=("activation_mean", "activation_std")),
+        plot_curves(
+            {k: r.history["loss"] for k, r in results.items()},
+            os.path.join(out, "05_deep_loss_curves.png"),
+            title="30-layer net on digits: training loss by scheme",
+        ),
+        plot_depth_profiles(
+            {k: r.init_stats for k, r in results.items()},
+            os.path.join(out, "05_deep_depth_profile.png"),
+            title="30-layer net at initialization",
+        ),
+        plot_depth_profiles(
+            {"zoo_lecun+selu": results["zoo_lecun+selu"].init_stats},
+            os.path.join(out, "05_selu_lecun_profile.png"),
+            title="SELU + LeCun: self-normalizing at init",
+            panels=("activation_mean", "activation_std"),
+        ),
     ]
     finish(start, args.logdir, figures)
     return {"results": results, "figures": figures}

@@ -176,8 +176,10 @@ def _run(schemes: Sequence[str], args: argparse.Namespace, settings: dict) -> No
     )
     print(f"elapsed: {elapsed:.1f} s")
     print(f"view the runs:  tensorboard --logdir {args.logdir}")
-    print("  Time Series tab, filter 'grad_norm/' for gradient norms per layer during training,"
-          " 'log10_grad_norm' for the norm by layer at init (x axis = layer)")
+    print(
+        "  Time Series tab, filter 'grad_norm/' for gradient norms per layer during training,"
+        " 'log10_grad_norm' for the norm by layer at init (x axis = layer)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,8 +17,11 @@ from keras_initzoo import cli
 
 def _table_rows(output: str) -> dict[str, list[str]]:
     """``{scheme: [final loss, test acc, |g| L1, |g| Ld, ratio]}`` from a printed table."""
-    return {cells[0]: cells[1:] for line in output.splitlines()
-            if (cells := line.split()) and cells[0].startswith("zoo_") and len(cells) == 6}
+    return {
+        cells[0]: cells[1:]
+        for line in output.splitlines()
+        if (cells := line.split()) and cells[0].startswith("zoo_") and len(cells) == 6
+    }
 
 
 def _tags(events, run_dir) -> set[str]:
@@ -36,11 +39,23 @@ def test_help_lists_the_subcommands(capsys):
 
 
 def test_python_dash_m_runs_the_cli():
-    done = subprocess.run([sys.executable, "-m", "keras_initzoo", "compare", "--help"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_initzoo", "compare", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
-    for flag in ("--schemes", "--depth", "--activation", "--epochs", "--logdir", "--width",
-                 "--seed", "--dataset"):
+    for flag in (
+        "--schemes",
+        "--depth",
+        "--activation",
+        "--epochs",
+        "--logdir",
+        "--width",
+        "--seed",
+        "--dataset",
+    ):
         assert flag in done.stdout
 
 
@@ -53,15 +68,18 @@ def test_list_prints_every_registered_alias(capsys):
         assert f"`{alias}`" in out
 
 
-@pytest.mark.parametrize(("argv", "flag", "message"), [
-    (["--depth", "0"], "--depth", "must be >= 1, got 0"),
-    (["--width", "-3"], "--width", "must be >= 1, got -3"),
-    (["--epochs", "two"], "--epochs", "expected an integer, got 'two'"),
-    (["--lr", "0"], "--lr", "must be > 0"),
-    (["--activation", "relux"], "--activation", "invalid choice"),
-    (["--dataset", "mnist"], "--dataset", "invalid choice"),
-    (["--schemes", " , "], "--schemes", "no scheme given"),
-])
+@pytest.mark.parametrize(
+    ("argv", "flag", "message"),
+    [
+        (["--depth", "0"], "--depth", "must be >= 1, got 0"),
+        (["--width", "-3"], "--width", "must be >= 1, got -3"),
+        (["--epochs", "two"], "--epochs", "expected an integer, got 'two'"),
+        (["--lr", "0"], "--lr", "must be > 0"),
+        (["--activation", "relux"], "--activation", "invalid choice"),
+        (["--dataset", "mnist"], "--dataset", "invalid choice"),
+        (["--schemes", " , "], "--schemes", "no scheme given"),
+    ],
+)
 def test_bad_arguments_are_rejected_naming_the_flag(argv, flag, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["compare", *argv])
@@ -82,8 +100,22 @@ def test_unknown_scheme_error_is_kiz_get_s_with_closest_alias(capsys):
 
 
 def test_compare_trains_each_scheme_and_writes_one_run_per_scheme(tmp_path, capsys, events):
-    code = cli.main(["compare", "--schemes", "zoo_he,zoo_small", "--depth", "8", "--epochs",
-                     "1", "--logdir", str(tmp_path), "--no-progress", "--seed", "3"])
+    code = cli.main(
+        [
+            "compare",
+            "--schemes",
+            "zoo_he,zoo_small",
+            "--depth",
+            "8",
+            "--epochs",
+            "1",
+            "--logdir",
+            str(tmp_path),
+            "--no-progress",
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     rows = _table_rows(out)
@@ -96,17 +128,25 @@ def test_compare_trains_each_scheme_and_writes_one_run_per_scheme(tmp_path, caps
     assert f"tensorboard --logdir {tmp_path}" in out
     for scheme in ("zoo_he", "zoo_small"):
         tags = _tags(events, tmp_path / scheme)
-        expected = {"grad_norm/global", "grad_norm/output", "loss/train", "accuracy/validation",
-                    "init_by_depth/grad_norm"} | {f"grad_norm/dense_{i:02d}" for i in range(1, 9)}
+        expected = {
+            "grad_norm/global",
+            "grad_norm/output",
+            "loss/train",
+            "accuracy/validation",
+            "init_by_depth/grad_norm",
+        } | {f"grad_norm/dense_{i:02d}" for i in range(1, 9)}
         assert expected <= tags, expected - tags
 
 
 @pytest.mark.slow
 def test_demo_finishes_within_a_minute_and_shows_the_lesson(tmp_path, events):
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "keras_initzoo", "demo", "--logdir",
-                           str(tmp_path), "--no-progress"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_initzoo", "demo", "--logdir", str(tmp_path), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     wall = time.perf_counter() - start
     assert done.returncode == 0, done.stderr[-3000:]
     # The promise to a newcomer: under 60 s on 2 CPU cores, TensorFlow start-up included
@@ -125,4 +165,5 @@ def test_demo_finishes_within_a_minute_and_shows_the_lesson(tmp_path, events):
     for scheme in cli.DEMO_SCHEMES:
         assert os.path.isdir(tmp_path / scheme)
         assert {"grad_norm/global", "grad_norm/dense_01", "loss/train"} <= _tags(
-            events, tmp_path / scheme)
+            events, tmp_path / scheme
+        )

@@ -16,9 +16,10 @@ TOOL = Path(__file__).resolve().parent.parent / "tools" / "screenshot_dashboard.
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"needs Debian's chromium at {CHROMIUM} "
-                              "(apt-get install chromium)"),
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM),
+        reason=f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)",
+    ),
 ]
 
 
@@ -46,9 +47,11 @@ def test_screenshot_shows_drawn_charts(tmp_path):
     # 3,100 per card when drawn, 0-150 for an empty or undrawn card (WebGL lines that
     # headless Chromium skipped before forceSVG).
     saturation = image.max(axis=-1) - image.min(axis=-1)
-    plot_areas = {"grad_norm/dense_01": (slice(220, 455), slice(372, 700)),
-                  "log10_backprop_norm": (slice(220, 455), slice(795, 1120)),
-                  "log10_grad_norm": (slice(655, 900), slice(372, 700))}
+    plot_areas = {
+        "grad_norm/dense_01": (slice(220, 455), slice(372, 700)),
+        "log10_backprop_norm": (slice(220, 455), slice(795, 1120)),
+        "log10_grad_norm": (slice(655, 900), slice(372, 700)),
+    }
     for card, area in plot_areas.items():
         coloured = int((saturation[area] > 0.25).sum())
         assert coloured > 400, f"card {card}: {coloured} coloured pixels, no lines drawn?"

@@ -19,8 +19,16 @@ def run_example(name: str, tmp_path: Path, *extra: str) -> dict:
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    result = module.main(["--quick", "--logdir", str(tmp_path / "runs"),
-                          "--outdir", str(tmp_path / "figures"), *extra])
+    result = module.main(
+        [
+            "--quick",
+            "--logdir",
+            str(tmp_path / "runs"),
+            "--outdir",
+            str(tmp_path / "figures"),
+            *extra,
+        ]
+    )
     for figure in result["figures"]:
         assert os.path.getsize(figure) > 10_000, figure  # a real plot, not an empty canvas
     return result
@@ -32,8 +40,13 @@ def run_dirs(tmp_path: Path) -> set[str]:
 
 
 def test_every_example_has_a_test():
-    tested = {"01_minimal_example", "02_gradient_descent", "03_symmetry",
-              "04_vanishing_exploding", "05_glorot_he_lecun"}
+    tested = {
+        "01_minimal_example",
+        "02_gradient_descent",
+        "03_symmetry",
+        "04_vanishing_exploding",
+        "05_glorot_he_lecun",
+    }
     assert {p.stem for p in EXAMPLES.glob("[0-9]*.py")} == tested
 
 
@@ -57,17 +70,29 @@ def test_gradient_descent_by_hand(tmp_path):
     assert runs["x0=4, lr=0.05"][-1] == pytest.approx(-0.3, abs=1e-3)
     assert runs["x0=4, lr=0.1"][1] == pytest.approx(-0.3, abs=1e-12)  # 1 - 10 lr = 0
     assert abs(runs["x0=4, lr=0.21"][-1]) > abs(runs["x0=4, lr=0.21"][0])  # diverges
-    slow, fast = result["steps_to_converge"]["x0=1000, lr=0.05"], \
-        result["steps_to_converge"]["x0=4, lr=0.05"]
+    slow, fast = (
+        result["steps_to_converge"]["x0=1000, lr=0.05"],
+        result["steps_to_converge"]["x0=4, lr=0.05"],
+    )
     assert fast is not None and slow is not None and slow > fast  # bad start: just later
     assert result["steps_to_converge"]["x0=4, lr=0.21"] is None
     assert len(run_dirs(tmp_path)) == 6
 
 
 def test_gradient_descent_script_runs_from_the_command_line(tmp_path):
-    done = subprocess.run([sys.executable, str(EXAMPLES / "02_gradient_descent.py"),
-                           "--logdir", str(tmp_path / "runs"), "--outdir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / "02_gradient_descent.py"),
+            "--logdir",
+            str(tmp_path / "runs"),
+            "--outdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "x* = -0.3" in done.stdout and "tensorboard --logdir" in done.stdout
 
@@ -117,6 +142,6 @@ def test_he_trains_deep_relu_glorot_stalls_selu_lecun_self_normalizes(tmp_path):
     for layer in selu:
         # Self-normalizing fixed point is (0, 1); digits' constant pixels and the
         # 256-sample probe make layers wander (measured 0.84-1.02).
-        assert 0.5 <= layer.activation_std ** 2 <= 2.0, layer
+        assert 0.5 <= layer.activation_std**2 <= 2.0, layer
         assert abs(layer.activation_mean) < 0.25, layer
     assert run_dirs(tmp_path) == {"zoo_he", "zoo_glorot", "zoo_small", "zoo_lecun+selu"}

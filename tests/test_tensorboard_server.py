@@ -28,8 +28,10 @@ def _logged(acc) -> dict[str, list[tuple[int, float]]]:
     for tag in acc.Tags()["tensors"]:
         events = acc.Tensors(tag)
         if events[0].tensor_proto.dtype == 1 and not events[0].tensor_proto.tensor_shape.dim:
-            series[tag] = [(e.step, float(np.frombuffer(e.tensor_proto.tensor_content,
-                                                        "<f4")[0])) for e in events]
+            series[tag] = [
+                (e.step, float(np.frombuffer(e.tensor_proto.tensor_content, "<f4")[0]))
+                for e in events
+            ]
     return series
 
 
@@ -89,8 +91,9 @@ def test_scalar_values_match_the_event_files(server, expected):
             served = server.get_json("/data/plugin/scalars/scalars", {"run": run, "tag": tag})
             assert [step for _, step, _ in served] == [step for step, _ in points], (run, tag)
             # Both sides hold the same float32; the server sends it as a double.
-            np.testing.assert_allclose([v for _, _, v in served], [v for _, v in points],
-                                       rtol=1e-6, err_msg=f"{run} {tag}")
+            np.testing.assert_allclose(
+                [v for _, _, v in served], [v for _, v in points], rtol=1e-6, err_msg=f"{run} {tag}"
+            )
 
 
 def test_gradient_norms_show_the_lesson_through_the_server(server):
@@ -107,8 +110,13 @@ def test_gradient_norms_show_the_lesson_through_the_server(server):
 def test_custom_scalars_layout_is_the_logged_one(server, expected):
     served = server.get_json("/data/plugin/custom_scalars/layout")
     logged = layout_pb2.Layout.FromString(
-        expected["zoo_he"].Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
+        expected["zoo_he"].Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0]
+    )
     assert json_format.ParseDict(served, layout_pb2.Layout()) == logged
-    tags = [t for c in served["category"] for chart in c["chart"]
-            for t in chart.get("multiline", {}).get("tag", [])]
+    tags = [
+        t
+        for c in served["category"]
+        for chart in c["chart"]
+        for t in chart.get("multiline", {}).get("tag", [])
+    ]
     assert any(t.startswith("grad_norm/") for t in tags)

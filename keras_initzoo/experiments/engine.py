@@ -269,8 +269,7 @@ def write_depth_profile(log_dir: str, stats: Sequence[LayerStats]) -> None:
                 value = getattr(s, name)
                 tf.summary.scalar(f"init_by_depth/{name}", value, step=depth)
                 if value > 0 and math.isfinite(value):
-                    tf.summary.scalar(f"init_by_depth/log10_{name}", math.log10(value),
-                                      step=depth)
+                    tf.summary.scalar(f"init_by_depth/log10_{name}", math.log10(value), step=depth)
         writer.flush()
 
 
@@ -303,8 +302,9 @@ def _gradient_logger(log_dir: str, update_freq: int) -> keras.callbacks.Callback
 def make_optimizer(config: ExperimentConfig) -> keras.optimizers.Optimizer:
     if config.optimizer == "adam":
         return keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm)
-    return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum,
-                                global_clipnorm=config.clipnorm)
+    return keras.optimizers.SGD(
+        config.learning_rate, momentum=config.momentum, global_clipnorm=config.clipnorm
+    )
 
 
 def train_scheme(

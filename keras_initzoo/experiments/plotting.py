@@ -85,19 +85,29 @@ def plot_activation_histograms(
     """
     plt = pyplot()
     fig, axes = plt.subplots(len(profiles), 1, figsize=(8, 2.4 * len(profiles)), squeeze=False)
-    kept = [s.activations[np.isfinite(s.activations)] for stats in profiles.values()
-            for s in stats[:-1] if s.activations is not None]
+    kept = [
+        s.activations[np.isfinite(s.activations)]
+        for stats in profiles.values()
+        for s in stats[:-1]
+        if s.activations is not None
+    ]
     # One x-range for every panel, so a distribution collapsing to a spike stands out.
     lims = tuple(np.percentile(np.concatenate(kept), [0.5, 99.5])) if kept else None
     for ax, (name, stats) in zip(axes[:, 0], profiles.items(), strict=True):
         hidden = [s for s in stats[:-1] if s.activations is not None]
-        picks = np.unique(np.linspace(0, len(hidden) - 1, min(max_layers, len(hidden)))
-                          .round().astype(int))
+        picks = np.unique(
+            np.linspace(0, len(hidden) - 1, min(max_layers, len(hidden))).round().astype(int)
+        )
         for i in picks:
             values = hidden[i].activations[np.isfinite(hidden[i].activations)]
-            ax.hist(values, bins=60, range=lims, histtype="step",
-                    weights=np.full(len(values), 1.0 / max(len(values), 1)),
-                    label=f"layer {i + 1} (std {hidden[i].activation_std:.2g})")
+            ax.hist(
+                values,
+                bins=60,
+                range=lims,
+                histtype="step",
+                weights=np.full(len(values), 1.0 / max(len(values), 1)),
+                label=f"layer {i + 1} (std {hidden[i].activation_std:.2g})",
+            )
         ax.set_title(name, fontsize=10)
         ax.set_ylabel("fraction")
         ax.legend(fontsize=7, loc="upper right")
@@ -121,8 +131,14 @@ def plot_curves(
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for k, (name, values) in enumerate(curves.items()):
         y = _finite_positive(values) if log else np.asarray(values, dtype="float64")
-        ax.plot(np.arange(1, len(y) + 1), y, marker="o", ms=3,
-                ls=LINESTYLES[k % len(LINESTYLES)], label=name)
+        ax.plot(
+            np.arange(1, len(y) + 1),
+            y,
+            marker="o",
+            ms=3,
+            ls=LINESTYLES[k % len(LINESTYLES)],
+            label=name,
+        )
     if log:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)

@@ -52,17 +52,31 @@ class TensorBoardServer:
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def start(self, timeout: float = 90.0,
-              ready: Callable[[TensorBoardServer], bool] | None = None) -> TensorBoardServer:
-        cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", self.logdir,
-               "--host", HOST, "--port", str(self.port), "--load_fast", self.load_fast,
-               "--reload_interval", "1"]
+    def start(
+        self, timeout: float = 90.0, ready: Callable[[TensorBoardServer], bool] | None = None
+    ) -> TensorBoardServer:
+        cmd = [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            self.logdir,
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--load_fast",
+            self.load_fast,
+            "--reload_interval",
+            "1",
+        ]
         self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"tensorboard exited with {self.process.returncode}:\n"
-                                   f"{self.output()}")
+                raise RuntimeError(
+                    f"tensorboard exited with {self.process.returncode}:\n{self.output()}"
+                )
             try:
                 self.get_json("/data/runs", timeout=2.0)
                 if ready is None or ready(self):
@@ -71,17 +85,18 @@ class TensorBoardServer:
                 pass
             time.sleep(0.5)
         self.stop()
-        raise TimeoutError(f"tensorboard not ready on {self.url} after {timeout:.0f} s:\n"
-                           f"{self.output()}")
+        raise TimeoutError(
+            f"tensorboard not ready on {self.url} after {timeout:.0f} s:\n{self.output()}"
+        )
 
-    def get(self, path: str, params: dict[str, str] | None = None,
-            timeout: float = 10.0) -> bytes:
+    def get(self, path: str, params: dict[str, str] | None = None, timeout: float = 10.0) -> bytes:
         url = self.url + path + ("?" + urllib.parse.urlencode(params) if params else "")
         with _OPENER.open(url, timeout=timeout) as response:
             return response.read()
 
-    def get_json(self, path: str, params: dict[str, str] | None = None,
-                 timeout: float = 10.0) -> Any:
+    def get_json(
+        self, path: str, params: dict[str, str] | None = None, timeout: float = 10.0
+    ) -> Any:
         return json.loads(self.get(path, params, timeout))
 
     def output(self) -> str:
@@ -108,7 +123,9 @@ class TensorBoardServer:
 
 def scalar_tags_ready(run_tags: dict[str, set[str]]) -> Callable[[TensorBoardServer], bool]:
     """A ``ready`` check: every run lists at least the given scalar tags."""
+
     def ready(server: TensorBoardServer) -> bool:
         tags = server.get_json("/data/plugin/scalars/tags")
         return all(expected <= set(tags.get(run, {})) for run, expected in run_tags.items())
+
     return ready
