@@ -113,3 +113,31 @@ def test_embedding_gradient_with_repeated_indices(tmp_path):
     np.testing.assert_allclose(
         dict(load_scalars(tmp_path)["grad_norm/emb"])[1], norm(grads, emb), rtol=RTOL
     )
+
+
+@pytest.mark.parametrize(
+    "tags, values",
+    [
+        (["grad_norm/global", "grad_norm/dense"], [1.5, 2.25e-30]),
+        ([f"grad_norm/layer_{i}" for i in range(300)], np.linspace(0, 1e30, 300)),
+        (["grad_norm/ü–unicode", "grad_nonfinite/count"], [float("inf"), 3.0]),
+        (["x" * 200], [-0.0]),
+    ],
+)
+def test_scalar_encoder_gives_tensorboards_own_bytes(tags, values):
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+
+    from keras_initzoo.callbacks.writer import ScalarEncoder
+
+    encoded = ScalarEncoder(tags).encode(123456, np.asarray(values), wall_time=1.5e9)
+    expected = event_pb2.Event(
+        wall_time=1.5e9,
+        step=123456,
+        summary=summary_pb2.Summary(
+            value=[
+                summary_pb2.Summary.Value(tag=t, simple_value=float(v))
+                for t, v in zip(tags, values, strict=True)
+            ]
+        ),
+    ).SerializeToString()
+    assert encoded == expected

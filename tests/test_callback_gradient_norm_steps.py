@@ -128,21 +128,50 @@ def test_several_callbacks_and_runs_in_one_process(tmp_path):
     assert results["zoo_small"] < 0.1 * results["zoo_he"]
 
 
+def failing_batches(x, y, fail_at: int):
+    """Batches of 8, then an exception while the train step fetches batch ``fail_at``."""
+    for start in range(0, len(x), 8):
+        if start // 8 == fail_at:
+            raise RuntimeError("interrupted")
+        yield x[start : start + 8], y[start : start + 8]
+
+
+def test_exception_in_the_train_step_keeps_every_finished_step(tmp_path):
+    x, y = make_data(64)
+    model = mlp()
+    model.compile("sgd", "mse")
+    # TensorFlow re-raises the generator's error as an UnknownError naming it.
+    with pytest.raises(Exception, match="interrupted"):
+        model.fit(
+            failing_batches(x, y, fail_at=3),
+            steps_per_epoch=8,
+            verbose=0,
+            callbacks=[kiz.GradientNormLogger(tmp_path)],
+        )
+    assert steps_of(tmp_path) == [1, 2, 3]
+
+
 class Boom(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if batch == 2:
             raise RuntimeError("interrupted")
 
 
-def test_interrupted_run_leaves_readable_events(tmp_path):
+def test_exception_in_another_callback_leaves_readable_events(tmp_path):
     x, y = make_data(64)
     model = mlp()
     model.compile("sgd", "mse")
+    cb = kiz.GradientNormLogger(tmp_path)
     with pytest.raises(RuntimeError, match="interrupted"):
-        model.fit(
-            x, y, batch_size=8, verbose=0, callbacks=[kiz.GradientNormLogger(tmp_path), Boom()]
-        )
-    assert steps_of(tmp_path) == [1, 2, 3]
+        model.fit(x, y, batch_size=8, verbose=0, callbacks=[cb, Boom()])
+    # The file is readable at once: the layout and every step read so far.
+    events = load_events(tmp_path)
+    assert events.Tags()["tensors"], "the custom-scalars layout is missing"
+    logged = load_scalars(tmp_path).get("grad_norm/global", [])
+    assert [s for s, _ in logged] == list(range(1, len(logged) + 1))
+    # Steps still on the device are logged when the callback is used again.
+    fit(model, x, y, cb)
+    assert steps_of(tmp_path) == list(range(1, 3 + 8 + 1))
 
 
 def test_nonfinite_gradients_counted_and_stop_training(tmp_path):

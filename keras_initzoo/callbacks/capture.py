@@ -2,17 +2,17 @@
 
 The optimizer instance that really applies the gradients (the inner optimizer of
 a ``LossScaleOptimizer``) gets its ``apply`` wrapped. The wrapper runs inside the
-compiled train function, so the reductions are graph ops on the device: per
-variable ``l2_loss`` (one kernel, ``sum(g**2) / 2``), summed per layer, packed into
-one float64 row and written into a ring-buffer ``tf.Variable`` that the callback
-reads with a single ``.numpy()`` per logged execution. On steps that are not
-logged a ``tf.cond`` skips all reductions.
+compiled train function, so the reductions are graph ops on the device: sums of
+squares of all variables in a few stacked ops (:func:`squared_sums`), summed per
+layer, packed into one float64 row and written into a ring-buffer ``tf.Variable``
+that the callback reads with a single ``.numpy()`` per logged execution. On steps
+that are not logged an unlowered ``tf.cond`` skips all reductions (see :func:`_cond`).
 
 Row layout of :attr:`GradientCapture.values` (``rows x width``, float64):
 ``[step, nonfinite_count, global, layer_0 .. layer_L-1, (var_0 ..), (weight ..),
-(update ..)]``. Norm columns hold ``sum(x**2) / 2``; the host turns them into
-``sqrt(2 * value)``. ``step`` is the optimizer's iteration count after the
-update (the first step is 1), ``-1`` marks a row never written.
+(update ..)]``. Norm columns hold ``sum(x**2)``; the host takes the square root.
+``step`` is the optimizer's iteration count after the update (the first step is
+1), ``-1`` marks a row never written.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
+from tensorflow.core.framework import attr_value_pb2
 
 from keras_initzoo.callbacks.groups import LayerGroup, resolve_layer_groups
 
@@ -71,20 +72,78 @@ def innermost_optimizer(optimizer):
     return optimizer
 
 
-def _half_sq(g) -> tf.Tensor:
-    """``sum(g**2) / 2`` in float32 (float64 for float64 gradients), as float64."""
+# Tensors of one shape and dtype up to this many elements are reduced together.
+_STACK_LIMIT = 1 << 12
+
+
+def _dense(g) -> tf.Tensor:
     if isinstance(g, tf.IndexedSlices):
         # Repeated indices add up in the dense gradient: merge them first.
         uniq, pos = tf.unique(g.indices)
-        g = tf.math.unsorted_segment_sum(g.values, pos, tf.shape(uniq)[0])
-    dtype = tf.float64 if g.dtype == tf.float64 else tf.float32
-    return tf.cast(tf.nn.l2_loss(tf.cast(g, dtype)), tf.float64)
+        return tf.math.unsorted_segment_sum(g.values, pos, tf.shape(uniq)[0])
+    return tf.convert_to_tensor(g)
+
+
+def _accumulator(dtype: tf.DType) -> tf.DType:
+    """float32 for 16- and 32-bit values, float64 for float64 ones."""
+    return tf.float64 if dtype == tf.float64 else tf.float32
+
+
+def squared_sums(tensors: Sequence) -> tf.Tensor:
+    """``sum(t**2)`` of each tensor, as one float64 vector, in a handful of ops.
+
+    Per-op dispatch, not arithmetic, dominates a deep model's many small kernels
+    and biases: tensors of one shape and dtype (up to ``_STACK_LIMIT`` elements)
+    are stacked and reduced by one op; larger ones are reduced one by one.
+    Accumulation is in float32 (float64 for float64 tensors).
+    """
+    tensors = [_dense(t) for t in tensors]
+    buckets: dict[tuple, list[int]] = {}
+    for i, t in enumerate(tensors):
+        small = t.shape.is_fully_defined() and t.shape.num_elements() <= _STACK_LIMIT
+        key = (tuple(t.shape), t.dtype) if small else ("single", i)
+        buckets.setdefault(key, []).append(i)
+    pieces, order = [], []
+    for members in buckets.values():
+        dtype = _accumulator(tensors[members[0]].dtype)
+        if len(members) == 1:
+            # l2_loss = sum(t**2) / 2 in one fused pass, no temporary for t**2.
+            one = 2.0 * tf.nn.l2_loss(tf.cast(tensors[members[0]], dtype))
+            pieces.append(tf.cast(one, tf.float64)[None])
+        else:
+            block = tf.cast(tf.stack([tensors[i] for i in members]), dtype)
+            axes = list(range(1, block.shape.rank))
+            pieces.append(tf.cast(tf.reduce_sum(tf.square(block), axis=axes), tf.float64))
+        order += members
+    flat = tf.concat(pieces, 0) if len(pieces) > 1 else pieces[0]
+    if order == sorted(order):
+        return flat
+    inverse = [0] * len(order)
+    for position, i in enumerate(order):
+        inverse[i] = position
+    return tf.gather(flat, inverse)
 
 
 def _nonfinite(g) -> tf.Tensor:
     if isinstance(g, tf.IndexedSlices):
         g = g.values
     return tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(g)), tf.float64))
+
+
+def _cond(pred: tf.Tensor, true_fn: Callable, false_fn: Callable) -> tf.Tensor:
+    """``tf.cond`` whose branch not taken costs nothing, however many tensors it reads.
+
+    In a ``tf.function`` TensorFlow lowers ``If`` to Switch/Merge nodes, one
+    Switch per tensor a branch captures, all run every step: with every gradient
+    of a deep model captured, that alone costs several per cent of a step. An
+    ``If`` left unlowered calls its branch function only when taken.
+    """
+    out = tf.cond(pred, true_fn, false_fn)
+    if not tf.executing_eagerly():
+        op = out.op.inputs[0].op if out.op.type == "Identity" else out.op
+        if op.type in ("If", "StatelessIf") and hasattr(op, "_set_attr"):
+            op._set_attr("_lower_using_switch_merge", attr_value_pb2.AttrValue(b=False))
+    return out
 
 
 def _when(pred: tf.Tensor, fn: Callable[[], None]) -> None:
@@ -94,7 +153,7 @@ def _when(pred: tf.Tensor, fn: Callable[[], None]) -> None:
         fn()
         return tf.constant(True)
 
-    tf.cond(pred, taken, lambda: tf.constant(False))
+    _cond(pred, taken, lambda: tf.constant(False))
 
 
 def _read(variable) -> tf.Tensor:
@@ -121,7 +180,8 @@ class GradientCapture:
     Args:
         model: the model whose layers are reported (see :func:`resolve_layer_groups`).
         update_freq: record steps ``1, 1 + update_freq, 1 + 2 * update_freq, ...``.
-        rows: ring-buffer rows; at least the steps run per train-function call.
+        rows: ring-buffer rows: recorded steps kept on the device between two
+            reads (row ``k mod rows`` holds the ``k``-th recorded step).
         per_variable, weight_norms, update_ratio: extra columns (see :class:`Columns`).
         histogram_freq: record gradient histograms every this many steps (0: never).
         histogram_bins: buckets per histogram.
@@ -273,6 +333,10 @@ class GradientCapture:
             return None
         return tf.equal(tf.math.floormod(step - 1, freq), 0)
 
+    def _slot(self, step: tf.Tensor, freq: int) -> tf.Tensor:
+        """The ring-buffer row of recorded step ``step`` (recorded every ``freq`` steps)."""
+        return tf.math.floormod(tf.math.floordiv(step - 1, freq), self.rows)
+
     def _before(self, target, grads: list, tvars: list) -> None:
         pairs = [
             (g, self.index.get(id(v)))
@@ -304,39 +368,33 @@ class GradientCapture:
     def _record_norms(self, step, grads, idx, other, densify, inv_sq: float) -> None:
         cols = self.cols
         gs = [densify(g) for g in grads]
-        var_sq = [_half_sq(g) * inv_sq for g in gs]
-        per_layer: list[list] = [[] for _ in self.groups]
-        for sq, i in zip(var_sq, idx, strict=True):
-            per_layer[self.layer_of[i]].append(sq)
+        other = [densify(g) for g in other]
+        sums = squared_sums(gs + other) * inv_sq
+        var_sq = sums[: len(gs)]
+        # Variables without a gradient contribute zero; segment ids are static.
+        layer_sq = tf.math.unsorted_segment_sum(
+            var_sq, [self.layer_of[i] for i in idx], cols.n_layers
+        )
+        global_sq = tf.reduce_sum(sums)
         zero = tf.constant(0.0, tf.float64)
-        layer_sq = [tf.add_n(s) if s else zero for s in per_layer]
-        other_sq = [_half_sq(densify(g)) * inv_sq for g in other]
-        global_sq = tf.add_n(layer_sq + other_sq)
-        all_grads = gs + [densify(g) for g in other]
-        nonfinite = tf.cond(
+        nonfinite = _cond(
             tf.math.is_finite(global_sq),
             lambda: zero,
             # Counting costs a pass over every gradient: only when something is off.
-            lambda: tf.add_n([_nonfinite(g) for g in all_grads]),
+            lambda: tf.add_n([_nonfinite(g) for g in gs + other]),
         )
-        parts = [tf.cast(step, tf.float64), nonfinite, global_sq, *layer_sq]
+        parts = [tf.stack([tf.cast(step, tf.float64), nonfinite, global_sq]), layer_sq]
         if cols.per_variable:
-            by_var = [zero] * cols.n_vars
-            for sq, i in zip(var_sq, idx, strict=True):
-                by_var[i] = sq
-            parts += by_var
+            parts.append(tf.scatter_nd([[i] for i in idx], var_sq, [cols.n_vars]))
         if cols.weight_norms or cols.update_ratio:
-            w_layer: list[list] = [[] for _ in self.groups]
-            for v, li in zip(self.variables, self.layer_of, strict=True):
-                w_layer[li].append(_half_sq(_read(v)))
-            parts += [tf.add_n(s) for s in w_layer]
+            weight_sq = squared_sums([_read(v) for v in self.variables])
+            parts.append(tf.math.unsorted_segment_sum(weight_sq, self.layer_of, cols.n_layers))
         if cols.update_ratio:
             for snap, v in zip(self.snapshots, self.variables, strict=True):
                 snap.assign(_read(v))
-            parts += [zero] * cols.n_layers  # filled in after the update by _after
-        row = tf.stack(parts)
-        slot = tf.math.floormod(step, self.rows)
-        self.values.assign(tf.tensor_scatter_nd_update(self.values, [[slot]], row[None]))
+            parts.append(tf.zeros([cols.n_layers], tf.float64))  # filled in by _after
+        slot = self._slot(step, self.update_freq)
+        self.values.scatter_nd_update([[slot]], tf.concat(parts, 0)[None])
 
     def _after(self, target) -> None:
         cols = self.cols
@@ -346,11 +404,13 @@ class GradientCapture:
             pred = self._every(step, self.update_freq)
 
             def compute():
-                upd: list[list] = [[] for _ in self.groups]
-                for snap, v, li in zip(self.snapshots, self.variables, self.layer_of, strict=True):
-                    upd[li].append(_half_sq(_read(v) - _read(snap)))
-                sums = tf.stack([tf.add_n(s) for s in upd])
-                slot = tf.cast(tf.math.floormod(step, self.rows), tf.int64)
+                deltas = [
+                    _read(v) - _read(s) for s, v in zip(self.snapshots, self.variables, strict=True)
+                ]
+                sums = tf.math.unsorted_segment_sum(
+                    squared_sums(deltas), self.layer_of, cols.n_layers
+                )
+                slot = self._slot(step, self.update_freq)
                 cells = tf.stack(
                     [
                         tf.fill([cols.n_layers], slot),
@@ -358,7 +418,7 @@ class GradientCapture:
                     ],
                     axis=1,
                 )
-                self.values.assign(tf.tensor_scatter_nd_update(self.values, cells, sums))
+                self.values.scatter_nd_update(cells, sums)
 
             compute() if pred is None else _when(pred, compute)
 
@@ -388,5 +448,5 @@ class GradientCapture:
             counts = tf.math.unsorted_segment_sum(tf.cast(finite, tf.float64), bucket, bins)
             head = tf.stack([tf.cast(step, tf.float64), lo, lo + width])
             rows.append(tf.concat([head, counts], 0))
-        slot = tf.math.floormod(step, self.rows)
-        self.hist.assign(tf.tensor_scatter_nd_update(self.hist, [[slot]], tf.stack(rows)[None]))
+        slot = self._slot(step, self.histogram_freq)
+        self.hist.scatter_nd_update([[slot]], tf.stack(rows)[None])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import time
 import warnings
 
 import keras
@@ -12,7 +13,7 @@ import numpy as np
 
 from keras_initzoo.callbacks.capture import Columns, GradientCapture, innermost_optimizer
 from keras_initzoo.callbacks.layout import charts_for, layout_summary
-from keras_initzoo.callbacks.writer import EventWriter, histogram_summary, scalar_summary
+from keras_initzoo.callbacks.writer import EventWriter, ScalarEncoder, histogram_summary
 
 
 def _check_int(name: str, value, minimum: int, allowed: str) -> int:
@@ -150,12 +151,13 @@ class GradientNormLogger(keras.callbacks.Callback):
         self.stop_on_nonfinite = bool(stop_on_nonfinite)
         self._capture: GradientCapture | None = None
         self._writer: EventWriter | None = None
-        self._tags: list[str] = []
+        self._encoder: ScalarEncoder | None = None
         self._hist_tags: list[str] = []
         self._last_logged = 0
         self._last_hist = 0
-        self._iter = 0
-        self._batch_begin = 0
+        self._executions = 0  # train-function calls since the last read
+        self._read_every = 1
+        self._last_read = 0.0
         self._warned_nonfinite = False
 
     # -- setup ------------------------------------------------------------------------
@@ -170,10 +172,19 @@ class GradientNormLogger(keras.callbacks.Callback):
             raise ValueError("GradientNormLogger needs a model compiled with an optimizer.")
         # Open the file now so even a short or failing run leaves the layout.
         self._open_writer()
+        if self._capture is not None:
+            # An earlier fit ended in an exception that skipped on_train_end:
+            # log what it left on the device before starting afresh.
+            self._read_device()
+            self._capture.uninstall()
+        steps_per_call = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
+        rows, self._read_every = _ring_size(steps_per_call, self.update_freq)
+        if self.stop_on_nonfinite:
+            self._read_every = 1  # stopping at the bad step needs every step read
         self._capture = GradientCapture(
             model,
             update_freq=self.update_freq,
-            rows=max(1, int(getattr(model, "steps_per_execution", 1) or 1)),
+            rows=rows,
             per_variable=self.per_variable,
             weight_norms=self.weight_norms,
             update_ratio=self.update_ratio,
@@ -186,13 +197,28 @@ class GradientNormLogger(keras.callbacks.Callback):
         # fit() built the train function before on_train_begin; a function traced
         # by an earlier fit would not see the wrapped apply, so build a fresh one.
         model.make_train_function(force=True)
-        self._tags = []
+        model.train_function = self._read_on_failure(model.train_function)
+        self._encoder = None
         # One read per fit: steps continue across fit calls and initial_epoch resumes.
-        self._iter = int(innermost_optimizer(model.optimizer).iterations.numpy())
+        step = int(innermost_optimizer(model.optimizer).iterations.numpy())
         # The buffer is fresh: nothing in it predates this fit.
-        self._last_logged = self._iter
-        self._last_hist = self._iter
+        self._last_logged = step
+        self._last_hist = step
+        self._executions = 0
+        self._last_read = time.monotonic()
         self._warned_nonfinite = False
+
+    def _read_on_failure(self, train_function):
+        """``train_function`` that, when a step raises, logs the finished steps first."""
+
+        def read_then_raise(iterator):
+            try:
+                return train_function(iterator)
+            except BaseException:  # KeyboardInterrupt too: keep what was computed
+                self._read_device()
+                raise
+
+        return read_then_raise
 
     def _scalar_tags(self, capture: GradientCapture) -> list[str]:
         cols: Columns = capture.cols
@@ -214,55 +240,63 @@ class GradientNormLogger(keras.callbacks.Callback):
             # purge the newer points it already holds ("out of order" restart logic).
             charts = charts_for(weight_norms=self.weight_norms, update_ratio=self.update_ratio)
             self._writer.write_summary(step, layout_summary(charts))
+            self._writer.flush()
 
     # -- per batch --------------------------------------------------------------------
-    def on_train_batch_begin(self, batch: int, logs=None) -> None:
-        self._batch_begin = batch
+    # -- reading the device buffers ---------------------------------------------------
+    # Rows wait on the device and are read in batches: at most every
+    # ``_read_every`` train-function calls or READ_SECONDS, at epoch and train end,
+    # and when a step raises. Not overriding on_train_batch_end also lets Keras
+    # dispatch the other callbacks' batch hooks asynchronously.
+    READ_SECONDS = 2.0
 
-    def on_train_batch_end(self, batch: int, logs=None) -> None:
+    def on_train_batch_begin(self, batch: int, logs=None) -> None:
         if self._capture is None:
             return
-        # With steps_per_execution > 1, one call covers batches begin..batch.
-        lo = self._iter
-        self._iter += max(1, batch - self._batch_begin + 1)
-        if not self._capture.built:
+        # The previous call has returned: its rows are complete on the device.
+        if self._executions >= self._read_every or (
+            self._executions and time.monotonic() - self._last_read >= self.READ_SECONDS
+        ):
+            self._read_device()
+        self._executions += 1
+
+    def _read_device(self) -> None:
+        capture = self._capture
+        self._executions = 0
+        self._last_read = time.monotonic()
+        if capture is None or self._writer is None:
+            return
+        if not capture.built:
             # Keras calls no optimizer for a model without trainable weights.
             warnings.warn(
                 "GradientNormLogger: the model has no trainable weights, so there are no "
                 "gradients to log.",
                 stacklevel=2,
             )
-            self._capture.uninstall()
+            capture.uninstall()
             self._capture = None
             return
-        if not self._tags:
-            self._tags = self._scalar_tags(self._capture)
-            self._hist_tags = [f"grad_hist/{g.name}" for g in self._capture.groups]
-        if _crosses(lo, self._iter, self.update_freq):
-            self._flush_rows(expected=_last_multiple(self._iter, self.update_freq))
-        if self.histogram_freq and _crosses(lo, self._iter, self.histogram_freq):
+        if self._encoder is None:
+            self._encoder = ScalarEncoder(self._scalar_tags(capture))
+            self._hist_tags = [f"grad_hist/{g.name}" for g in capture.groups]
+        self._flush_rows()
+        if self.histogram_freq:
             self._flush_histograms()
+        self._writer.flush()
 
-    def _flush_rows(self, expected: int) -> None:
+    def _flush_rows(self) -> None:
         capture = self._capture
         data = capture.read()
         steps = data[:, Columns.STEP]
         fresh = np.flatnonzero(steps > self._last_logged)
         for r in fresh[np.argsort(steps[fresh])]:
             self._log_row(int(steps[r]), data[r], capture.cols)
-        newest = int(steps[fresh].max()) if fresh.size else self._last_logged
-        self._last_logged = max(self._last_logged, newest)
-        if newest < expected:
-            # The optimizer skipped steps (LossScaleOptimizer on non-finite
-            # gradients): resynchronize the host's step count, rarely needed.
-            self._iter = int(innermost_optimizer(self.model.optimizer).iterations.numpy())
+        if fresh.size:
+            self._last_logged = int(steps[fresh].max())
 
     def _log_row(self, step: int, row: np.ndarray, cols: Columns) -> None:
-        half = row[Columns.NONFINITE + 1 :]
-        norms = np.sqrt(2.0 * np.maximum(half, 0.0)) if np.all(np.isfinite(half)) else None
-        if norms is None:
-            with np.errstate(invalid="ignore", over="ignore"):
-                norms = np.sqrt(2.0 * half)
+        with np.errstate(invalid="ignore"):  # NaN sums stay NaN: logged honestly
+            norms = np.sqrt(row[Columns.NONFINITE + 1 :])
         values = np.concatenate([[row[Columns.NONFINITE]], norms])
         if cols.update_ratio:
             n = cols.n_layers
@@ -270,7 +304,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             with np.errstate(divide="ignore", invalid="ignore"):
                 # A zero-initialized layer has no relative scale: report inf/NaN honestly.
                 values[cols.updates - 1 :] = values[cols.updates - 1 :] / w
-        self._writer.write_summary(step, scalar_summary(self._tags, values))
+        self._writer.write_bytes(self._encoder.encode(step, values))
         nonfinite = int(row[Columns.NONFINITE])
         if nonfinite:
             self._report_nonfinite(step, nonfinite, row, cols)
@@ -310,10 +344,10 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     # -- flushing and teardown ----------------------------------------------------------
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        if self._writer is not None:
-            self._writer.flush()
+        self._read_device()
 
     def on_train_end(self, logs=None) -> None:
+        self._read_device()
         if self._capture is not None:
             self._capture.uninstall()
             self._capture = None
@@ -325,11 +359,12 @@ class GradientNormLogger(keras.callbacks.Callback):
             self._writer = None
 
 
-def _crosses(lo: int, hi: int, freq: int) -> bool:
-    """Whether a logged step (1, 1 + freq, ...) lies in ``(lo, hi]``."""
-    return -(-hi // freq) > -(-lo // freq)
+def _ring_size(steps_per_call: int, update_freq: int) -> tuple[int, int]:
+    """Ring-buffer rows, and train-function calls between reads, so no row is overwritten.
 
-
-def _last_multiple(hi: int, freq: int) -> int:
-    """The last logged step ``<= hi``."""
-    return ((hi - 1) // freq) * freq + 1
+    One call records at most ``ceil(steps_per_call / update_freq)`` steps; reading
+    when half of the rows may be full leaves the other half as margin.
+    """
+    per_call = -(-steps_per_call // update_freq)
+    rows = max(64, 4 * per_call)
+    return rows, max(1, (rows // 2) // per_call)
