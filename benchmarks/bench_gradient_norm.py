@@ -1,11 +1,14 @@
 """Benchmark: per-step overhead of GradientNormLogger against other ways to watch gradients.
 
 Reference model: Dense layers (ReLU), batch 128, CPU, TensorFlow backend. One
-process; configurations alternate within every repeat so drifts in machine load
-hit them all alike. Step time is the wall time between consecutive
-``on_train_batch_begin`` calls (train function plus every callback's hooks),
-skipping the first steps of each fit (tracing); the figure per configuration is
-the median over repeats of the per-fit median.
+process; every repeat runs each configuration once, in a shuffled order, after a
+``gc.collect()``, so drifts in machine load hit them all alike. Step time is the
+mean wall time between consecutive ``on_train_batch_begin`` calls (train
+function plus every callback's hooks, so the logger's periodic reads of its
+device buffer are included), skipping the first steps of each fit (tracing).
+A configuration's ratio is the median over repeats of its step time divided by
+the no-callback step time of the same repeat (paired, so slow phases of the
+machine cancel out); its ms/step is the median over repeats.
 
 Configurations: no callback; GradientNormLogger(update_freq=1); update_freq=100;
 keras.callbacks.TensorBoard(update_freq="batch", histogram_freq=1); and the
@@ -23,8 +26,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
@@ -63,8 +68,8 @@ class StepTimer(keras.callbacks.Callback):
             self.times.append(now - self._last)
         self._last = now
 
-    def median(self) -> float:
-        return statistics.median(self.times[self.skip :])
+    def per_step(self) -> float:
+        return statistics.fmean(self.times[self.skip :])
 
 
 class ExtraTapeNorms(keras.callbacks.Callback):
@@ -112,27 +117,35 @@ def event_bytes(log_dir: str) -> int:
 
 
 def run_suite(depth, width, batch, steps, repeats, configs, tmp):
-    """Median step time per configuration (seconds), and event bytes per config."""
+    """Median step time (s) and median paired ratio per configuration, and event bytes."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch * 8, width)).astype("float32")
     y = rng.normal(size=(batch * 8, 1)).astype("float32")
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).repeat().prefetch(2)
     models = {name: build(depth, width) for name in configs}
-    results: dict[str, list[float]] = {name: [] for name in configs}
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    ratios: dict[str, list[float]] = {name: [] for name in configs}
     sizes: dict[str, int] = {}
     skip = 3
+    order = random.Random(depth)
     for r in range(repeats):
-        for name, make_cb in configs.items():
+        this_repeat = {}
+        for name in order.sample(list(configs), len(configs)):
             log_dir = os.path.join(tmp, f"d{depth}", name.replace(" ", "_"), f"r{r}")
             timer = StepTimer(skip)
-            cbs = [timer] + make_cb(log_dir, x[:batch], y[:batch])
+            cbs = [timer] + configs[name](log_dir, x[:batch], y[:batch])
+            gc.collect()  # garbage of earlier fits (retraced functions) is not this fit's cost
             models[name].fit(
                 data, epochs=1, steps_per_epoch=steps + skip + 1, callbacks=cbs, verbose=0
             )
-            results[name].append(timer.median())
+            this_repeat[name] = timer.per_step()
             if os.path.isdir(log_dir):
                 sizes[name] = event_bytes(log_dir)
-    return {n: statistics.median(v) for n, v in results.items()}, sizes
+        for name, t in this_repeat.items():
+            times[name].append(t)
+            ratios[name].append(t / this_repeat["no callback"])
+    median = statistics.median
+    return {n: (median(times[n]), median(ratios[n])) for n in configs}, sizes
 
 
 def main(argv=None) -> int:
@@ -146,9 +159,9 @@ def main(argv=None) -> int:
     quick = args.quick
     width, batch = (32, 16) if quick else (256, 128)
     steps = args.steps or (6 if quick else 150)
-    repeats = args.repeats or (1 if quick else 5)
-    deep_steps = 4 if quick else 60
-    deep_repeats = 1 if quick else 3
+    repeats = args.repeats or (1 if quick else 9)
+    deep_steps = 4 if quick else 100
+    deep_repeats = 1 if quick else 5
     deep_depth, deep_width = (30, 16) if quick else (500, 32)
 
     gnl = "every step (update_freq=1)"
@@ -177,15 +190,15 @@ def main(argv=None) -> int:
     lines = []
     head = f"| configuration | 20 x Dense({width}), batch {batch}: ms/step | ratio |"
     lines += [head, "|---|---:|---:|"]
-    for name, t in ref.items():
-        lines.append(f"| {name} | {1e3 * t:.2f} | {t / ref['no callback']:.3f} |")
+    for name, (t, ratio) in ref.items():
+        lines.append(f"| {name} | {1e3 * t:.2f} | {ratio:.3f} |")
     lines += [
         "",
         f"| configuration | {deep_depth} x Dense({deep_width}): ms/step | ratio |",
         "|---|---:|---:|",
     ]
-    for name, t in deep.items():
-        lines.append(f"| {name} | {1e3 * t:.2f} | {t / deep['no callback']:.3f} |")
+    for name, (t, ratio) in deep.items():
+        lines.append(f"| {name} | {1e3 * t:.2f} | {ratio:.3f} |")
     lines += [
         "",
         "| event file, update_freq=1 | layers | logged steps | bytes | bytes/(scalar x step) |",
@@ -200,7 +213,7 @@ def main(argv=None) -> int:
     verdict = []
     for name, limit in TARGETS.items():
         for label, res in (("20 layers", ref), (f"{deep_depth} layers", deep)):
-            ratio = res[name] / res["no callback"]
+            ratio = res[name][1]
             verdict.append(
                 f"{name}, {label}: {ratio:.3f} (target <= {limit}) "
                 f"{'OK' if ratio <= limit else 'MISSED'}"
@@ -216,9 +229,10 @@ def main(argv=None) -> int:
             f"Command: `{cmd.strip()}`\n\n"
             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"TensorFlow {tf.__version__}, Keras {keras.__version__}, CPU only.\n\n"
-            f"Median step time (wall time between batch begins, first 3 steps of each fit "
-            f"skipped), median over {repeats} (deep model: {deep_repeats}) alternated "
-            f"repeats of {steps} ({deep_steps}) steps.\n\n"
+            f"Mean step time per fit (wall time between batch begins, first 3 steps "
+            f"skipped), median over {repeats} (deep model: {deep_repeats}) repeats of "
+            f"{steps} ({deep_steps}) steps in shuffled order; ratio = median of the "
+            f"per-repeat ratios to the no-callback fit of the same repeat.\n\n"
             + table
             + "\n\n"
             + "\n".join(f"- {v}" for v in verdict)
