@@ -49,8 +49,12 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     No extra forward or backward pass: the optimizer's ``apply`` is wrapped before
     the train function is traced, and the norms are reduced on the device inside
-    the compiled train step. They are read to the host once per logged train
-    function call (one array for all layers), never once per variable.
+    the compiled train step. Each logged step leaves one row (all layers) in a
+    small ring buffer on the device; the rows are read to the host in one
+    transfer every 32 logged steps or 2 seconds, at each epoch's end, at the end
+    of training and when a train step raises, never once per variable or per
+    step. An exception raised elsewhere (another callback) leaves the last rows
+    on the device; they are logged when the callback is used again.
 
     What is logged at step ``t`` (the optimizer's iteration count after the
     update, so the first step is 1, like ``keras.callbacks.TensorBoard``):
@@ -105,7 +109,8 @@ class GradientNormLogger(keras.callbacks.Callback):
         histogram_bins: buckets per histogram.
         stop_on_nonfinite: stop training (``model.stop_training = True``, with a
             warning naming the step and layers) when a logged step has NaN or inf
-            gradients.
+            gradients. Rows are then read after every step, and training stops
+            after the step that follows the bad one.
 
     Raises:
         ValueError: for a bad argument (naming it and what is allowed), and in
