@@ -1,8 +1,9 @@
 """Benchmark: per-step overhead of GradientNormLogger against other ways to watch gradients.
 
 Reference model: Dense layers (ReLU), batch 128, CPU, TensorFlow backend. One
-process; every repeat runs each configuration once, in a shuffled order, after a
-``gc.collect()``, so drifts in machine load hit them all alike. Step time is the
+process and one model; every repeat runs each configuration once on it, in a
+shuffled order, after a ``gc.collect()``, so drifts in machine load hit them all
+alike. Step time is the
 mean wall time between consecutive ``on_train_batch_begin`` calls (train
 function plus every callback's hooks, so the logger's periodic reads of its
 device buffer are included), skipping the first steps of each fit (tracing).
@@ -122,7 +123,11 @@ def run_suite(depth, width, batch, steps, repeats, configs, tmp):
     x = rng.normal(size=(batch * 8, width)).astype("float32")
     y = rng.normal(size=(batch * 8, 1)).astype("float32")
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).repeat().prefetch(2)
-    models = {name: build(depth, width) for name in configs}
+    # One model for every configuration: separate but identical models differ by
+    # several per cent in step time (where their variables land in memory), which
+    # would swamp the differences measured here. Each fit with the logger retraces
+    # the train function, and so does the next fit after it.
+    model = build(depth, width)
     times: dict[str, list[float]] = {name: [] for name in configs}
     ratios: dict[str, list[float]] = {name: [] for name in configs}
     sizes: dict[str, int] = {}
@@ -135,9 +140,7 @@ def run_suite(depth, width, batch, steps, repeats, configs, tmp):
             timer = StepTimer(skip)
             cbs = [timer] + configs[name](log_dir, x[:batch], y[:batch])
             gc.collect()  # garbage of earlier fits (retraced functions) is not this fit's cost
-            models[name].fit(
-                data, epochs=1, steps_per_epoch=steps + skip + 1, callbacks=cbs, verbose=0
-            )
+            model.fit(data, epochs=1, steps_per_epoch=steps + skip + 1, callbacks=cbs, verbose=0)
             this_repeat[name] = timer.per_step()
             if os.path.isdir(log_dir):
                 sizes[name] = event_bytes(log_dir)

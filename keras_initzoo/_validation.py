@@ -52,15 +52,16 @@ def check_choice(name: str, value: object, allowed: Iterable[str]) -> str:
     return value
 
 
-def check_int(name: str, value: object, minimum: int = 0) -> int:
-    """Returns ``value`` as an int if it is an integer (not a bool) >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+def check_int(name: str, value: object, minimum: int = 0, what: str | None = None) -> int:
+    """Returns ``value`` as an int if it is an integer (not a bool) >= ``minimum``.
+
+    ``what`` describes the allowed values in the error (default "an integer >= minimum").
+    """
+    what = what or f"an integer >= {minimum}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(
-            f"`{name}` must be an integer >= {minimum}; received {name}={value!r} "
-            f"of type {type(value).__name__}."
+            f"`{name}` must be {what}; received {name}={value!r} of type {type(value).__name__}."
         )
-    if value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}; received {name}={value!r}.")
     return int(value)
 
 

@@ -278,9 +278,18 @@ class GradientCapture:
                 tvars = trainable_variables
             if not capture.build():
                 return inner(grads, trainable_variables)
-            capture._before(target, grads, tvars)
+            cols = capture.cols
+            if not (cols.weight_norms or cols.update_ratio):
+                # Recorded after the update: stateful ops run in program order, so
+                # recording first would hold every variable's update until all
+                # gradients exist, losing the overlap of backprop and updates.
+                result = inner(grads, trainable_variables)
+                capture._record(target, grads, tvars, steps_ahead=0)
+                return result
+            # Weight norms and update ratios need the weights before the update.
+            capture._record(target, grads, tvars, steps_ahead=1)
             result = inner(grads, trainable_variables)
-            if capture.cols.update_ratio:
+            if cols.update_ratio:
                 capture._after(target)
             return result
 
@@ -337,7 +346,8 @@ class GradientCapture:
         """The ring-buffer row of recorded step ``step`` (recorded every ``freq`` steps)."""
         return tf.math.floormod(tf.math.floordiv(step - 1, freq), self.rows)
 
-    def _before(self, target, grads: list, tvars: list) -> None:
+    def _record(self, target, grads: list, tvars: list, steps_ahead: int) -> None:
+        """Record this update's row; ``steps_ahead`` is 1 before the update, 0 after."""
         pairs = [
             (g, self.index.get(id(v)))
             for g, v in zip(grads, tvars, strict=False)
@@ -353,7 +363,7 @@ class GradientCapture:
 
         def record(strategy, known_grads, other_grads):
             densify = _sum_replicas(strategy)
-            step = self._step(target) + 1  # the count once this update is applied
+            step = self._step(target) + steps_ahead  # the count once this update is applied
             pred = self._every(step, self.update_freq)
             run = (lambda f: f()) if pred is None else (lambda f: _when(pred, f))
             run(lambda: self._record_norms(step, known_grads, idx, other_grads, densify, inv_sq))

@@ -11,15 +11,10 @@ import warnings
 import keras
 import numpy as np
 
+from keras_initzoo._validation import check_int
 from keras_initzoo.callbacks.capture import Columns, GradientCapture, innermost_optimizer
 from keras_initzoo.callbacks.layout import charts_for, layout_summary
 from keras_initzoo.callbacks.writer import EventWriter, ScalarEncoder, histogram_summary
-
-
-def _check_int(name: str, value, minimum: int, allowed: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be {allowed}; got {value!r}.")
-    return int(value)
 
 
 def _check_log_dir(log_dir) -> str:
@@ -134,13 +129,13 @@ class GradientNormLogger(keras.callbacks.Callback):
         super().__init__()
         if update_freq == "batch":
             update_freq = 1
-        self.update_freq = _check_int(
+        self.update_freq = check_int(
             "update_freq", update_freq, 1, "a positive integer (log every N steps) or 'batch'"
         )
-        self.histogram_freq = _check_int(
+        self.histogram_freq = check_int(
             "histogram_freq", histogram_freq, 0, "a non-negative integer (0 turns histograms off)"
         )
-        self.histogram_bins = _check_int("histogram_bins", histogram_bins, 1, "a positive integer")
+        self.histogram_bins = check_int("histogram_bins", histogram_bins, 1, "a positive integer")
         for name, flag in (
             ("per_variable", per_variable),
             ("weight_norms", weight_norms),
