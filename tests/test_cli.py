@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -139,19 +138,16 @@ def test_compare_trains_each_scheme_and_writes_one_run_per_scheme(tmp_path, caps
 
 
 @pytest.mark.slow
-def test_demo_finishes_within_a_minute_and_shows_the_lesson(tmp_path, events):
-    start = time.perf_counter()
+def test_demo_shows_the_lesson(tmp_path, events):
+    # Its wall time (about 15 s on 2 cores) is reported in the README, not asserted:
+    # timings belong to benchmarks, not to tests.
     done = subprocess.run(
         [sys.executable, "-m", "keras_initzoo", "demo", "--logdir", str(tmp_path), "--no-progress"],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    wall = time.perf_counter() - start
     assert done.returncode == 0, done.stderr[-3000:]
-    # The promise to a newcomer: under 60 s on 2 CPU cores, TensorFlow start-up included
-    # (about 15 s measured unloaded).
-    assert wall < 60, f"demo took {wall:.1f} s"
     rows = _table_rows(done.stdout)
     assert list(rows) == list(cli.DEMO_SCHEMES)
     assert float(rows["zoo_he"][1]) > 0.8  # 4 classes: chance is 0.25
