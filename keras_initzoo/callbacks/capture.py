@@ -309,10 +309,6 @@ class GradientCapture:
                 target.apply = self._previous
         self._target = None
 
-    @property
-    def installed_on(self):
-        return self._target
-
     # -- reading --------------------------------------------------------------------
     def read(self):
         """All buffer rows as one numpy array (one device-to-host transfer)."""
