@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .._validation import check_choice, check_int, check_positive
 from .data import Dataset, get_dataset
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "selu", "elu", "gelu", "linear")
@@ -54,18 +55,10 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         for name in ("depth", "width", "epochs", "batch_size", "grad_log_freq"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
-            )
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
-            )
+            check_int(name, getattr(self, name), minimum=1)
+        check_positive("learning_rate", self.learning_rate)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
 
 
 @dataclass
