@@ -146,8 +146,11 @@ def _cond(pred: tf.Tensor, true_fn: Callable, false_fn: Callable) -> tf.Tensor:
     return out
 
 
-def _when(pred: tf.Tensor, fn: Callable[[], None]) -> None:
-    """Run ``fn``'s ops only where ``pred`` holds (graph-friendly ``if``)."""
+def _when(pred: tf.Tensor | None, fn: Callable[[], None]) -> None:
+    """Run ``fn``'s ops only where ``pred`` holds (graph-friendly ``if``); None: always."""
+    if pred is None:
+        fn()
+        return
 
     def taken():
         fn()
@@ -360,13 +363,15 @@ class GradientCapture:
         def record(strategy, known_grads, other_grads):
             densify = _sum_replicas(strategy)
             step = self._step(target) + steps_ahead  # the count once this update is applied
-            pred = self._every(step, self.update_freq)
-            run = (lambda f: f()) if pred is None else (lambda f: _when(pred, f))
-            run(lambda: self._record_norms(step, known_grads, idx, other_grads, densify, inv_sq))
+            _when(
+                self._every(step, self.update_freq),
+                lambda: self._record_norms(step, known_grads, idx, other_grads, densify, inv_sq),
+            )
             if self.hist is not None:
-                hpred = self._every(step, self.histogram_freq)
-                hrun = (lambda f: f()) if hpred is None else (lambda f: _when(hpred, f))
-                hrun(lambda: self._record_histograms(step, known_grads, idx, densify))
+                _when(
+                    self._every(step, self.histogram_freq),
+                    lambda: self._record_histograms(step, known_grads, idx, densify),
+                )
 
         idx = [i for _, i in known]
         self._merge(record, [g for g, _ in known], other)
@@ -426,7 +431,7 @@ class GradientCapture:
                 )
                 self.values.scatter_nd_update(cells, sums)
 
-            compute() if pred is None else _when(pred, compute)
+            _when(pred, compute)
 
         self._merge(record)
 
