@@ -10,6 +10,7 @@ from conftest import load_events, load_scalars
 from test_callback_gradient_norm import RTOL, WeightRecorder, make_data, mlp, norm, tape_grads
 
 import keras_initzoo as kiz
+from keras_initzoo.callbacks.capture import squared_sums
 
 
 @pytest.mark.parametrize(
@@ -23,6 +24,7 @@ import keras_initzoo as kiz
         ({"histogram_freq": -1}, "`histogram_freq` must be a non-negative integer"),
         ({"histogram_bins": 0}, "`histogram_bins`"),
         ({"stop_on_nonfinite": "yes"}, "`stop_on_nonfinite` must be True or False"),
+        ({"count_nonfinite": 1}, "`count_nonfinite` must be True or False"),
     ],
 )
 def test_bad_arguments_fail_at_construction(tmp_path, kwargs, match):
@@ -141,3 +143,34 @@ def test_scalar_encoder_gives_tensorboards_own_bytes(tags, values):
         ),
     ).SerializeToString()
     assert encoded == expected
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_squared_sums_and_nonfinite_counts_of_mixed_tensors(compiled):
+    """Stacked small tensors, fused large ones, float64 ones and their order."""
+    rng = np.random.default_rng(0)
+    arrays = [
+        rng.normal(size=(300, 20)).astype("float32"),  # large: its own l2_loss
+        rng.normal(size=(8,)).astype("float32"),  # small: stacked with the next
+        rng.normal(size=(5, 3)).astype("float64"),  # its own accumulator dtype
+        rng.normal(size=(8,)).astype("float32"),
+        rng.normal(size=(300, 20)).astype("float16"),
+    ]
+    arrays[1][[2, 5]] = [np.nan, np.inf]
+    arrays[4][0, :3] = np.inf
+    expected_sums = [float(np.sum(a.astype("float64") ** 2)) for a in arrays]
+    expected_count = 5
+
+    def run(tensors):
+        return squared_sums(tensors, count_nonfinite=True)
+
+    fn = tf.function(run) if compiled else run
+    sums, count = fn([tf.constant(a) for a in arrays])
+    sums = sums.numpy()
+    for got, want, a in zip(sums, expected_sums, arrays, strict=True):
+        if np.isfinite(a).all():
+            np.testing.assert_allclose(got, want, rtol=1e-3 if a.dtype == "float16" else 1e-6)
+        else:
+            assert not np.isfinite(got)
+    assert count.numpy() == expected_count
+    assert squared_sums([tf.constant(arrays[0])])[1] is None  # counting is opt-in

@@ -174,25 +174,28 @@ def test_exception_in_another_callback_leaves_readable_events(tmp_path):
     assert steps_of(tmp_path) == list(range(1, 3 + 8 + 1))
 
 
-def test_nonfinite_gradients_counted_and_stop_training(tmp_path):
+@pytest.mark.parametrize("count", [True, False])
+def test_nonfinite_gradients_stop_training_right_after_the_bad_step(tmp_path, count):
     x, y = make_data(64)
-    x[20, 0] = np.nan  # batch 3 (steps of 8): every gradient entry touched becomes NaN
+    x[20, 0] = np.nan  # batch 3 (steps of 8)
     model = mlp()
     model.compile("sgd", "mse")
-    cb = kiz.GradientNormLogger(tmp_path, stop_on_nonfinite=True)
-    with pytest.warns(
-        UserWarning,
-        match=r"non-finite gradient values at step 3 .*hidden1.*"
-        r"Stopping training",
-    ):
+    cb = kiz.GradientNormLogger(tmp_path, count_nonfinite=count, stop_on_nonfinite=True)
+    what = r"\d+ non-finite gradient values" if count else "a non-finite gradient norm"
+    with pytest.warns(UserWarning, match=rf"{what} at step 3 .*hidden1.*Stopping training"):
         history = fit(model, x, y, cb, epochs=3)
     assert len(history.history["loss"]) == 1  # stopped in the first epoch
+    # Stopped right after the bad step: nothing later was run or logged.
+    assert steps_of(tmp_path) == [1, 2, 3]
     logged = load_scalars(tmp_path)
-    counts = dict(logged["grad_nonfinite/count"])
+    assert np.isnan(dict(logged["grad_norm/hidden1"])[3])
+    if not count:
+        assert "grad_nonfinite/count" not in logged  # counting is opt-in
+        return
+    # The NaN sample's error term is NaN in every layer, and each weight's
+    # gradient sums over the batch: every entry is NaN.
     n_params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    assert counts[1] == counts[2] == 0
-    assert 0 < counts[3] <= n_params
-    assert np.isnan(dict(logged["grad_norm/global"])[3])
+    assert dict(logged["grad_nonfinite/count"]) == {1: 0, 2: 0, 3: n_params}
 
 
 def test_nonfinite_without_stop_keeps_training(tmp_path):
@@ -200,9 +203,10 @@ def test_nonfinite_without_stop_keeps_training(tmp_path):
     x[0, 0] = np.inf
     model = mlp()
     model.compile("sgd", "mse")
+    cb = kiz.GradientNormLogger(tmp_path, count_nonfinite=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        history = fit(model, x, y, kiz.GradientNormLogger(tmp_path), epochs=2)
+        history = fit(model, x, y, cb, epochs=2)
     assert len(history.history["loss"]) == 2
     assert sum("non-finite gradient" in str(w.message) for w in caught) == 1  # warned once
     assert all(v > 0 for _, v in load_scalars(tmp_path)["grad_nonfinite/count"])

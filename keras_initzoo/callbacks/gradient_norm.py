@@ -12,7 +12,13 @@ import keras
 import numpy as np
 
 from keras_initzoo._validation import check_int
-from keras_initzoo.callbacks.capture import Columns, GradientCapture, innermost_optimizer
+from keras_initzoo.callbacks.capture import (
+    NOTHING,
+    Columns,
+    GradientCapture,
+    Record,
+    innermost_optimizer,
+)
 from keras_initzoo.callbacks.layout import charts_for, layout_summary
 from keras_initzoo.callbacks.writer import EventWriter, ScalarEncoder, histogram_summary
 
@@ -51,14 +57,21 @@ class GradientNormLogger(keras.callbacks.Callback):
     step. An exception raised elsewhere (another callback) leaves the last rows
     on the device; they are logged when the callback is used again.
 
+    Steps that log nothing cost nothing: with one step per train-function call
+    (the default ``steps_per_execution=1``) the callback keeps two traced train
+    functions, the plain one and one that records, and calls the recording one
+    only for logged steps (each is traced when first needed, so a fit that logs
+    every step traces one). With ``steps_per_execution > 1`` one traced function
+    checks the step count itself, for a few microseconds per step.
+
     What is logged at step ``t`` (the optimizer's iteration count after the
     update, so the first step is 1, like ``keras.callbacks.TensorBoard``):
 
     * ``grad_norm/<layer>``: ``sqrt(sum over the layer's trainable variables v of
       sum(g_v ** 2))`` — one norm for all of the layer's weights together;
     * ``grad_norm/global``: the same over all trainable variables;
-    * ``grad_nonfinite/count``: how many gradient entries are NaN or inf (0 when
-      the global norm is finite; counted only when it is not);
+    * with ``count_nonfinite=True``: ``grad_nonfinite/count``, how many gradient
+      entries are NaN or inf (counted only in tensors whose norm is not finite);
     * with ``per_variable=True``: ``grad_norm_per_variable/<variable path>``;
     * with ``weight_norms=True``: ``weight_norm/<layer>``, the layer's weight norm
       before the update;
@@ -102,10 +115,15 @@ class GradientNormLogger(keras.callbacks.Callback):
         update_ratio: also log each layer's update-to-weight norm ratio.
         histogram_freq: log gradient histograms every this many steps (0: never).
         histogram_bins: buckets per histogram.
+        count_nonfinite: also log how many gradient entries are NaN or inf. Off by
+            default: a non-finite gradient already shows as a NaN or inf norm and
+            a warning naming the step and layers, and the count costs a few per
+            cent of a step even when there is nothing to count.
         stop_on_nonfinite: stop training (``model.stop_training = True``, with a
-            warning naming the step and layers) when a logged step has NaN or inf
-            gradients. Rows are then read after every step, and training stops
-            after the step that follows the bad one.
+            warning naming the step and layers) when a logged step has a
+            non-finite gradient norm (NaN or inf entries, or a norm beyond the
+            accumulator's range). Rows are then read after every logged step, and training
+            stops right after the train-function call that ran the bad step.
 
     Raises:
         ValueError: for a bad argument (naming it and what is allowed), and in
@@ -124,6 +142,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         update_ratio: bool = False,
         histogram_freq: int = 0,
         histogram_bins: int = 30,
+        count_nonfinite: bool = False,
         stop_on_nonfinite: bool = False,
     ) -> None:
         super().__init__()
@@ -140,6 +159,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             ("per_variable", per_variable),
             ("weight_norms", weight_norms),
             ("update_ratio", update_ratio),
+            ("count_nonfinite", count_nonfinite),
             ("stop_on_nonfinite", stop_on_nonfinite),
         ):
             if not isinstance(flag, (bool, np.bool_)):
@@ -148,6 +168,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self.per_variable = bool(per_variable)
         self.weight_norms = bool(weight_norms or update_ratio)
         self.update_ratio = bool(update_ratio)
+        self.count_nonfinite = bool(count_nonfinite)
         self.stop_on_nonfinite = bool(stop_on_nonfinite)
         self._capture: GradientCapture | None = None
         self._writer: EventWriter | None = None
@@ -155,8 +176,12 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._hist_tags: list[str] = []
         self._last_logged = 0
         self._last_hist = 0
-        self._executions = 0  # train-function calls since the last read
-        self._read_every = 1
+        self._functions: dict[Record, object] = {}  # traced train function per Record
+        self._gate_on_host = True
+        self._iteration = 0  # the optimizer's iteration count before the next call
+        self._pending = 0  # rows possibly recorded since the last read
+        self._rows_per_call = 1
+        self._read_at = 1
         self._last_read = 0.0
         self._warned_nonfinite = False
 
@@ -178,16 +203,22 @@ class GradientNormLogger(keras.callbacks.Callback):
             self._read_device()
             self._capture.uninstall()
         steps_per_call = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
-        rows, self._read_every = _ring_size(steps_per_call, self.update_freq)
-        if self.stop_on_nonfinite:
-            self._read_every = 1  # stopping at the bad step needs every step read
+        # One step per call: the host knows which calls log and runs the plain
+        # train step in the others. Several: the traced steps gate themselves.
+        self._gate_on_host = steps_per_call == 1
+        freqs = [self.update_freq] + ([self.histogram_freq] if self.histogram_freq else [])
+        rows, self._rows_per_call = _ring_size(1 if self._gate_on_host else steps_per_call, freqs)
+        # Reading when half the rows may be full leaves the other half as margin.
+        self._read_at = self._rows_per_call if self.stop_on_nonfinite else rows // 2
         self._capture = GradientCapture(
             model,
             update_freq=self.update_freq,
             rows=rows,
+            gate_in_graph=not self._gate_on_host,
             per_variable=self.per_variable,
             weight_norms=self.weight_norms,
             update_ratio=self.update_ratio,
+            count_nonfinite=self.count_nonfinite,
             histogram_freq=self.histogram_freq,
             histogram_bins=self.histogram_bins,
         )
@@ -195,35 +226,74 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._capture.build()
         self._capture.install(model.optimizer)
         # fit() built the train function before on_train_begin; a function traced
-        # by an earlier fit would not see the wrapped apply, so build a fresh one.
-        model.make_train_function(force=True)
-        model.train_function = self._read_on_failure(model.train_function)
+        # by an earlier fit would not see the wrapped apply: trace fresh ones.
+        self._functions = {}
+        model.train_function = self._train_function
         self._encoder = None
         # One read per fit: steps continue across fit calls and initial_epoch resumes.
         step = int(innermost_optimizer(model.optimizer).iterations.numpy())
+        self._iteration = step  # the optimizer's count before the next call
         # The buffer is fresh: nothing in it predates this fit.
         self._last_logged = step
         self._last_hist = step
-        self._executions = 0
+        self._pending = 0
         self._last_read = time.monotonic()
         self._warned_nonfinite = False
 
-    def _read_on_failure(self, train_function):
-        """``train_function`` that, when a step raises, logs the finished steps first."""
+    # -- per train-function call --------------------------------------------------------
+    # Rows wait on the device and are read in batches: when half of the ring may be
+    # full, when READ_SECONDS have passed since the last read and some row may be
+    # new, at epoch and train end, and when a step raises. No batch hook is
+    # overridden, which also lets Keras dispatch other callbacks' batch-end hooks
+    # asynchronously.
+    READ_SECONDS = 2.0
 
-        def read_then_raise(iterator):
-            try:
-                return train_function(iterator)
-            except BaseException:  # KeyboardInterrupt too: keep what was computed
+    def _due(self) -> Record:
+        """What the next train-function call records (every call, if gated in the graph)."""
+        if not self._gate_on_host:
+            return self._capture.record
+        # The call's step is ``_iteration + 1``; steps 1, 1 + freq, ... are logged.
+        return Record(
+            self._iteration % self.update_freq == 0,
+            bool(self.histogram_freq) and self._iteration % self.histogram_freq == 0,
+        )
+
+    def _function_for(self, record: Record):
+        """The traced train function that records ``record`` (made on first use)."""
+        function = self._functions.get(record)
+        if function is None:
+            model = self.model
+            model.make_train_function(force=True)
+            function = self._functions[record] = model.train_function
+            model.train_function = self._train_function
+        return function
+
+    def _train_function(self, iterator):
+        """Keras' train function, picking the traced variant that records what is due."""
+        capture = self._capture
+        if capture is None:  # nothing to log (no trainable weights)
+            return self._function_for(NOTHING)(iterator)
+        record = self._due()
+        capture.record = record  # read while a variant traces
+        try:
+            logs = self._function_for(record)(iterator)
+        except BaseException:  # KeyboardInterrupt too: keep what finished steps computed
+            self._read_device()
+            raise
+        self._iteration += 1
+        if record != NOTHING:
+            self._pending += self._rows_per_call
+            if self._pending >= self._read_at or (
+                time.monotonic() - self._last_read >= self.READ_SECONDS
+            ):
                 self._read_device()
-                raise
-
-        return read_then_raise
+        return logs
 
     def _scalar_tags(self, capture: GradientCapture) -> list[str]:
         cols: Columns = capture.cols
         layers = [g.name for g in capture.groups]
-        tags = ["grad_nonfinite/count", "grad_norm/global"] + [f"grad_norm/{n}" for n in layers]
+        tags = ["grad_nonfinite/count"] if cols.count_nonfinite else []
+        tags += ["grad_norm/global"] + [f"grad_norm/{n}" for n in layers]
         if cols.per_variable:
             tags += [f"grad_norm_per_variable/{v.path}" for v in capture.variables]
         if cols.weight_norms or cols.update_ratio:
@@ -242,27 +312,9 @@ class GradientNormLogger(keras.callbacks.Callback):
             self._writer.write_summary(step, layout_summary(charts))
             self._writer.flush()
 
-    # -- per batch --------------------------------------------------------------------
-    # -- reading the device buffers ---------------------------------------------------
-    # Rows wait on the device and are read in batches: at most every
-    # ``_read_every`` train-function calls or READ_SECONDS, at epoch and train end,
-    # and when a step raises. Not overriding on_train_batch_end also lets Keras
-    # dispatch the other callbacks' batch hooks asynchronously.
-    READ_SECONDS = 2.0
-
-    def on_train_batch_begin(self, batch: int, logs=None) -> None:
-        if self._capture is None:
-            return
-        # The previous call has returned: its rows are complete on the device.
-        if self._executions >= self._read_every or (
-            self._executions and time.monotonic() - self._last_read >= self.READ_SECONDS
-        ):
-            self._read_device()
-        self._executions += 1
-
     def _read_device(self) -> None:
         capture = self._capture
-        self._executions = 0
+        self._pending = 0
         self._last_read = time.monotonic()
         if capture is None or self._writer is None:
             return
@@ -283,6 +335,9 @@ class GradientNormLogger(keras.callbacks.Callback):
         if self.histogram_freq:
             self._flush_histograms()
         self._writer.flush()
+        # Re-synchronize the host's step count: a step the loss scaler skipped
+        # did not advance the optimizer.
+        self._iteration = int(innermost_optimizer(self.model.optimizer).iterations.numpy())
 
     def _flush_rows(self) -> None:
         capture = self._capture
@@ -295,37 +350,44 @@ class GradientNormLogger(keras.callbacks.Callback):
             self._last_logged = int(steps[fresh].max())
 
     def _log_row(self, step: int, row: np.ndarray, cols: Columns) -> None:
+        first = Columns.GLOBAL  # columns from here on hold sums of squares
         with np.errstate(invalid="ignore"):  # NaN sums stay NaN: logged honestly
-            norms = np.sqrt(row[Columns.NONFINITE + 1 :])
-        values = np.concatenate([[row[Columns.NONFINITE]], norms])
+            norms = np.sqrt(row[first:])
         if cols.update_ratio:
             n = cols.n_layers
-            w = values[cols.weights - 1 : cols.weights - 1 + n]
+            w = norms[cols.weights - first : cols.weights - first + n]
             with np.errstate(divide="ignore", invalid="ignore"):
                 # A zero-initialized layer has no relative scale: report inf/NaN honestly.
-                values[cols.updates - 1 :] = values[cols.updates - 1 :] / w
+                norms[cols.updates - first :] /= w
+        values = norms
+        if cols.count_nonfinite:
+            values = np.concatenate([[row[Columns.NONFINITE]], norms])
         self._writer.write_bytes(self._encoder.encode(step, values))
-        nonfinite = int(row[Columns.NONFINITE])
-        if nonfinite:
-            self._report_nonfinite(step, nonfinite, row, cols)
+        if not math.isfinite(row[Columns.GLOBAL]):
+            self._report_nonfinite(step, row, cols)
 
-    def _report_nonfinite(self, step: int, count: int, row: np.ndarray, cols: Columns) -> None:
+    def _report_nonfinite(self, step: int, row: np.ndarray, cols: Columns) -> None:
         layer_sq = row[cols.layers : cols.layers + cols.n_layers]
         bad = [
             g.name
             for g, s in zip(self._capture.groups, layer_sq, strict=True)
             if not math.isfinite(s)
         ]
-        msg = (
-            f"GradientNormLogger: {count} non-finite gradient values at step {step} "
-            f"(layers: {', '.join(bad) or 'unattributed variables'})."
-        )
+        where = f"layers: {', '.join(bad) or 'unattributed variables'}"
+        if cols.count_nonfinite:
+            what = f"{int(row[Columns.NONFINITE])} non-finite gradient values"
+            logged = "Logged as grad_nonfinite/count."
+        else:
+            what = "a non-finite gradient norm"
+            where = f"NaN or inf gradient values, or a norm beyond float range; {where}"
+            logged = "Logged as a NaN or inf grad_norm."
+        msg = f"GradientNormLogger: {what} at step {step} ({where})."
         if self.stop_on_nonfinite:
             self.model.stop_training = True
             warnings.warn(msg + " Stopping training (stop_on_nonfinite=True).", stacklevel=2)
         elif not self._warned_nonfinite:
             self._warned_nonfinite = True
-            warnings.warn(msg + " Logged as grad_nonfinite/count.", stacklevel=2)
+            warnings.warn(f"{msg} {logged}", stacklevel=2)
 
     def _flush_histograms(self) -> None:
         data = self._capture.read_histograms()
@@ -359,12 +421,11 @@ class GradientNormLogger(keras.callbacks.Callback):
             self._writer = None
 
 
-def _ring_size(steps_per_call: int, update_freq: int) -> tuple[int, int]:
-    """Ring-buffer rows, and train-function calls between reads, so no row is overwritten.
+def _ring_size(steps_per_call: int, freqs: list[int]) -> tuple[int, int]:
+    """Ring-buffer rows, and the most rows one train-function call can record.
 
-    One call records at most ``ceil(steps_per_call / update_freq)`` steps; reading
-    when half of the rows may be full leaves the other half as margin.
+    A call of ``steps_per_call`` steps records at most ``ceil(steps_per_call / f)``
+    of them for each frequency ``f``; the ring keeps four calls' worth, at least 64.
     """
-    per_call = -(-steps_per_call // update_freq)
-    rows = max(64, 4 * per_call)
-    return rows, max(1, (rows // 2) // per_call)
+    per_call = max(-(-steps_per_call // f) for f in freqs)
+    return max(64, 4 * per_call), per_call
