@@ -69,8 +69,10 @@ class StepTimer(keras.callbacks.Callback):
             self.times.append(now - self._last)
         self._last = now
 
-    def per_step(self) -> float:
-        return statistics.fmean(self.times[self.skip :])
+    def per_step(self) -> tuple[float, float]:
+        """Mean and median step time, after the skipped first steps."""
+        kept = self.times[self.skip :]
+        return statistics.fmean(kept), statistics.median(kept)
 
 
 class ExtraTapeNorms(keras.callbacks.Callback):
@@ -118,7 +120,8 @@ def event_bytes(log_dir: str) -> int:
 
 
 def run_suite(depth, width, batch, steps, repeats, configs, tmp):
-    """Median step time (s) and median paired ratio per configuration, and event bytes."""
+    """Per configuration: median over repeats of the mean step time (s), and the
+    median paired ratios of the mean and of the median step time; event bytes."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch * 8, width)).astype("float32")
     y = rng.normal(size=(batch * 8, 1)).astype("float32")
@@ -130,6 +133,7 @@ def run_suite(depth, width, batch, steps, repeats, configs, tmp):
     model = build(depth, width)
     times: dict[str, list[float]] = {name: [] for name in configs}
     ratios: dict[str, list[float]] = {name: [] for name in configs}
+    median_ratios: dict[str, list[float]] = {name: [] for name in configs}
     sizes: dict[str, int] = {}
     skip = 3
     order = random.Random(depth)
@@ -144,11 +148,14 @@ def run_suite(depth, width, batch, steps, repeats, configs, tmp):
             this_repeat[name] = timer.per_step()
             if os.path.isdir(log_dir):
                 sizes[name] = event_bytes(log_dir)
-        for name, t in this_repeat.items():
-            times[name].append(t)
-            ratios[name].append(t / this_repeat["no callback"])
+        base_mean, base_median = this_repeat["no callback"]
+        for name, (mean, med) in this_repeat.items():
+            times[name].append(mean)
+            ratios[name].append(mean / base_mean)
+            median_ratios[name].append(med / base_median)
     median = statistics.median
-    return {n: (median(times[n]), median(ratios[n])) for n in configs}, sizes
+    result = {n: (median(times[n]), median(ratios[n]), median(median_ratios[n])) for n in configs}
+    return result, sizes
 
 
 def main(argv=None) -> int:
@@ -172,6 +179,9 @@ def main(argv=None) -> int:
         "no callback": lambda d, x, y: [],
         gnl: lambda d, x, y: [kiz.GradientNormLogger(d, update_freq=1)],
         "update_freq=100": lambda d, x, y: [kiz.GradientNormLogger(d, update_freq=100)],
+        "every step + count_nonfinite": lambda d, x, y: [
+            kiz.GradientNormLogger(d, update_freq=1, count_nonfinite=True)
+        ],
         "keras TensorBoard (batch, histogram_freq=1)": lambda d, x, y: [
             keras.callbacks.TensorBoard(d, update_freq="batch", histogram_freq=1)
         ],
@@ -191,17 +201,18 @@ def main(argv=None) -> int:
         return size / ((layers + 2) * logged)  # +2: the global and non-finite scalars
 
     lines = []
-    head = f"| configuration | 20 x Dense({width}), batch {batch}: ms/step | ratio |"
-    lines += [head, "|---|---:|---:|"]
-    for name, (t, ratio) in ref.items():
-        lines.append(f"| {name} | {1e3 * t:.2f} | {ratio:.3f} |")
-    lines += [
-        "",
-        f"| configuration | {deep_depth} x Dense({deep_width}): ms/step | ratio |",
-        "|---|---:|---:|",
-    ]
-    for name, (t, ratio) in deep.items():
-        lines.append(f"| {name} | {1e3 * t:.2f} | {ratio:.3f} |")
+    for label, res in (
+        (f"20 x Dense({width}), batch {batch}", ref),
+        (f"{deep_depth} x Dense({deep_width})", deep),
+    ):
+        lines += [
+            f"| configuration | {label}: ms/step | ratio (mean step) | ratio (median step) |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, (t, ratio, median_ratio) in res.items():
+            lines.append(f"| {name} | {1e3 * t:.2f} | {ratio:.3f} | {median_ratio:.3f} |")
+        lines.append("")
+    lines.pop()
     lines += [
         "",
         "| event file, update_freq=1 | layers | logged steps | bytes | bytes/(scalar x step) |",
@@ -216,10 +227,11 @@ def main(argv=None) -> int:
     verdict = []
     for name, limit in TARGETS.items():
         for label, res in (("20 layers", ref), (f"{deep_depth} layers", deep)):
-            ratio = res[name][1]
+            _, ratio, median_ratio = res[name]
+            met = max(ratio, median_ratio) <= limit
             verdict.append(
-                f"{name}, {label}: {ratio:.3f} (target <= {limit}) "
-                f"{'OK' if ratio <= limit else 'MISSED'}"
+                f"{name}, {label}: {ratio:.3f} mean, {median_ratio:.3f} median "
+                f"(target <= {limit}) {'OK' if met else 'MISSED'}"
             )
     table = "\n".join(lines)
     print(table)
@@ -232,10 +244,13 @@ def main(argv=None) -> int:
             f"Command: `{cmd.strip()}`\n\n"
             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"TensorFlow {tf.__version__}, Keras {keras.__version__}, CPU only.\n\n"
-            f"Mean step time per fit (wall time between batch begins, first 3 steps "
-            f"skipped), median over {repeats} (deep model: {deep_repeats}) repeats of "
-            f"{steps} ({deep_steps}) steps in shuffled order; ratio = median of the "
-            f"per-repeat ratios to the no-callback fit of the same repeat.\n\n"
+            f"Step time = wall time between batch begins, first 3 steps of each fit "
+            f"skipped; {repeats} (deep model: {deep_repeats}) repeats of {steps} "
+            f"({deep_steps}) steps, configurations in shuffled order on one model. "
+            f"ms/step: median over repeats of each fit's mean step time. Ratios: "
+            f"median over repeats of the fit's mean (or median) step time divided by "
+            f"that of the no-callback fit of the same repeat. A target counts as met "
+            f"only if both ratios meet it.\n\n"
             + table
             + "\n\n"
             + "\n".join(f"- {v}" for v in verdict)

@@ -43,6 +43,18 @@ def test_update_freq_logs_first_step_then_every_nth(tmp_path, update_freq, expec
     assert steps_of(tmp_path) == expected
 
 
+def test_update_freq_grid_holds_across_fits(tmp_path):
+    x, y = make_data(32)  # 4 steps per fit
+    model = mlp()
+    model.compile("sgd", "mse")
+    cb = kiz.GradientNormLogger(tmp_path, update_freq=3)
+    for _ in range(3):
+        # The 2nd and 3rd fits start off the grid (steps 5 and 9): their first
+        # step is recorded to trace the recording function early, but not logged.
+        fit(model, x, y, cb)
+    assert steps_of(tmp_path) == [1, 4, 7, 10]
+
+
 @pytest.mark.parametrize("update_freq", [1, 2])
 def test_steps_per_execution(tmp_path, update_freq):
     x, y = make_data(56)  # 7 steps: the last execution runs only one of 3

@@ -60,9 +60,11 @@ class GradientNormLogger(keras.callbacks.Callback):
     Steps that log nothing cost nothing: with one step per train-function call
     (the default ``steps_per_execution=1``) the callback keeps two traced train
     functions, the plain one and one that records, and calls the recording one
-    only for logged steps (each is traced when first needed, so a fit that logs
-    every step traces one). With ``steps_per_execution > 1`` one traced function
-    checks the step count itself, for a few microseconds per step.
+    only for logged steps. Both are traced in the fit's first two steps (the
+    first step of a fit is recorded for that, and logged only if due). With
+    ``steps_per_execution > 1`` one traced function gates itself on the step
+    count; its gate waits for all gradients of a step, which costs a few per
+    cent of a small model's step even when nothing is logged.
 
     What is logged at step ``t`` (the optimizer's iteration count after the
     update, so the first step is 1, like ``keras.callbacks.TensorBoard``):
@@ -180,6 +182,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._gate_on_host = True
         self._iteration = 0  # the optimizer's iteration count before the next call
         self._pending = 0  # rows possibly recorded since the last read
+        self._unlogged_step = -1
         self._rows_per_call = 1
         self._read_at = 1
         self._last_read = 0.0
@@ -237,6 +240,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._last_logged = step
         self._last_hist = step
         self._pending = 0
+        self._unlogged_step = -1  # a step recorded only to trace its variant early
         self._last_read = time.monotonic()
         self._warned_nonfinite = False
 
@@ -253,10 +257,17 @@ class GradientNormLogger(keras.callbacks.Callback):
         if not self._gate_on_host:
             return self._capture.record
         # The call's step is ``_iteration + 1``; steps 1, 1 + freq, ... are logged.
-        return Record(
+        due = Record(
             self._iteration % self.update_freq == 0,
             bool(self.histogram_freq) and self._iteration % self.histogram_freq == 0,
         )
+        if due == NOTHING and not self._functions:
+            # First call of the fit: record anyway, so that both variants are traced
+            # in the fit's first two steps rather than one of them at the first
+            # logged step, mid-training. The row is not logged.
+            self._unlogged_step = self._iteration + 1
+            return Record(True, False)
+        return due
 
     def _function_for(self, record: Record):
         """The traced train function that records ``record`` (made on first use)."""
@@ -343,7 +354,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         capture = self._capture
         data = capture.read()
         steps = data[:, Columns.STEP]
-        fresh = np.flatnonzero(steps > self._last_logged)
+        fresh = np.flatnonzero((steps > self._last_logged) & (steps != self._unlogged_step))
         for r in fresh[np.argsort(steps[fresh])]:
             self._log_row(int(steps[r]), data[r], capture.cols)
         if fresh.size:
