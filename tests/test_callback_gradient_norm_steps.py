@@ -29,7 +29,7 @@ def steps_of(log_dir, tag="grad_norm/global"):
 
 def fit(model, x, y, cb, **kw):
     kw = {"batch_size": 8, "shuffle": False, "verbose": 0} | kw
-    return model.fit(x, y, callbacks=[cb], **kw)
+    return model.fit(x, y, callbacks=[cb] if cb else [], **kw)
 
 
 @pytest.mark.parametrize(
@@ -53,6 +53,28 @@ def test_update_freq_grid_holds_across_fits(tmp_path):
         # step is recorded to trace the recording function early, but not logged.
         fit(model, x, y, cb)
     assert steps_of(tmp_path) == [1, 4, 7, 10]
+
+
+@pytest.mark.parametrize("update_freq", [1, 3])
+def test_keras_train_function_is_given_back_untouched(tmp_path, update_freq):
+    x, y = make_data(32)
+    model = mlp()
+    model.compile("sgd", "mse")
+    fit(model, x, y, None)
+    keras_function = model.train_function
+    fit(model, x, y, kiz.GradientNormLogger(tmp_path, update_freq=update_freq))
+    assert steps_of(tmp_path) == [s for s in range(5, 9) if (s - 1) % update_freq == 0]
+    # The next fit without the logger reuses Keras' traced function, which
+    # trains exactly like a fresh model's and logs nothing more.
+    assert model.train_function is keras_function
+    fresh = mlp()
+    fresh.compile("sgd", "mse")
+    fresh.set_weights(model.get_weights())
+    fit(model, x, y, None)
+    fit(fresh, x, y, None)
+    for a, b in zip(model.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert steps_of(tmp_path) == [s for s in range(5, 9) if (s - 1) % update_freq == 0]
 
 
 @pytest.mark.parametrize("update_freq", [1, 2])

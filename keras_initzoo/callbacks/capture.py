@@ -421,11 +421,15 @@ class GradientCapture:
             densify = _sum_replicas(strategy)
             step = self._step(target) + steps_ahead  # the count once this update is applied
             if record.norms:
+                # Reduced before the gate: a condition reading the gradients would
+                # keep all of them alive until the last one exists (see squared_sums).
+                gs = [densify(g) for g in known_grads + other_grads]
+                sums, nonfinite = squared_sums(gs, count_nonfinite=self.cols.count_nonfinite)
+                if inv_sq != 1.0:
+                    sums = sums * inv_sq
                 _when(
                     self._gate(step, self.update_freq),
-                    lambda: self._record_norms(
-                        step, known_grads, idx, other_grads, densify, inv_sq
-                    ),
+                    lambda: self._record_norms(step, sums, nonfinite, idx),
                 )
             if record.histograms:
                 _when(
@@ -435,14 +439,10 @@ class GradientCapture:
 
         self._merge(record_row, [g for g, _ in known], other)
 
-    def _record_norms(self, step, grads, idx, other, densify, inv_sq: float) -> None:
+    def _record_norms(self, step, sums, nonfinite, idx: list[int]) -> None:
+        """Write one row; ``sums[:len(idx)]`` are the grouped variables' squared sums."""
         cols = self.cols
-        gs = [densify(g) for g in grads]
-        other = [densify(g) for g in other]
-        sums, nonfinite = squared_sums(gs + other, count_nonfinite=cols.count_nonfinite)
-        if inv_sq != 1.0:
-            sums = sums * inv_sq
-        var_sq = sums[: len(gs)]
+        var_sq = sums[: len(idx)]
         # Variables without a gradient contribute zero; segment ids are static.
         layer_sq = tf.math.unsorted_segment_sum(
             var_sq, [self.layer_of[i] for i in idx], cols.n_layers

@@ -179,6 +179,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._last_logged = 0
         self._last_hist = 0
         self._functions: dict[Record, object] = {}  # traced train function per Record
+        self._keras_function = None  # Keras' own train function, restored at train end
         self._gate_on_host = True
         self._iteration = 0  # the optimizer's iteration count before the next call
         self._pending = 0  # rows possibly recorded since the last read
@@ -228,9 +229,17 @@ class GradientNormLogger(keras.callbacks.Callback):
         # Built now if the model is; a subclassed model builds in the first trace.
         self._capture.build()
         self._capture.install(model.optimizer)
-        # fit() built the train function before on_train_begin; a function traced
-        # by an earlier fit would not see the wrapped apply: trace fresh ones.
-        self._functions = {}
+        # fit() made Keras' train function before on_train_begin. It serves as the
+        # variant that records nothing: traced without the capture (or, if new,
+        # traced through the wrapper with nothing to record), and given back at
+        # train end, so a later fit without this callback does not trace again.
+        # The recording variants are traced fresh: a function traced earlier
+        # would not see the wrapped apply.
+        keras_function = model.train_function
+        if isinstance(getattr(keras_function, "__self__", None), GradientNormLogger):
+            keras_function = None  # a logger's dispatcher left by a fit that raised
+        self._keras_function = keras_function
+        self._functions = {} if keras_function is None else {NOTHING: keras_function}
         model.train_function = self._train_function
         self._encoder = None
         # One read per fit: steps continue across fit calls and initial_epoch resumes.
@@ -261,7 +270,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             self._iteration % self.update_freq == 0,
             bool(self.histogram_freq) and self._iteration % self.histogram_freq == 0,
         )
-        if due == NOTHING and not self._functions:
+        if due == NOTHING and Record(True, False) not in self._functions:
             # First call of the fit: record anyway, so that both variants are traced
             # in the fit's first two steps rather than one of them at the first
             # logged step, mid-training. The row is not logged.
@@ -424,9 +433,12 @@ class GradientNormLogger(keras.callbacks.Callback):
         if self._capture is not None:
             self._capture.uninstall()
             self._capture = None
-            # Drop the traced function that holds the capture ops; the next fit
-            # (with or without this callback) traces a clean one.
-            self.model.train_function = None
+        # Give Keras its own train function back and drop the recording ones (and
+        # their memory): the next fit, with or without this callback, starts clean.
+        if self.model.train_function == self._train_function:
+            self.model.train_function = self._keras_function
+        self._functions = {}
+        self._keras_function = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
