@@ -128,8 +128,7 @@ def run_suite(depth, width, batch, steps, repeats, configs, tmp):
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).repeat().prefetch(2)
     # One model for every configuration: separate but identical models differ by
     # several per cent in step time (where their variables land in memory), which
-    # would swamp the differences measured here. Each fit with the logger traces
-    # its recording train function; Keras' own is traced once and shared.
+    # would swamp the differences measured here.
     model = build(depth, width)
     times: dict[str, list[float]] = {name: [] for name in configs}
     ratios: dict[str, list[float]] = {name: [] for name in configs}
@@ -143,6 +142,11 @@ def run_suite(depth, width, batch, steps, repeats, configs, tmp):
             log_dir = os.path.join(tmp, f"d{depth}", name.replace(" ", "_"), f"r{r}")
             timer = StepTimer(skip)
             cbs = [timer] + configs[name](log_dir, x[:batch], y[:batch])
+            # Every fit traces its train functions afresh (the tracing steps are
+            # skipped): separately traced but identical functions also differ by a
+            # few per cent, and one traced once and reused by a single
+            # configuration would fix that draw for all of its repeats.
+            model.train_function = None
             gc.collect()  # garbage of earlier fits (retraced functions) is not this fit's cost
             model.fit(data, epochs=1, steps_per_epoch=steps + skip + 1, callbacks=cbs, verbose=0)
             this_repeat[name] = timer.per_step()
@@ -169,7 +173,7 @@ def main(argv=None) -> int:
     quick = args.quick
     width, batch = (32, 16) if quick else (256, 128)
     steps = args.steps or (6 if quick else 150)
-    repeats = args.repeats or (1 if quick else 9)
+    repeats = args.repeats or (1 if quick else 15)
     deep_steps = 4 if quick else 100
     deep_repeats = 1 if quick else 5
     deep_depth, deep_width = (30, 16) if quick else (500, 32)

@@ -236,8 +236,9 @@ class GradientNormLogger(keras.callbacks.Callback):
         # The recording variants are traced fresh: a function traced earlier
         # would not see the wrapped apply.
         keras_function = model.train_function
-        if isinstance(getattr(keras_function, "__self__", None), GradientNormLogger):
-            keras_function = None  # a logger's dispatcher left by a fit that raised
+        left_by = getattr(keras_function, "__self__", None)
+        if isinstance(left_by, GradientNormLogger):  # a fit that raised left a logger's
+            keras_function = left_by._keras_function
         self._keras_function = keras_function
         self._functions = {} if keras_function is None else {NOTHING: keras_function}
         model.train_function = self._train_function
