@@ -174,3 +174,12 @@ def test_squared_sums_and_nonfinite_counts_of_mixed_tensors(compiled):
             assert not np.isfinite(got)
     assert count.numpy() == expected_count
     assert squared_sums([tf.constant(arrays[0])])[1] is None  # counting is opt-in
+
+
+def test_squared_sums_of_many_same_shaped_tensors_in_chunks():
+    rng = np.random.default_rng(1)
+    arrays = [rng.normal(size=(3, 2)).astype("float32") for _ in range(70)]  # 3 chunks
+    sums, _ = tf.function(squared_sums)([tf.constant(a) for a in arrays])
+    np.testing.assert_allclose(
+        sums.numpy(), [np.sum(a.astype("float64") ** 2) for a in arrays], rtol=1e-6
+    )

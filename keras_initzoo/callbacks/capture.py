@@ -92,8 +92,11 @@ def innermost_optimizer(optimizer):
     return optimizer
 
 
-# Tensors of one shape and dtype up to this many elements are reduced together.
+# Tensors of one shape and dtype up to this many elements are reduced together,
+# this many at a time: a stack waits for all of its members, so a deep model's
+# first gradients would otherwise stay alive until its last ones exist.
 _STACK_LIMIT = 1 << 12
+_STACK_CHUNK = 32
 
 
 def _dense(g) -> tf.Tensor:
@@ -132,7 +135,11 @@ def squared_sums(
     for i, t in enumerate(tensors):
         small = t.shape.is_fully_defined() and t.shape.num_elements() <= _STACK_LIMIT
         key = (tuple(t.shape), t.dtype) if small else ("single", i)
-        buckets.setdefault(key, []).append(i)
+        members = buckets.setdefault(key, [])
+        if len(members) == _STACK_CHUNK:  # full: filed under a key of its own
+            buckets[key + (i,)] = members
+            members = buckets[key] = []
+        members.append(i)
     halves: dict[tf.DType, list] = {}  # accumulator dtype -> [(index, sum(t**2) / 2)]
     pieces, order, counts = [], [], []
 
