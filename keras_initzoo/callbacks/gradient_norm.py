@@ -119,8 +119,8 @@ class GradientNormLogger(keras.callbacks.Callback):
         histogram_bins: buckets per histogram.
         count_nonfinite: also log how many gradient entries are NaN or inf. Off by
             default: a non-finite gradient already shows as a NaN or inf norm and
-            a warning naming the step and layers, and the count costs a few per
-            cent of a step even when there is nothing to count.
+            a warning naming the step and layers, and the count costs about 1–3 %
+            of a small model's step even when there is nothing to count.
         stop_on_nonfinite: stop training (``model.stop_training = True``, with a
             warning naming the step and layers) when a logged step has a
             non-finite gradient norm (NaN or inf entries, or a norm beyond the
