@@ -166,7 +166,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (seconds)")
     parser.add_argument("--write", metavar="PATH", help="write the Markdown results here")
-    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None, help="reference model repeats")
+    parser.add_argument(
+        "--deep-repeats", type=int, default=None, help="500-layer model repeats (~100 s each)"
+    )
     parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args(argv)
 
@@ -175,7 +178,7 @@ def main(argv=None) -> int:
     steps = args.steps or (6 if quick else 150)
     repeats = args.repeats or (1 if quick else 15)
     deep_steps = 4 if quick else 100
-    deep_repeats = 1 if quick else 5
+    deep_repeats = args.deep_repeats or (1 if quick else 5)
     deep_depth, deep_width = (30, 16) if quick else (500, 32)
 
     gnl = "every step (update_freq=1)"
