@@ -40,3 +40,38 @@ def test_benchmark_quick_mode_runs_and_writes_a_table(tmp_path):
     ):
         assert row in text
     assert "Command: `python benchmarks/bench_gradient_norm.py --quick --write" in text
+
+
+def _bench_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_gradient_norm", ROOT / "benchmarks" / "bench_gradient_norm.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_logged_step_excess_measures_a_logged_step_against_its_neighbours():
+    bench = _bench_module()
+    timer = bench.StepTimer(skip=3)
+    timer.start = 100  # times[k] is optimizer step 101 + k
+    # A slow phase (steps 10..19 at 12 ms) and logged steps costing 2 ms more.
+    timer.times = [0.010] * 10 + [0.012] * 10 + [0.010] * 10
+    logged = [101 + 1, 101 + 12, 101 + 25]  # k = 1 (skipped), 12, 25
+    for k in (12, 25):
+        timer.times[k] += 0.002
+    excess = bench.logged_step_excess(timer, logged)
+    assert excess == pytest.approx([0.002, 0.002])
+    # Every step logged: no unlogged neighbour, nothing to compare with.
+    assert bench.logged_step_excess(timer, [101 + k for k in range(30)]) == []
+
+
+def test_bootstrap_interval_brackets_the_median():
+    bench = _bench_module()
+    values = [1.00, 1.01, 0.99, 1.03, 0.98, 1.02, 1.00]
+    lo, hi = bench.bootstrap_interval(values)
+    assert lo <= 1.00 <= hi
+    assert 0.98 <= lo < hi <= 1.03
+    assert bench.bootstrap_interval([1.5] * 4) == (1.5, 1.5)
