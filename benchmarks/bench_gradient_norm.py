@@ -332,10 +332,10 @@ def main(argv=None) -> int:
         if excess:
             one = statistics.median(excess)
             verdict.append(
-                f"one logged step, {label}: {1e3 * one:+.2f} ms over its unlogged "
-                f"neighbours, {100 * one / suite.ms['no callback']:+.1f} % of a step "
-                f"(median of {len(excess)}, read included; at update_freq=1 the "
-                f"reads are batched 32 rows at a time)"
+                f"one logged step at update_freq=100, {label}: {1e3 * one:+.2f} ms over "
+                f"its unlogged neighbours, {100 * one / suite.ms['no callback']:+.1f} % "
+                f"of a step (median of {len(excess)}; its device work, its read and "
+                f"the change of traced train function included)"
             )
     table = "\n".join(lines)
     print(table)

@@ -75,3 +75,23 @@ def test_bootstrap_interval_brackets_the_median():
     assert lo <= 1.00 <= hi
     assert 0.98 <= lo < hi <= 1.03
     assert bench.bootstrap_interval([1.5] * 4) == (1.5, 1.5)
+
+
+@pytest.mark.slow
+def test_machine_noise_probe_runs_and_reports_the_spread():
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "machine_noise.py"),
+            *("--depth", "2", "--width", "8", "--batch", "4", "--blocks", "3", "--block", "2"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "2 x Dense(8), blocks of 2 steps, ms/step:"
+    assert len(lines[1].split()) == 3
+    assert lines[2].startswith("min ") and "coefficient of variation" in lines[2]
