@@ -121,6 +121,33 @@ def test_fit_twice_and_initial_epoch_continue_steps(tmp_path):
     check_step(logged, model, layers, tape_grads(model, rec.weights[0], x[:8], y[:8]), 9)
 
 
+def test_a_later_fit_reuses_the_traced_functions_until_recompiled(tmp_path):
+    x, y = make_data(32)  # 4 steps per fit
+    model = mlp()
+    model.compile("adam", "mse")
+    forced = []  # the callback traces each of its variants with force=True
+    make = model.make_train_function
+    model.make_train_function = lambda force=False: forced.append(force) or make(force=force)
+    cb = kiz.GradientNormLogger(tmp_path, update_freq=2)
+    layers = {n: model.get_layer(n) for n in LAYERS}
+
+    def fit_and_check(first_step):
+        rec = WeightRecorder()
+        model.fit(x, y, batch_size=8, shuffle=False, verbose=0, callbacks=[rec, cb])
+        grads = tape_grads(model, rec.weights[2], x[16:24], y[16:24])  # the fit's 3rd step
+        check_step(load_scalars(tmp_path), model, layers, grads, first_step + 2)
+
+    fit_and_check(1)
+    assert forced.count(True) == 1  # the recording variant; Keras made the other
+    fit_and_check(5)
+    assert forced.count(True) == 1  # nothing traced again
+    fit(model, x, y, None)  # a fit without the callback runs Keras' own function
+    model.compile(model.optimizer, "mse")  # a new Keras train function: trace again
+    fit_and_check(13)
+    assert forced.count(True) == 2
+    assert steps_of(tmp_path) == [1, 3, 5, 7, 13, 15]
+
+
 def test_no_trainable_weights_warns_and_trains(tmp_path):
     model = mlp()
     model.trainable = False

@@ -358,6 +358,7 @@ class GradientCapture:
             return result
 
         self._previous = target.__dict__.get("apply")
+        self.active = True
         self._target = target
         self._wrapper = apply
         target.apply = apply

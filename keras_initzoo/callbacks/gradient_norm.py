@@ -7,6 +7,7 @@ import os
 import tempfile
 import time
 import warnings
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -21,6 +22,17 @@ from keras_initzoo.callbacks.capture import (
 )
 from keras_initzoo.callbacks.layout import charts_for, layout_summary
 from keras_initzoo.callbacks.writer import EventWriter, ScalarEncoder, histogram_summary
+
+
+class _Kept(NamedTuple):
+    """What a finished fit traced, kept for the next fit of the same compiled model."""
+
+    model: object
+    optimizer: object
+    keras_function: object
+    gate_on_host: bool
+    capture: GradientCapture
+    functions: dict
 
 
 def _check_log_dir(log_dir) -> str:
@@ -61,7 +73,9 @@ class GradientNormLogger(keras.callbacks.Callback):
     (the default ``steps_per_execution=1``) the callback keeps two traced train
     functions, the plain one and one that records, and calls the recording one
     only for logged steps. Both are traced in the fit's first two steps (the
-    first step of a fit is recorded for that, and logged only if due). With
+    first step of a fit is recorded for that, and logged only if due); a later
+    ``fit`` of the same compiled model with the same callback reuses them, as
+    Keras reuses its own (a new ``compile`` traces afresh). With
     ``steps_per_execution > 1`` one traced function gates itself on the step
     count; its gate waits for all gradients of a step, which costs a few per
     cent of a small model's step even when nothing is logged.
@@ -180,6 +194,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._last_hist = 0
         self._functions: dict[Record, object] = {}  # traced train function per Record
         self._keras_function = None  # Keras' own train function, restored at train end
+        self._kept: _Kept | None = None  # the last fit's traced functions
         self._gate_on_host = True
         self._iteration = 0  # the optimizer's iteration count before the next call
         self._pending = 0  # rows possibly recorded since the last read
@@ -201,11 +216,19 @@ class GradientNormLogger(keras.callbacks.Callback):
             raise ValueError("GradientNormLogger needs a model compiled with an optimizer.")
         # Open the file now so even a short or failing run leaves the layout.
         self._open_writer()
+        # fit() made Keras' train function before on_train_begin. It serves as the
+        # variant that records nothing: traced without the capture (or, if new,
+        # traced through the wrapper with nothing to record), and given back at
+        # train end, so a later fit without this callback does not trace again.
+        keras_function = model.train_function
+        left_by = getattr(keras_function, "__self__", None)
+        if isinstance(left_by, GradientNormLogger):  # a fit that raised left a logger's
+            keras_function = left_by._keras_function
         if self._capture is not None:
             # An earlier fit ended in an exception that skipped on_train_end:
-            # log what it left on the device before starting afresh.
+            # log what it left on the device before going on.
             self._read_device()
-            self._capture.uninstall()
+            self._keep_traced()
         steps_per_call = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
         # One step per call: the host knows which calls log and runs the plain
         # train step in the others. Several: the traced steps gate themselves.
@@ -214,39 +237,35 @@ class GradientNormLogger(keras.callbacks.Callback):
         rows, self._rows_per_call = _ring_size(1 if self._gate_on_host else steps_per_call, freqs)
         # Reading when half the rows may be full leaves the other half as margin.
         self._read_at = self._rows_per_call if self.stop_on_nonfinite else rows // 2
-        self._capture = GradientCapture(
-            model,
-            update_freq=self.update_freq,
-            rows=rows,
-            gate_in_graph=not self._gate_on_host,
-            per_variable=self.per_variable,
-            weight_norms=self.weight_norms,
-            update_ratio=self.update_ratio,
-            count_nonfinite=self.count_nonfinite,
-            histogram_freq=self.histogram_freq,
-            histogram_bins=self.histogram_bins,
-        )
-        # Built now if the model is; a subclassed model builds in the first trace.
-        self._capture.build()
+        kept, self._kept = self._kept, None
+        if self._still_valid(kept, keras_function):
+            self._capture, self._functions = kept.capture, kept.functions
+        else:
+            self._capture = GradientCapture(
+                model,
+                update_freq=self.update_freq,
+                rows=rows,
+                gate_in_graph=not self._gate_on_host,
+                per_variable=self.per_variable,
+                weight_norms=self.weight_norms,
+                update_ratio=self.update_ratio,
+                count_nonfinite=self.count_nonfinite,
+                histogram_freq=self.histogram_freq,
+                histogram_bins=self.histogram_bins,
+            )
+            # Built now if the model is; a subclassed model builds in the first trace.
+            self._capture.build()
+            # Recording variants are traced afresh: a function traced earlier
+            # would not see the wrapped apply.
+            self._functions = {} if keras_function is None else {NOTHING: keras_function}
         self._capture.install(model.optimizer)
-        # fit() made Keras' train function before on_train_begin. It serves as the
-        # variant that records nothing: traced without the capture (or, if new,
-        # traced through the wrapper with nothing to record), and given back at
-        # train end, so a later fit without this callback does not trace again.
-        # The recording variants are traced fresh: a function traced earlier
-        # would not see the wrapped apply.
-        keras_function = model.train_function
-        left_by = getattr(keras_function, "__self__", None)
-        if isinstance(left_by, GradientNormLogger):  # a fit that raised left a logger's
-            keras_function = left_by._keras_function
         self._keras_function = keras_function
-        self._functions = {} if keras_function is None else {NOTHING: keras_function}
         model.train_function = self._train_function
         self._encoder = None
         # One read per fit: steps continue across fit calls and initial_epoch resumes.
         step = int(innermost_optimizer(model.optimizer).iterations.numpy())
         self._iteration = step  # the optimizer's count before the next call
-        # The buffer is fresh: nothing in it predates this fit.
+        # Rows a kept buffer holds from an earlier fit are of earlier steps: not logged again.
         self._last_logged = step
         self._last_hist = step
         self._pending = 0
@@ -431,18 +450,48 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None) -> None:
         self._read_device()
-        if self._capture is not None:
-            self._capture.uninstall()
-            self._capture = None
-        # Give Keras its own train function back and drop the recording ones (and
-        # their memory): the next fit, with or without this callback, starts clean.
+        # Give Keras its own train function back: a later fit without this
+        # callback runs exactly what it would have run without it.
         if self.model.train_function == self._train_function:
             self.model.train_function = self._keras_function
-        self._functions = {}
-        self._keras_function = None
+        self._keep_traced()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+    def _still_valid(self, kept: _Kept | None, keras_function) -> bool:
+        """Whether the last fit's traced variants serve this one: the same compiled
+        model (``compile`` makes a new Keras train function) and the same settings."""
+        return (
+            kept is not None
+            and keras_function is not None
+            and kept.keras_function is keras_function
+            and kept.model is self.model
+            and kept.optimizer is self.model.optimizer
+            and kept.gate_on_host == self._gate_on_host
+            and kept.capture.update_freq == self.update_freq
+            and kept.capture.histogram_freq == self.histogram_freq
+        )
+
+    def _keep_traced(self) -> None:
+        """Unwrap the optimizer, keeping the traced variants for this callback's next fit.
+
+        They hold their graphs' memory until then, or until the callback is dropped.
+        """
+        capture = self._capture
+        if capture is not None:
+            capture.uninstall()
+            self._kept = _Kept(
+                self.model,
+                self.model.optimizer,
+                self._keras_function,
+                self._gate_on_host,
+                capture,
+                self._functions,
+            )
+        self._capture = None
+        self._functions = {}
+        self._keras_function = None
 
 
 def _ring_size(steps_per_call: int, freqs: list[int]) -> tuple[int, int]:
