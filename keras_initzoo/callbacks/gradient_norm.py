@@ -75,7 +75,8 @@ class GradientNormLogger(keras.callbacks.Callback):
     only for logged steps. Both are traced in the fit's first two steps (the
     first step of a fit is recorded for that, and logged only if due); a later
     ``fit`` of the same compiled model with the same callback reuses them, as
-    Keras reuses its own (a new ``compile`` traces afresh). With
+    Keras reuses its own (a new ``compile`` traces afresh; the callback holds
+    them until then, or until it is dropped). With
     ``steps_per_execution > 1`` one traced function gates itself on the step
     count; its gate waits for all gradients of a step, which costs a few per
     cent of a small model's step even when nothing is logged.
