@@ -30,7 +30,7 @@ class _Kept(NamedTuple):
     model: object
     optimizer: object
     keras_function: object
-    gate_on_host: bool
+    settings: tuple  # GradientNormLogger._settings() when traced
     capture: GradientCapture
     functions: dict
 
@@ -469,9 +469,20 @@ class GradientNormLogger(keras.callbacks.Callback):
             and kept.keras_function is keras_function
             and kept.model is self.model
             and kept.optimizer is self.model.optimizer
-            and kept.gate_on_host == self._gate_on_host
-            and kept.capture.update_freq == self.update_freq
-            and kept.capture.histogram_freq == self.histogram_freq
+            and kept.settings == self._settings()
+        )
+
+    def _settings(self) -> tuple:
+        """Everything the traced variants depend on besides the model."""
+        return (
+            self._gate_on_host,
+            self.update_freq,
+            self.histogram_freq,
+            self.histogram_bins,
+            self.per_variable,
+            self.weight_norms,
+            self.update_ratio,
+            self.count_nonfinite,
         )
 
     def _keep_traced(self) -> None:
@@ -486,7 +497,7 @@ class GradientNormLogger(keras.callbacks.Callback):
                 self.model,
                 self.model.optimizer,
                 self._keras_function,
-                self._gate_on_host,
+                self._settings(),
                 capture,
                 self._functions,
             )
