@@ -172,16 +172,23 @@ def bootstrap_interval(values: list[float], level: float = 0.9) -> tuple[float, 
 class Suite(NamedTuple):
     """One model's results, per configuration."""
 
-    ms: dict[str, float]  # median over repeats of the fit's mean step time (s)
+    fit_means: dict[str, list[float]]  # per repeat: the fit's mean step time (s)
     mean_ratios: dict[str, list[float]]  # paired per repeat: fit mean / no-callback mean
     median_ratios: dict[str, list[float]]  # the same with each fit's median step
     excess: dict[str, list[float]]  # logged_step_excess over all repeats (s)
     timed: dict[str, float]  # seconds of timed steps over all repeats
     sizes: dict[str, int]  # event-file bytes of the last repeat
 
+    def ms(self, name: str) -> float:
+        """Median over repeats of the fit's mean step time (s)."""
+        return statistics.median(self.fit_means[name])
+
     def ratio(self, name: str) -> tuple[float, float]:
         median = statistics.median
         return median(self.mean_ratios[name]), median(self.median_ratios[name])
+
+    def interval(self, name: str) -> tuple[float, float]:
+        return bootstrap_interval(self.mean_ratios[name])
 
     def logged_step_share(self, name: str) -> float | None:
         """Time the logged steps add, as a fraction of the rest of the step time."""
@@ -191,17 +198,22 @@ class Suite(NamedTuple):
         return added / (self.timed[name] - added)
 
 
-def run_suite(depth, width, batch, steps, repeats, configs, tmp) -> Suite:
+def make_data(batch: int, width: int):
+    """Eight generated batches, repeated: arrays ``x``, ``y`` and the dataset."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch * 8, width)).astype("float32")
     y = rng.normal(size=(batch * 8, 1)).astype("float32")
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).repeat().prefetch(2)
+    return x, y, data
+
+
+def run_suite(depth, width, batch, steps, repeats, configs, tmp) -> Suite:
+    x, y, data = make_data(batch, width)
     # One model for every configuration: separate but identical models differ by
     # several per cent in step time (where their variables land in memory), which
     # would swamp the differences measured here.
     model = build(depth, width)
-    suite = Suite(*({name: [] for name in configs} for _ in range(4)), {}, {})
-    times: dict[str, list[float]] = {name: [] for name in configs}
+    suite = Suite(*({name: [] for name in configs} for _ in range(4)), timed={}, sizes={})
     skip = 3
     order = random.Random(depth)
     for r in range(repeats):
@@ -225,10 +237,9 @@ def run_suite(depth, width, batch, steps, repeats, configs, tmp) -> Suite:
                 suite.sizes[name] = event_bytes(log_dir)
         base_mean, base_median = this_repeat["no callback"]
         for name, (mean, med) in this_repeat.items():
-            times[name].append(mean)
+            suite.fit_means[name].append(mean)
             suite.mean_ratios[name].append(mean / base_mean)
             suite.median_ratios[name].append(med / base_median)
-    suite.ms.update({name: statistics.median(t) for name, t in times.items()})
     return suite
 
 
@@ -291,11 +302,11 @@ def main(argv=None) -> int:
             "| ratio (median step) | logged steps add (step level) |",
             "|---|---:|---:|---:|---:|---:|",
         ]
-        for name, t in suite.ms.items():
+        for name in suite.fit_means:
             ratio, median_ratio = suite.ratio(name)
-            lo, hi = bootstrap_interval(suite.mean_ratios[name])
+            lo, hi = suite.interval(name)
             lines.append(
-                f"| {name} | {1e3 * t:.2f} | {ratio:.3f} | {lo:.3f}–{hi:.3f} "
+                f"| {name} | {1e3 * suite.ms(name):.2f} | {ratio:.3f} | {lo:.3f}–{hi:.3f} "
                 f"| {median_ratio:.3f} | {added(suite, name)} |"
             )
         lines.append("")
@@ -315,7 +326,7 @@ def main(argv=None) -> int:
     for name, limit in TARGETS.items():
         for label, suite in (("20 layers", ref), (f"{deep_depth} layers", deep)):
             ratio, median_ratio = suite.ratio(name)
-            lo, hi = bootstrap_interval(suite.mean_ratios[name])
+            lo, hi = suite.interval(name)
             fit_level = "OK" if max(ratio, median_ratio) <= limit else "MISSED"
             step_level = suite.logged_step_share(name)
             extra = ""
@@ -333,7 +344,7 @@ def main(argv=None) -> int:
             one = statistics.median(excess)
             verdict.append(
                 f"one logged step at update_freq=100, {label}: {1e3 * one:+.2f} ms over "
-                f"its unlogged neighbours, {100 * one / suite.ms['no callback']:+.1f} % "
+                f"its unlogged neighbours, {100 * one / suite.ms('no callback'):+.1f} % "
                 f"of a step (median of {len(excess)}; its device work, its read and "
                 f"the change of traced train function included)"
             )

@@ -23,11 +23,8 @@ from pathlib import Path
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gradient_norm import build  # noqa: E402
+from bench_gradient_norm import build, make_data  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -39,10 +36,7 @@ def main(argv=None) -> int:
     parser.add_argument("--block", type=int, default=100, help="steps per block")
     args = parser.parse_args(argv)
 
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(args.batch * 8, args.width)).astype("float32")
-    y = rng.normal(size=(args.batch * 8, 1)).astype("float32")
-    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(args.batch).repeat().prefetch(2)
+    _, _, data = make_data(args.batch, args.width)
     model = build(args.depth, args.width)
     model.fit(data, epochs=1, steps_per_epoch=3, verbose=0)  # traces the train function
     train_step, iterator = model.train_function, iter(data)
