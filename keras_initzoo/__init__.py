@@ -7,32 +7,51 @@ Importing the package registers every initializer with Keras, so the
     import keras_initzoo as kiz
 
     keras.layers.Dense(64, activation="relu", kernel_initializer="zoo_he")
+
+``GradientNormLogger`` loads on first use, so importing the package loads no
+backend-specific code.
 """
 
-from keras_initzoo.callbacks import GradientNormLogger
-from keras_initzoo.fans import compute_fans, conv_transpose_axes
-from keras_initzoo.gains import calculate_gain, leaky_relu_gain
+from keras_initzoo.fans import compute_fans, conv_transpose_axes, depthwise_axes
+from keras_initzoo.gains import calculate_gain, gain, leaky_relu_gain
 from keras_initzoo.initializers import (
     Constant,
+    DeltaOrthogonal,
+    Dirac,
     EpsilonUniform,
+    GainScaled,
     GlorotNormal,
     GlorotUniform,
     HeNormal,
     HeUniform,
+    Identity,
+    InitializerInfo,
     LargeRandom,
     LecunNormal,
     LecunUniform,
+    Ones,
     Orthogonal,
     SimpleNormal,
     SimpleUniform,
     SmallRandom,
+    Sparse,
     StandardNormal,
+    TruncatedNormal,
     VarianceScaling,
+    ZerO,
     Zeros,
     ZooInitializer,
 )
-from keras_initzoo.registry import InitializerInfo, get, list_initializers, register
+from keras_initzoo.registry import get, list_initializers, register
 
 register()
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name == "GradientNormLogger":
+        from keras_initzoo.callbacks import GradientNormLogger
+
+        return GradientNormLogger
+    raise AttributeError(f"module 'keras_initzoo' has no attribute {name!r}")

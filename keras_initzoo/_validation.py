@@ -12,6 +12,7 @@ import numbers
 from collections.abc import Iterable, Sequence
 
 import keras
+import numpy as np
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
@@ -26,6 +27,24 @@ def check_finite(name: str, value: object, what: str = "a finite number") -> flo
     if not math.isfinite(value):
         raise ValueError(f"`{name}` must be {what}; received {name}={value!r}.")
     return value
+
+
+def check_finite_array(name: str, value: object) -> np.ndarray:
+    """Returns ``value`` as a float64 array if every entry is a finite real number."""
+    if keras.ops.is_tensor(value):
+        value = keras.ops.convert_to_numpy(value)
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):  # ragged nested lists
+        array = None
+    if array is None or array.dtype.kind not in "iuf":
+        raise ValueError(
+            f"`{name}` must be a number or an array of finite real numbers; "
+            f"received {name}={value!r}."
+        )
+    if not np.isfinite(array).all():
+        raise ValueError(f"`{name}` must hold finite numbers only; received {name}={value!r}.")
+    return array.astype("float64")
 
 
 def check_positive(name: str, value: object) -> float:

@@ -5,7 +5,9 @@ Keras lays kernels out as ``(*receptive_field, in, out)``: ``Dense`` kernels are
 kernels do not follow that layout say which axes are which: ``EinsumDense``
 (and so ``MultiHeadAttention``) pass ``input_axes``/``output_axes`` to every
 ``VarianceScaling`` initializer, and ``ConvNDTranspose`` kernels, laid out
-``(k_1, ..., k_N, out, in)``, take the axes from :func:`conv_transpose_axes`.
+``(k_1, ..., k_N, out, in)``, take the axes from :func:`conv_transpose_axes`,
+and depthwise kernels ``(k_1, ..., k_N, channels, multiplier)`` from
+:func:`depthwise_axes`.
 """
 
 from __future__ import annotations
@@ -90,10 +92,41 @@ def conv_transpose_axes(spatial_rank: int) -> dict[str, list[int]]:
     }
 
 
-def scaled_variance(scale: float, mode: str, fan_in: int, fan_out: int) -> float:
-    """``scale / fan`` for ``mode`` in ``fan_in``, ``fan_out`` or ``fan_avg``.
+def depthwise_axes(spatial_rank: int = 2) -> dict[str, list[int]]:
+    """Axes of a depthwise kernel ``(k_1, ..., k_N, channels, multiplier)``.
 
-    A fan of zero (an empty tensor) counts as one, so the result stays finite.
+    Each output channel of a depthwise convolution sees one input channel, so
+    ``fan_in = k_1 ... k_N`` and ``fan_out = k_1 ... k_N * multiplier``; the
+    default fans would count every channel (``fan_in = k_1 ... k_N * channels``)
+    and give ``1 / channels`` of the intended variance::
+
+        layer = keras.layers.DepthwiseConv2D(
+            3, depthwise_initializer=kiz.HeNormal(**kiz.depthwise_axes()))
+
+    Example:
+
+    >>> compute_fans((3, 3, 32, 1), **depthwise_axes())
+    (9, 9)
     """
-    fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[mode]
+    spatial_rank = check_int("spatial_rank", spatial_rank, minimum=1)
+    receptive = list(range(spatial_rank))
+    return {"input_axes": receptive, "output_axes": receptive + [spatial_rank + 1]}
+
+
+FAN_MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+
+
+def scaled_variance(scale: float, mode: str, fan_in: int, fan_out: int) -> float:
+    """``scale / fan`` for ``mode`` in :data:`FAN_MODES`.
+
+    ``fan_avg`` is ``(fan_in + fan_out) / 2`` and ``fan_geo_avg``
+    ``sqrt(fan_in * fan_out)``, as in JAX. A fan of zero (an empty tensor)
+    counts as one, so the result stays finite.
+    """
+    fan = {
+        "fan_in": fan_in,
+        "fan_out": fan_out,
+        "fan_avg": (fan_in + fan_out) / 2.0,
+        "fan_geo_avg": math.sqrt(fan_in * fan_out),
+    }[mode]
     return scale / max(1.0, fan)

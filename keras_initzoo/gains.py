@@ -1,28 +1,91 @@
-"""Gains: the factor that keeps an activation's output variance equal to its input's.
+"""Gains: the weight-scale factor that makes unit pre-activation variance a fixed point.
 
-A layer ``y = f(W x)`` with ``Var(W) = gain**2 / fan_in`` keeps the second
-moment of the signal constant through depth when ``gain**2 = 1 / E[f(z)**2]``
-for ``z ~ N(0, 1)``. The closed forms here follow He et al. (2015) for the
-rectifier family and the conventions of Glorot & Bengio (2010) and Klambauer
-et al. (2017) for the rest.
+In ``y = f(W x)`` with ``Var(W) = gain**2 / fan_in`` (mean zero), the next
+pre-activation has variance ``gain**2 * E[x**2]`` whatever the mean of ``x``, so
+the pre-activation variance ``q`` maps to ``q' = gain**2 * E[f(sqrt(q) z)**2]``,
+``z ~ N(0, 1)``. ``gain**2 = 1 / E[f(z)**2]`` makes ``q = 1`` a fixed point.
+
+- :func:`gain` computes that exact gain by quadrature for any Keras activation
+  or elementwise callable.
+- :func:`calculate_gain` is PyTorch's ``torch.nn.init.calculate_gain`` table,
+  value for value, for code ported from PyTorch.
+
+They agree on linear (1), relu (``sqrt(2)``) and leaky_relu
+(``sqrt(2 / (1 + a**2))``) and differ where PyTorch's entry is not the
+second-moment gain:
+
+==========  =======  =========================================================
+activation  PyTorch  exact ``gain``
+==========  =======  =========================================================
+tanh        5/3      1.5925
+sigmoid     1        1.8462 (E[f²] = 0.2934, mostly the mean's (1/2)²)
+selu        3/4      1 (Klambauer et al. chose its constants for E[f²] = 1)
+gelu        none     1.5335 (erf form)
+silu        none     1.6765
+==========  =======  =========================================================
+
+A fixed point need not attract. For tanh the map's slope at ``q = 1`` is 0.46,
+so deep stacks settle (at ``q = 1.18`` with 5/3). For GELU (1.14) and SiLU
+(1.17) it repels: with the exact gain the signal drifts away, with He's
+``sqrt(2)`` it vanishes, and no constant gain keeps it level
+(``examples/06_exact_gains.py``).
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import math
+import numbers
+from collections.abc import Callable
+from typing import Any
 
-from keras_initzoo._validation import check_in_range
+import keras
+import numpy as np
 
-# gain for activations whose gain needs no parameter
-_FIXED_GAINS = {
-    "linear": 1.0,
-    "identity": 1.0,
+from keras_initzoo._validation import check_finite, check_in_range
+
+# PyTorch's torch.nn.init.calculate_gain table, verbatim.
+_TORCH_LINEAR = (
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+)
+_TORCH_GAINS = {
+    **dict.fromkeys(_TORCH_LINEAR, 1.0),
     "sigmoid": 1.0,
-    "softmax": 1.0,
     "tanh": 5.0 / 3.0,
     "relu": math.sqrt(2.0),
-    "selu": 1.0,  # LeCun normal is what makes SELU self-normalizing
+    "selu": 3.0 / 4.0,  # PyTorch's value, found empirically (pytorch/pytorch#50664)
 }
+_TORCH_NONLINEARITIES = (*_TORCH_GAINS, "leaky_relu")
+
+# Quadrature for E[f(z)^2]: Gauss-Legendre of order _ORDER on panels of width _PANEL over
+# [-_Z_MAX, _Z_MAX]; phi(12) ~ 5e-32, so truncation costs < 1e-20 even for exp. Keras' kinks
+# and jumps (0, +-0.5, +-1, +-3, 6) fall on panel edges. Each panel's error is estimated from
+# the last two Legendre coefficients of its integrand (an overestimate, by 5-100x in tests);
+# panels over the budget are bisected and evaluated again, so a callable's off-grid kink or
+# jump still gets _TOL. Smooth-per-panel integrands, every Keras activation's among them,
+# estimate ~1e-16 and need the one evaluation only.
+_Z_MAX = 12.0
+_PANEL = 0.25
+_ORDER = 16
+_TOL = 1e-9  # estimated relative error allowed in E[f(z)^2]
+_MAX_SPLITS = 50  # a jump needs ~30 bisections; 0.25 / 2**50 is below float64 spacing
+_MAX_PANELS = 2**14  # 262144 nodes: enough for hundreds of jumps, bounded for noise
+_LEGENDRE = np.polynomial.legendre.leggauss(_ORDER)
+# Row i maps samples at the nodes to Legendre coefficient i: c_i = (2i + 1)/2 sum w P_i g.
+_TO_COEFFS = (
+    np.polynomial.legendre.legvander(_LEGENDRE[0], _ORDER - 1).T
+    * _LEGENDRE[1]
+    * (np.arange(_ORDER)[:, None] + 0.5)
+)
+_NOT_ACTIVATIONS = ("get", "serialize", "deserialize")
 
 
 def leaky_relu_gain(negative_slope: float = 0.0) -> float:
@@ -36,35 +99,274 @@ def leaky_relu_gain(negative_slope: float = 0.0) -> float:
     return math.sqrt(2.0 / (1.0 + negative_slope**2))
 
 
-def calculate_gain(activation: str, negative_slope: float | None = None) -> float:
-    """Returns the recommended gain for ``activation``.
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    """PyTorch's ``torch.nn.init.calculate_gain``, value for value.
 
-    ================  ==========================
-    activation        gain
-    ================  ==========================
-    linear, identity  1
-    sigmoid, softmax  1
-    tanh              5/3
-    relu              sqrt(2)
-    leaky_relu        sqrt(2 / (1 + a**2))
-    selu              1 (LeCun; Klambauer 2017)
-    ================  ==========================
+    ======================================  =====================================
+    nonlinearity                            gain
+    ======================================  =====================================
+    linear, conv{1,2,3}d,                   1
+    conv_transpose{1,2,3}d
+    sigmoid                                 1
+    tanh                                    5/3
+    relu                                    sqrt(2)
+    leaky_relu                              sqrt(2 / (1 + param**2)),
+                                            ``param`` default 0.01
+    selu                                    3/4
+    ======================================  =====================================
+
+    For code ported from PyTorch. Where it differs from the exact second-moment
+    gain of :func:`gain`:
+
+    - tanh: 5/3 ≈ 1.6667 (chosen by hand; PyTorch gives no derivation) vs
+      1.5925. Tanh's fixed point attracts, so 5/3 only moves it: deep stacks
+      settle at pre-activation variance 1.18 instead of 1.
+    - sigmoid: 1 vs 1.8462. The exact gain counts the output's mean 1/2, which
+      feeds the next layer's variance; with 1, deep stacks settle at 0.26.
+    - selu: 3/4 vs 1. PyTorch chose 3/4 empirically for steadier gradients in
+      rectangular layers (pytorch/pytorch#24991, #50664); its docs say to use
+      ``nonlinearity="linear"`` (variance ``1 / fan_in``) for self-normalizing
+      nets. With 3/4 deep stacks settle at variance 0.023, not 1.
+    - gelu, silu: no entry (1.5335 and 1.6765 exact); PyTorch's ``kaiming_*_``
+      take no custom gain either (pytorch/pytorch#54030).
+
+    ``param`` is leaky_relu's negative slope: any finite real number, negative
+    or above 1 included as in PyTorch, but not a bool. Unlike PyTorch, inf and
+    nan are rejected (PyTorch returns 0 and nan) and NumPy scalars accepted.
+    Other nonlinearities take ``param=None`` or ``0``, which PyTorch's
+    ``kaiming_normal_(a=0, nonlinearity=...)`` passes; PyTorch ignores any other
+    value there, which hides a mistake, so it is rejected here.
 
     Example:
 
     >>> round(calculate_gain("leaky_relu", 0.2), 4)
     1.3868
+    >>> calculate_gain("selu")
+    0.75
+
+    Reference: ``torch.nn.init.calculate_gain``,
+    https://pytorch.org/docs/stable/nn.init.html
     """
-    if activation == "leaky_relu":
-        return leaky_relu_gain(0.01 if negative_slope is None else negative_slope)
-    if activation not in _FIXED_GAINS:
+    if not isinstance(nonlinearity, str) or nonlinearity not in _TORCH_NONLINEARITIES:
         raise ValueError(
-            "`activation` must be one of "
-            f"{sorted([*_FIXED_GAINS, 'leaky_relu'])}; received activation={activation!r}."
+            f"`nonlinearity` must be one of {list(_TORCH_NONLINEARITIES)} (PyTorch's "
+            f"calculate_gain table); received nonlinearity={nonlinearity!r}. For any "
+            "other activation use keras_initzoo.gain(activation), the exact gain."
         )
-    if negative_slope is not None:
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else check_finite("param", param, "a finite number")
+        return math.sqrt(2.0 / (1.0 + slope**2))
+    if param is not None and check_finite("param", param) != 0.0:
         raise ValueError(
-            f"`negative_slope` applies only to activation='leaky_relu'; "
-            f"received activation={activation!r}, negative_slope={negative_slope!r}."
+            "`param` is leaky_relu's negative_slope and applies only to "
+            f"nonlinearity='leaky_relu'; received nonlinearity={nonlinearity!r}, "
+            f"param={param!r}."
         )
-    return _FIXED_GAINS[activation]
+    return _TORCH_GAINS[nonlinearity]
+
+
+def gain(activation: str | Callable[..., Any], **params: Any) -> float:
+    """The exact gain ``g = 1 / sqrt(E[f(z)**2])``, ``z ~ N(0, 1)``, of an activation.
+
+    ``E[f(z)**2] = ∫ f(z)² φ(z) dz``; with ``Var(W) = g**2 / fan_in`` it makes
+    unit pre-activation variance a fixed point of ``x -> f(W x)``. ``activation``
+    is a name ``keras.activations.get`` resolves ("relu", "gelu", "swish", ...)
+    or an elementwise callable on float64 NumPy arrays; ``params`` go to it as
+    keyword arguments. Keras' defaults apply: ``"gelu"`` is the erf form
+    (``approximate=False``, 1.5335; ``approximate=True`` gives 1.5336) and
+    ``"leaky_relu"`` has ``negative_slope=0.2``.
+
+    No sampling: Gauss-Legendre of order 16 on panels of width 1/4 over
+    [-12, 12], with edges also at every numeric parameter ``v`` and ``-v``, from
+    one float64 evaluation of ``f`` on all the nodes. Every Keras activation is
+    smooth inside those panels and integrates to ~1e-15. Panels whose
+    estimated error exceeds 1e-9 (a callable's kink or jump elsewhere) are
+    bisected and evaluated again, which measured ~1e-11. Results are cached
+    for names and hashable callables with hashable parameters.
+
+    The second moment counts the mean: sigmoid's E[f²] = 0.2934 is mostly
+    (1/2)², so its gain, 1.8462, keeps the forward signal, not the gradient
+    (sigmoid' <= 1/4). For GELU, SiLU and others that are ~x/2 near 0 and ~relu
+    far out, the fixed point repels: with this gain a deep stack drifts up, with
+    He's sqrt(2) it vanishes; see ``examples/06_exact_gains.py``.
+
+    Example:
+
+    >>> round(gain("relu"), 6)
+    1.414214
+    >>> round(gain("leaky_relu"), 6)  # Keras' default negative_slope=0.2
+    1.38675
+    >>> round(gain("leaky_relu", negative_slope=0.1), 6)
+    1.407195
+    >>> round(gain("tanh"), 4), round(gain("gelu"), 4), round(gain("silu"), 4)
+    (1.5925, 1.5335, 1.6765)
+    >>> round(gain(lambda x: np.maximum(x, 0.0)), 6)
+    1.414214
+
+    Reference: He et al., "Delving Deep into Rectifiers", ICCV 2015, sec. 2.2
+    (the second-moment argument); Klambauer et al., "Self-Normalizing Neural
+    Networks", NeurIPS 2017 (E[selu(z)²] = 1).
+    """
+    key = (activation, tuple(sorted(params.items())))
+    try:
+        hash(key)
+    except TypeError:  # unhashable callable or parameter value: compute afresh
+        return _gain(activation, params)
+    return _cached_gain(*key)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_gain(activation: str | Callable[..., Any], items: tuple) -> float:
+    return _gain(activation, dict(items))
+
+
+def _gain(activation: str | Callable[..., Any], params: dict[str, Any]) -> float:
+    fn, label = _resolve(activation)
+    described = label + "".join(f", {k}={v!r}" for k, v in params.items())
+    _check_params(fn, params, label)
+    second_moment = _second_moment(fn, params, described)
+    if not second_moment > 0.0:
+        raise ValueError(
+            f"{described} is zero at every quadrature node in [-{_Z_MAX:g}, {_Z_MAX:g}]: "
+            "E[f(z)^2] = 0, so no gain brings its second moment to 1."
+        )
+    return 1.0 / math.sqrt(second_moment)
+
+
+def _resolve(activation: object) -> tuple[Callable[..., Any], str]:
+    """The activation function and how errors name it."""
+    if isinstance(activation, str):
+        try:
+            return keras.activations.get(activation), f"activation={activation!r}"
+        except ValueError:
+            names = [
+                n
+                for n in dir(keras.activations)
+                if not n.startswith("_") and n not in _NOT_ACTIVATIONS
+            ]
+            close = difflib.get_close_matches(activation.lower(), names, n=3, cutoff=0.5)
+            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise ValueError(
+                "`activation` must be the name of a Keras activation or an elementwise "
+                f"callable; received activation={activation!r}.{hint} Names: {names}."
+            ) from None
+    if callable(activation):
+        return activation, f"activation={getattr(activation, '__name__', activation)!r}"
+    raise ValueError(
+        "`activation` must be the name of a Keras activation or an elementwise callable; "
+        f"received activation={activation!r} of type {type(activation).__name__}."
+    )
+
+
+def _check_params(fn: Callable[..., Any], params: dict[str, Any], label: str) -> None:
+    """Names in ``params`` the activation does not take, or required ones it lacks."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # ufuncs and builtins: the call itself will tell
+        return
+    kinds = inspect.Parameter
+    rest = list(signature.parameters.values())[1:]  # the first one takes the input
+    if any(p.kind is kinds.VAR_KEYWORD for p in rest):
+        return
+    takes = [p for p in rest if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)]
+    unknown = sorted(set(params) - {p.name for p in takes})
+    missing = [p.name for p in takes if p.default is p.empty and p.name not in params]
+    if unknown or missing:
+        problem = f"does not take {unknown}" if unknown else f"also needs {missing}"
+        raise ValueError(
+            f"{label} {problem}: its parameters are {[p.name for p in takes]}; "
+            f"received params={params!r}."
+        )
+
+
+def _second_moment(fn: Callable[..., Any], params: dict[str, Any], described: str) -> float:
+    """E[f(z)^2] by adaptive panel Gauss-Legendre (see the constants above)."""
+    edges = np.arange(-_Z_MAX, _Z_MAX + _PANEL / 2, _PANEL)
+    # A numeric parameter is often where the activation bends or jumps (relu's threshold
+    # and max_value, threshold's threshold): make it, and its negative, a panel edge.
+    cuts = [abs(float(v)) for v in params.values() if _is_number(v) and abs(v) < _Z_MAX]
+    edges = np.unique(np.concatenate([edges, cuts, np.negative(cuts)]))
+    left, right = edges[:-1], edges[1:]
+    values = _evaluate(fn, _nodes(left, right), params, described, probe=True)
+    integral, error = _panel_rule(left, right, values)
+    for _ in range(_MAX_SPLITS):
+        total = integral.sum()
+        if error.sum() <= _TOL * total:
+            return float(total)
+        split = error > _TOL * total / error.size
+        if error.size + split.sum() > _MAX_PANELS:
+            break
+        mid = (left[split] + right[split]) / 2.0
+        halves = np.concatenate([left[split], mid]), np.concatenate([mid, right[split]])
+        values = _evaluate(fn, _nodes(*halves), params, described, probe=False)
+        new_integral, new_error = _panel_rule(*halves, values)
+        keep = ~split
+        left = np.concatenate([left[keep], halves[0]])
+        right = np.concatenate([right[keep], halves[1]])
+        integral = np.concatenate([integral[keep], new_integral])
+        error = np.concatenate([error[keep], new_error])
+    raise ValueError(
+        f"{described} is too irregular to integrate: with {error.size} panels the estimated "
+        f"relative error of E[f(z)^2] is still {error.sum() / integral.sum():.1e}."
+    )
+
+
+def _nodes(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Gauss-Legendre nodes of every panel, one row per panel, flattened."""
+    return ((left + right)[:, None] / 2.0 + (right - left)[:, None] / 2.0 * _LEGENDRE[0]).ravel()
+
+
+def _panel_rule(
+    left: np.ndarray, right: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each panel's integral of f(z)^2 phi(z) and its error estimate."""
+    nodes = _nodes(left, right)
+    integrand = values * values * np.exp(-0.5 * nodes**2) / math.sqrt(2.0 * math.pi)
+    integrand = integrand.reshape(-1, _ORDER)
+    half = (right - left) / 2.0
+    coeffs = integrand @ _TO_COEFFS.T
+    return half * (integrand @ _LEGENDRE[1]), half * np.abs(coeffs[:, -2:]).sum(axis=1)
+
+
+def _is_number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+
+
+def _evaluate(
+    fn: Callable[..., Any], nodes: np.ndarray, params: dict[str, Any], described: str, probe: bool
+) -> np.ndarray:
+    """``f(nodes)`` in float64 from one call; with ``probe``, also checks ``f`` is elementwise.
+
+    The probing call sees a ``(n, 2)`` array: the nodes, and a constant column. An
+    elementwise ``f`` maps the constant column to a constant equal to ``f`` at that
+    node; softmax-like functions (mixing along an axis) or shape changes (glu) don't.
+    """
+    k = int(np.argmin(np.abs(nodes - 0.7)))  # any node away from the usual kinks
+    inputs = np.stack([nodes, np.full_like(nodes, nodes[k])], axis=1) if probe else nodes
+    try:
+        out = fn(inputs, **params)
+        out = np.asarray(keras.ops.convert_to_numpy(out) if keras.ops.is_tensor(out) else out)
+    except Exception as error:  # the activation's own error, reported against our arguments
+        raise ValueError(
+            f"{described} failed on a float64 array: {type(error).__name__}: {error}"
+        ) from error
+    if out.shape != inputs.shape or out.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{described} must return real numbers of its input's shape; received "
+            f"shape {out.shape} and dtype {out.dtype} for input shape {inputs.shape}."
+        )
+    out = out.astype("float64")
+    if not probe:
+        out = out[:, None]
+    bad = ~np.isfinite(out[:, 0])
+    if bad.any():
+        raise ValueError(
+            f"{described} returned NaN or infinity at z={nodes[bad][0]:.6g} (one of "
+            f"{int(bad.sum())} nodes in [-{_Z_MAX:g}, {_Z_MAX:g}]): E[f(z)^2] is undefined."
+        )
+    if probe and not np.allclose(out[:, 1], out[k, 0], rtol=1e-12, atol=0.0):
+        raise ValueError(
+            f"{described} must be elementwise (each unit f of its own pre-activation): "
+            "it mixes entries along an axis, as softmax, log_softmax and sparsemax do."
+        )
+    return out[:, 0]

@@ -1,185 +1,56 @@
-"""The ``zoo_*`` aliases: registration with Keras, lookup and the scheme table."""
+"""The ``zoo_*`` aliases: registration with Keras, lookup and the scheme table.
+
+Nothing here lists a scheme: every row comes from the ``@scheme`` decorator on
+the scheme's class (see :mod:`keras_initzoo.initializers.base`).
+"""
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, replace
 from typing import Any
 
 import keras
+import numpy as np
 
-from keras_initzoo import initializers as _init
-from keras_initzoo.initializers.base import ZooInitializer
+from keras_initzoo import initializers as _family_modules  # noqa: F401  (defines the rows)
+from keras_initzoo.initializers.base import PEER_LIBRARIES, SCHEMES, InitializerInfo, ZooInitializer
+from keras_initzoo.initializers.constant import Constant
 
 PACKAGE = "keras_initzoo"
 
-
-@dataclass(frozen=True)
-class InitializerInfo:
-    """One row of the scheme table: what an alias draws and when to use it."""
-
-    alias: str
-    cls: type[ZooInitializer]
-    distribution: str
-    variance: str
-    activations: str
-    reference: str
-
-    @property
-    def class_name(self) -> str:
-        return self.cls.__name__
+# Lookups derived from SCHEMES by register(), which importing the package calls.
+ALIASES: dict[str, InitializerInfo] = {}
+CLASSES: dict[str, type[ZooInitializer]] = {}
+# "he_normal", "HeNormal" and "kaiming_normal_" all lead to zoo_he: the first
+# alias of the first class a peer name belongs to.
+_PEER_NAMES: dict[str, str] = {}
 
 
-_GLOROT = "Glorot & Bengio 2010"
-_HE = "He et al. 2015"
-
-_INFOS = (
-    InitializerInfo(
-        "zoo_zeros",
-        _init.Zeros,
-        "all zeros",
-        "0",
-        "biases only: fails to break symmetry",
-        "lessons: the symmetry problem",
-    ),
-    InitializerInfo(
-        "zoo_constant",
-        _init.Constant,
-        "one constant `value`=0.5",
-        "0",
-        "biases only: fails to break symmetry",
-        "lessons: the symmetry problem",
-    ),
-    InitializerInfo(
-        "zoo_uniform",
-        _init.SimpleUniform,
-        "U[-limit, limit], limit=0.1",
-        "limit²/3",
-        "shallow nets",
-        "course's simple initialization",
-    ),
-    InitializerInfo(
-        "zoo_normal",
-        _init.SimpleNormal,
-        "N(0, stddev²), stddev=0.1",
-        "stddev²",
-        "shallow nets",
-        "course's simple initialization",
-    ),
-    InitializerInfo(
-        "zoo_small",
-        _init.SmallRandom,
-        "scale·N(0, 1), scale=0.01",
-        "scale²",
-        "shallow nets: vanishes with depth",
-        "lessons: small random values",
-    ),
-    InitializerInfo(
-        "zoo_large",
-        _init.LargeRandom,
-        "scale·N(0, 1), scale=10",
-        "scale²",
-        "none: explodes or saturates",
-        "lessons: large random values",
-    ),
-    InitializerInfo(
-        "zoo_standard_normal",
-        _init.StandardNormal,
-        "N(0, 1)",
-        "1",
-        "none: pre-2010 practice",
-        _GLOROT,
-    ),
-    InitializerInfo(
-        "zoo_epsilon",
-        _init.EpsilonUniform,
-        "U[-ε, ε], ε = √6/√(fan_in+fan_out) unless given",
-        "ε²/3",
-        "tanh, sigmoid",
-        "lessons: breaking symmetry",
-    ),
-    InitializerInfo(
-        "zoo_glorot",
-        _init.GlorotUniform,
-        "uniform",
-        "1/fan_avg",
-        "linear, tanh, sigmoid, softmax",
-        _GLOROT,
-    ),
-    InitializerInfo(
-        "zoo_glorot_normal",
-        _init.GlorotNormal,
-        "truncated normal",
-        "1/fan_avg",
-        "linear, tanh, sigmoid, softmax",
-        _GLOROT,
-    ),
-    InitializerInfo(
-        "zoo_he",
-        _init.HeNormal,
-        "truncated normal",
-        "2/((1+a²)·fan_in)",
-        "relu, leaky_relu, gelu, swish",
-        _HE,
-    ),
-    InitializerInfo(
-        "zoo_he_uniform",
-        _init.HeUniform,
-        "uniform",
-        "2/((1+a²)·fan_in)",
-        "relu, leaky_relu, gelu, swish",
-        _HE,
-    ),
-    InitializerInfo(
-        "zoo_lecun",
-        _init.LecunNormal,
-        "truncated normal",
-        "1/fan_in",
-        "selu",
-        "LeCun et al. 1998; Klambauer et al. 2017",
-    ),
-    InitializerInfo(
-        "zoo_lecun_uniform", _init.LecunUniform, "uniform", "1/fan_in", "selu", "LeCun et al. 1998"
-    ),
-    InitializerInfo(
-        "zoo_orthogonal",
-        _init.Orthogonal,
-        "(semi-)orthogonal × gain",
-        "gain²/max(rows, cols), WᵀW = gain²·I",
-        "linear, tanh, RNNs",
-        "Saxe et al. 2013",
-    ),
-    InitializerInfo(
-        "zoo_variance_scaling",
-        _init.VarianceScaling,
-        "truncated normal, normal or uniform",
-        "scale/fan",
-        "any, with the right scale",
-        "the general family",
-    ),
-)
-
-# Second names for the same scheme, each listed as a row of its own.
-_SYNONYMS = {"zoo_xavier": "zoo_glorot", "zoo_kaiming": "zoo_he"}
-_INFOS = tuple(
-    info
-    for first in _INFOS
-    for info in (
-        first,
-        *(replace(first, alias=s) for s, of in _SYNONYMS.items() if of == first.alias),
-    )
-)
-
-ALIASES: dict[str, type[ZooInitializer]] = {info.alias: info.cls for info in _INFOS}
-CLASSES: dict[str, type[ZooInitializer]] = {info.class_name: info.cls for info in _INFOS}
+def _peer_key(name: str) -> str:
+    return name.lower().replace("_", "")
 
 
 def register() -> None:
-    """Registers every class and alias with Keras; idempotent (done on import)."""
-    custom_objects = keras.saving.get_custom_objects()
+    """Registers every scheme's class and aliases with Keras; idempotent.
+
+    Importing the package calls it; call it again after defining a scheme of
+    your own with ``@keras_initzoo.initializers.base.scheme``. An alias without
+    a preset maps to its class; one with a preset (``zoo_gelu``) to its row,
+    whose ``from_config`` Keras calls when it builds the alias by name.
+    """
+    ALIASES.clear()
+    ALIASES.update((info.alias, info) for info in SCHEMES)
+    CLASSES.clear()
+    CLASSES.update((info.class_name, info.cls) for info in SCHEMES)
+    _PEER_NAMES.clear()
+    for info in SCHEMES:
+        for name in info.peers.values():
+            _PEER_NAMES.setdefault(_peer_key(name), info.alias)
     for cls in CLASSES.values():
         keras.saving.register_keras_serializable(package=PACKAGE)(cls)
-    custom_objects.update(ALIASES)
+    keras.saving.get_custom_objects().update(
+        {alias: info if info.preset else info.cls for alias, info in ALIASES.items()}
+    )
 
 
 def list_initializers() -> list[InitializerInfo]:
@@ -188,14 +59,17 @@ def list_initializers() -> list[InitializerInfo]:
     Example:
 
     >>> [info.alias for info in list_initializers()][:3]
-    ['zoo_zeros', 'zoo_constant', 'zoo_uniform']
+    ['zoo_constant', 'zoo_zeros', 'zoo_ones']
     """
-    return list(_INFOS)
+    return list(SCHEMES)
 
 
 def _unknown(identifier: str) -> ValueError:
     names = [*ALIASES, *CLASSES]
     close = difflib.get_close_matches(identifier, names, n=3, cutoff=0.5)
+    peer = _PEER_NAMES.get(_peer_key(identifier))
+    if peer is not None:  # a peer library's name: its zoo alias comes first
+        close = [peer, *(name for name in close if name != peer)][:3]
     hint = f" Did you mean {', '.join(repr(name) for name in close)}?" if close else ""
     return ValueError(
         f"Unknown initializer {identifier!r}.{hint} "
@@ -203,30 +77,42 @@ def _unknown(identifier: str) -> ValueError:
     )
 
 
-def get(identifier: Any) -> ZooInitializer:
+def _lookup(name: str) -> InitializerInfo | type[ZooInitializer]:
+    found = ALIASES.get(name) or CLASSES.get(name)
+    if found is None:
+        raise _unknown(name)
+    return found
+
+
+def get(identifier: Any) -> keras.initializers.Initializer | None:
     """Returns the initializer an alias, class name, config dict or instance names.
 
     Example:
 
-    >>> get("zoo_he")
-    HeNormal(negative_slope=0.0, mode='fan_in', seed=None, input_axes=None, output_axes=None)
+    >>> get("zoo_kaiming")
+    HeNormal(negative_slope=0.0, mode='fan_in', seed=None, ...)
     >>> get({"class_name": "SimpleUniform", "config": {"limit": 0.05}}).limit
     0.05
+    >>> get(None) is None
+    True
 
     A config dict takes the form ``{"class_name": ..., "config": {...}}`` that
     ``keras.initializers.serialize`` writes; its ``class_name`` may also be the
     registered name ``"keras_initzoo>HeNormal"``. Only keras_initzoo classes are
-    built, so a config never runs other code.
+    built, so a config never runs other code. ``None`` gives ``None`` and any
+    ``keras.initializers.Initializer`` instance is returned as it is, as in
+    ``keras.initializers.get``; an array or tensor gives a :class:`Constant`
+    of it (Keras gives a function, which cannot be saved).
     """
-    if isinstance(identifier, ZooInitializer):
+    if identifier is None or isinstance(identifier, keras.initializers.Initializer):
         return identifier
     if isinstance(identifier, str):
-        cls = ALIASES.get(identifier) or CLASSES.get(identifier)
-        if cls is None:
-            raise _unknown(identifier)
-        return cls()
+        found = _lookup(identifier)
+        return found.make() if isinstance(found, InitializerInfo) else found()
     if isinstance(identifier, type) and issubclass(identifier, ZooInitializer):
         return identifier()
+    if isinstance(identifier, np.ndarray) or keras.ops.is_tensor(identifier):
+        return Constant(identifier)
     if isinstance(identifier, dict):
         name = identifier.get("class_name")
         config = identifier.get("config", {})
@@ -235,14 +121,11 @@ def get(identifier: Any) -> ZooInitializer:
                 "A config dict must have a string 'class_name'; "
                 f"received identifier={identifier!r}."
             )
-        name = name.removeprefix(f"{PACKAGE}>")
-        cls = ALIASES.get(name) or CLASSES.get(name)
-        if cls is None:
-            raise _unknown(name)
-        return cls.from_config(config)
+        return _lookup(name.removeprefix(f"{PACKAGE}>")).from_config(config)
     raise ValueError(
-        "`identifier` must be a zoo alias, a class name, a config dict or an "
-        f"initializer instance; received {identifier!r} of type {type(identifier).__name__}."
+        "`identifier` must be None, a zoo alias, a class name, a config dict, an array or a "
+        f"keras.initializers.Initializer; received {identifier!r} of type "
+        f"{type(identifier).__name__}."
     )
 
 
@@ -252,7 +135,7 @@ def markdown_table() -> str:
         "| alias | class | draws | variance | suits | reference |",
         "|---|---|---|---|---|---|",
     ]
-    for info in _INFOS:
+    for info in SCHEMES:
         lines.append(
             f"| `{info.alias}` | `{info.class_name}` | {info.distribution} | {info.variance} "
             f"| {info.activations} | {info.reference} |"
@@ -260,5 +143,37 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # regenerates the README table
+# What the zoo has beside its schemes, with the peers' nearest equivalent.
+TOOL_PEERS = (
+    ("`kiz.calculate_gain` (PyTorch's table)", {"pytorch": "calculate_gain"}),
+    ("`kiz.gain`: exact gain of any activation", {}),
+    ("`batch_axes` on every fan-scaled class", {"jax": "variance_scaling"}),
+    ("`kiz.depthwise_axes`, `kiz.conv_transpose_axes`", {}),
+)
+
+
+def comparison_table() -> str:
+    """The README's table of which library has which scheme, from each row's ``peers``.
+
+    One line per scheme (its first alias), then the tools of :data:`TOOL_PEERS`;
+    a dash where a library lacks it.
+    """
+    header = ["keras_initzoo", "Keras", "PyTorch (`torch.nn.init`)", "JAX (`jax.nn.initializers`)"]
+    rows: list[tuple[str, dict]] = []
+    seen: set = set()
+    for info in SCHEMES:
+        key = (info.cls, tuple(sorted(info.preset.items())))
+        if key not in seen:
+            seen.add(key)
+            rows.append((f"`{info.alias}`", info.peers))
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, peers in [*rows, *TOOL_PEERS]:
+        cells = [f"`{peers[lib]}`" if lib in peers else "–" for lib in PEER_LIBRARIES]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # regenerates the README tables
     print(markdown_table())
+    print()
+    print(comparison_table())

@@ -46,6 +46,7 @@ def test_every_example_has_a_test():
         "03_symmetry",
         "04_vanishing_exploding",
         "05_glorot_he_lecun",
+        "06_exact_gains",  # tested in test_gains.py
     }
     assert {p.stem for p in EXAMPLES.glob("[0-9]*.py")} == tested
 

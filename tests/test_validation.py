@@ -65,7 +65,8 @@ def test_unknown_zoo_alias_names_the_closest():
         kiz.get("zoo_hee")
     assert "Did you mean" in str(error.value)
     with pytest.raises(ValueError, match="zoo_glorot"):
-        keras.initializers.get("zoo_glorot") and kiz.get("zoo_glorott")
+        kiz.get("zoo_glorott")
+    assert isinstance(keras.initializers.get("zoo_glorot"), kiz.GlorotUniform)
 
 
 @pytest.mark.parametrize(
@@ -104,47 +105,104 @@ def test_from_config_never_executes_code(tmp_path):
 
 
 # -- property tests ---------------------------------------------------------
+# Each example builds one scheme with valid arguments, or with exactly one
+# invalid argument, and calls it with a shape and dtype that are valid or not.
+# The property: a ValueError comes exactly when something is invalid, and it
+# names the argument at fault; otherwise the tensor has the right shape and
+# dtype, holds finite numbers and the config round-trips through JSON.
 
-dims = st.integers(min_value=-2, max_value=5) | st.sampled_from([2.5, None, True])
-shapes = st.lists(dims, min_size=0, max_size=4).map(tuple)
-dtypes = st.sampled_from(["float16", "bfloat16", "float32", "float64", "int32", "bool", None])
-numbers = st.sampled_from([-1.0, 0.0, 1e-3, 0.5, 2.0, float("nan"), float("inf"), "1", None])
+SCHEMES = {info.alias: info for info in kiz.list_initializers()}
+POSITIVE = st.floats(min_value=1e-3, max_value=10.0)
+FINITE = st.floats(min_value=-10.0, max_value=10.0)
+NOT_POSITIVE = st.sampled_from([0.0, -1.0, float("nan"), float("inf"), "1", True])
+NOT_FINITE = st.sampled_from([float("nan"), float("inf"), "1", True])
+ARGUMENTS = {  # name: (valid values, invalid values)
+    "scale": (POSITIVE, NOT_POSITIVE),
+    "stddev": (POSITIVE, NOT_POSITIVE),
+    "gain": (POSITIVE, NOT_POSITIVE),
+    "limit": (POSITIVE, NOT_POSITIVE),
+    "epsilon": (st.none() | POSITIVE, NOT_POSITIVE),
+    "mean": (FINITE, NOT_FINITE),
+    "value": (FINITE, NOT_FINITE),
+    "negative_slope": (st.floats(0.0, 1.0), st.sampled_from([-0.1, 1.5, float("nan"), "0"])),
+    "mode": (st.sampled_from(["fan_in", "fan_out"]), st.sampled_from(["fan_sum", 3, None])),
+    "distribution": (
+        st.sampled_from(["uniform", "normal", "untruncated_normal", "truncated_normal"]),
+        st.sampled_from(["cauchy", 1]),
+    ),
+    "column_axis": (st.sampled_from([-1, 0, 1]), st.sampled_from([1.5, True, "0"])),
+    "groups": (st.just(1), st.sampled_from([0, -1, 1.5, True])),
+    "sparsity": (st.floats(0.0, 0.95), st.sampled_from([-0.1, 1.5, float("nan"), "0.5"])),
+    "activation": (
+        st.sampled_from(["relu", "gelu", "tanh", "silu"]),
+        st.sampled_from(["nope", 3]),
+    ),
+    "activation_params": (st.none(), st.just({"bogus": 1.0})),
+    "batch_axes": (st.just([]), st.sampled_from([[1.5], "a", [0, 0]])),
+    "seed": (
+        st.none() | st.integers(0, 2**32 - 1),
+        st.sampled_from([-1, 2**33, 1.5, "42", True]),
+    ),
+}
+FIXED = {"input_axes": None, "output_axes": None, "minval": None, "maxval": None}
+# TruncatedNormal's bounds are a pair: drawn together, made invalid together
+BOUNDS = (
+    st.sampled_from([(-2.0, 2.0), (-1.0, 0.5), (0.0, float("inf"))]),
+    st.sampled_from([(1.0, 1.0), (2.0, -2.0), (float("nan"), 1.0)]),
+)
+
+VALID_SHAPES = st.lists(st.integers(1, 5), min_size=2, max_size=2).map(tuple)
+OTHER_SHAPES = st.lists(st.integers(0, 4), min_size=0, max_size=5).map(tuple)
+BAD_SHAPES = st.sampled_from([(2, -1), (2.5, 3), (None, 3), (True, 2), "ab", 5])
+VALID_DTYPES = st.sampled_from(["float16", "bfloat16", "float32", "float64", None])
+BAD_DTYPES = st.sampled_from(["int32", "bool", "complex64", "nope"])
 
 
 @st.composite
-def configs(draw):
-    alias = draw(st.sampled_from(ALIASES))
-    cls = kiz.registry.ALIASES[alias]
-    arguments = {}
-    for name in cls._constructor_arguments():
-        if name in {"seed", "input_axes", "output_axes"} or draw(st.booleans()):
+def cases(draw):
+    info = SCHEMES[draw(st.sampled_from(sorted(SCHEMES)))]
+    names = [n for n in info.cls._constructor_arguments() if n not in info.preset]
+    names = [n for n in names if n not in FIXED]
+    bad = draw(st.sampled_from([None, None, None, *names]))  # 3 in 4+ examples: all valid
+    arguments = {**info.preset}
+    for name in names:
+        if name in ("lower", "upper"):
             continue
-        if name == "mode":
-            arguments[name] = draw(st.sampled_from(["fan_in", "fan_out", "fan_avg", "x"]))
-        elif name == "distribution":
-            arguments[name] = draw(st.sampled_from(["uniform", "normal", "truncated_normal", "x"]))
-        elif name == "column_axis":
-            arguments[name] = draw(st.integers(min_value=-5, max_value=5))
-        else:
-            arguments[name] = draw(numbers)
-    arguments["seed"] = draw(st.none() | st.integers(min_value=-3, max_value=2**33))
-    return cls, arguments
+        valid, invalid = ARGUMENTS[name]
+        arguments[name] = draw(invalid if name == bad else valid)
+    if "lower" in names:
+        bounds = draw(BOUNDS[1] if bad in ("lower", "upper") else BOUNDS[0])
+        arguments["lower"], arguments["upper"] = bounds
+        bad = "lower" if bad in ("lower", "upper") else bad
+    shape_kind = draw(st.sampled_from(["valid"] * 6 + ["other", "bad"]))
+    shape = draw({"valid": VALID_SHAPES, "other": OTHER_SHAPES, "bad": BAD_SHAPES}[shape_kind])
+    dtype_bad = draw(st.integers(0, 7)) == 0
+    dtype = draw(BAD_DTYPES if dtype_bad else VALID_DTYPES)
+    return info, arguments, bad, shape, shape_kind, dtype, dtype_bad
 
 
-@settings(max_examples=150, deadline=None)
-@given(configs(), shapes, dtypes)
-def test_any_input_gives_a_valid_tensor_or_a_value_error(config, shape, dtype):
-    cls, arguments = config
-    try:
-        initializer = cls(**arguments)
-        value = initializer(shape, dtype=dtype)
-    except ValueError:
+@settings(max_examples=300, deadline=None)
+@given(cases())
+def test_value_error_exactly_when_input_is_invalid_and_it_names_the_culprit(case):
+    info, arguments, bad, shape, shape_kind, dtype, dtype_bad = case
+    if bad is not None:
+        with pytest.raises(ValueError, match=f"`{bad}`"):
+            info.cls(**arguments)
         return
-    # no error: the shape, the dtype and the finiteness must all be right
+    initializer = info.cls(**arguments)  # valid arguments never raise
+    if shape_kind == "bad" or dtype_bad:
+        with pytest.raises(ValueError, match="`shape`|`dtype`"):
+            initializer(shape, dtype=dtype)
+        return
+    try:
+        value = initializer(shape, dtype=dtype)
+    except ValueError as error:
+        # only shapes a scheme does not define (rank, or an axis it needs) may fail
+        assert shape_kind == "other", f"{info.alias} failed on {shape}: {error}"
+        assert "`shape`" in str(error) or "`column_axis`" in str(error), str(error)
+        return
     assert tuple(value.shape) == shape
-    expected = dtype or keras.config.floatx()
-    assert keras.backend.standardize_dtype(value.dtype) == expected
+    assert keras.backend.standardize_dtype(value.dtype) == (dtype or keras.config.floatx())
     assert np.isfinite(np.asarray(value, dtype="float64")).all()
-    # and the config round-trips through JSON
-    restored = cls.from_config(json.loads(json.dumps(initializer.get_config())))
+    restored = info.cls.from_config(json.loads(json.dumps(initializer.get_config())))
     assert restored == initializer

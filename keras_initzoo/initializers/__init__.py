@@ -1,17 +1,22 @@
-"""Every keras_initzoo initializer, grouped by family."""
+# ruff: noqa: I001  (the import order is the scheme table's order)
+"""Every keras_initzoo initializer, by family; importing a family module registers its schemes.
 
-from keras_initzoo.initializers.base import ZooInitializer
-from keras_initzoo.initializers.constant import Constant, Zeros
-from keras_initzoo.initializers.orthogonal import Orthogonal
+The import order below is the order of the scheme table.
+"""
+
+from keras_initzoo.initializers.base import InitializerInfo, ZooInitializer
+from keras_initzoo.initializers.constant import Constant, Ones, Zeros
 from keras_initzoo.initializers.simple import (
     LargeRandom,
     SimpleNormal,
     SimpleUniform,
     SmallRandom,
     StandardNormal,
+    TruncatedNormal,
 )
 from keras_initzoo.initializers.variance_scaling import (
     EpsilonUniform,
+    GainScaled,
     GlorotNormal,
     GlorotUniform,
     HeNormal,
@@ -20,23 +25,6 @@ from keras_initzoo.initializers.variance_scaling import (
     LecunUniform,
     VarianceScaling,
 )
-
-__all__ = [
-    "Constant",
-    "EpsilonUniform",
-    "GlorotNormal",
-    "GlorotUniform",
-    "HeNormal",
-    "HeUniform",
-    "LargeRandom",
-    "LecunNormal",
-    "LecunUniform",
-    "Orthogonal",
-    "SimpleNormal",
-    "SimpleUniform",
-    "SmallRandom",
-    "StandardNormal",
-    "VarianceScaling",
-    "Zeros",
-    "ZooInitializer",
-]
+from keras_initzoo.initializers.orthogonal import Orthogonal
+from keras_initzoo.initializers.structured import Dirac, DeltaOrthogonal, Identity, ZerO
+from keras_initzoo.initializers.sparse import Sparse

@@ -1,9 +1,17 @@
-"""The base class every keras_initzoo initializer shares: seeds, checks, config."""
+"""What every keras_initzoo initializer shares: seeds, checks, config, and its table row.
+
+A scheme is one class in one family module. The :func:`scheme` decorator puts
+its aliases and its row of the scheme table on the class; the registry, ``get``,
+``list_initializers()`` and the README table are derived from those rows.
+"""
 
 from __future__ import annotations
 
 import inspect
 import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import keras
@@ -56,21 +64,31 @@ def _make_seed_generator(seed: object) -> keras.random.SeedGenerator:
     return keras.random.SeedGenerator(_next_stream(int(seed)))
 
 
-def _seed_from_config(seed: object) -> object:
-    """Reads back a serialized ``SeedGenerator`` without running any code.
+def _check_serialized_seed_generator(seed: dict) -> int | None:
+    """Returns the seed of a serialized ``SeedGenerator``; runs no code.
 
-    Only the one shape Keras writes is accepted,
-    ``{"class_name": "SeedGenerator", "config": {"seed": <int or None>}, ...}``.
+    Only the shape Keras writes is accepted: ``{"class_name": "SeedGenerator",
+    "config": {"seed": <int or None>, "name": <str>}, ...}``.
     """
-    if not isinstance(seed, dict):
-        return seed
     inner = seed.get("config")
-    if seed.get("class_name") != "SeedGenerator" or not isinstance(inner, dict):
-        raise ValueError(
-            "`seed` in a config must be None, an integer or a serialized "
-            f"SeedGenerator; received seed={seed!r}."
+    valid = (
+        seed.get("class_name") == "SeedGenerator"
+        and isinstance(inner, dict)
+        and set(inner) <= {"seed", "name"}
+        and isinstance(inner.get("name", ""), str)
+        and (
+            inner.get("seed") is None
+            or isinstance(inner["seed"], numbers.Integral)
+            and not isinstance(inner["seed"], bool)
+            and 0 <= inner["seed"] < 2**32
         )
-    return _make_seed_generator(inner.get("seed"))
+    )
+    if not valid:
+        raise ValueError(
+            "`seed` in a config must be None, an integer in [0, 2**32) or a "
+            f"serialized SeedGenerator; received seed={seed!r}."
+        )
+    return None if inner.get("seed") is None else int(inner["seed"])
 
 
 def _to_json(value: Any) -> Any:
@@ -94,14 +112,28 @@ class ZooInitializer(keras.initializers.Initializer):
 
     * ``__call__`` checks ``shape`` (non-negative integers) and ``dtype``
       (floating point) before drawing;
-    * ``seed`` handling (see ``_make_seed_generator``);
+    * ``seed`` handling (see ``_make_seed_generator``): ``seed`` keeps the
+      argument as given, ``seed_generator`` is what the draws advance;
     * ``get_config`` with exactly the constructor's arguments, in JSON types;
     * ``from_config`` that rejects unknown keys and never executes code.
     """
 
-    def __init__(self, seed: Seed = None):
-        self._init_seed = seed
-        self.seed = _make_seed_generator(seed)
+    # False for schemes that draw the same tensor every time (constants, identities).
+    draws_randomly = True
+
+    def __init__(self, seed: Seed | dict = None):
+        # ``seed`` stays as given, for the config; ``seed_generator`` is drawn from.
+        if isinstance(seed, dict):
+            # A serialized SeedGenerator, from a config: kept as written, so it
+            # round-trips unchanged however often it is saved and loaded, while
+            # the draws come from the next stream of its seed, so that layers
+            # cloning one config (MultiHeadAttention's query, key and value)
+            # still get different kernels.
+            generator = _make_seed_generator(_check_serialized_seed_generator(seed))
+        else:
+            generator = _make_seed_generator(seed)
+        self.seed = seed
+        self.seed_generator = generator
 
     def __call__(self, shape, dtype=None):
         return self.draw(check_shape(shape), check_float_dtype(dtype))
@@ -116,10 +148,7 @@ class ZooInitializer(keras.initializers.Initializer):
         return tuple(name for name in parameters if name != "self")
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            name: _to_json(self._init_seed if name == "seed" else getattr(self, name))
-            for name in self._constructor_arguments()
-        }
+        return {name: _to_json(getattr(self, name)) for name in self._constructor_arguments()}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ZooInitializer:
@@ -134,9 +163,6 @@ class ZooInitializer(keras.initializers.Initializer):
                 f"Unknown key(s) {unknown} in the config of {cls.__name__}; "
                 f"allowed keys are {list(allowed)}."
             )
-        config = dict(config)
-        if "seed" in config:
-            config["seed"] = _seed_from_config(config["seed"])
         return cls(**config)
 
     def __eq__(self, other: object) -> bool:
@@ -148,3 +174,87 @@ class ZooInitializer(keras.initializers.Initializer):
     def __repr__(self) -> str:
         arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
         return f"{type(self).__name__}({arguments})"
+
+
+@dataclass(frozen=True, eq=False)
+class InitializerInfo:
+    """One row of the scheme table: what an alias draws and when to use it.
+
+    ``preset`` holds the constructor arguments the alias fixes (``zoo_gelu`` is
+    ``GainScaled(activation="gelu")``); ``peers`` the same scheme's name in
+    Keras, PyTorch and JAX, where they have one.
+    """
+
+    alias: str
+    cls: type[ZooInitializer]
+    distribution: str
+    variance: str
+    activations: str
+    reference: str
+    preset: Mapping[str, Any] = field(default_factory=dict)
+    peers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def class_name(self) -> str:
+        return self.cls.__name__
+
+    def make(self, **arguments: Any) -> ZooInitializer:
+        """An instance with the alias' preset, overridden by ``arguments``."""
+        return self.cls(**{**self.preset, **arguments})
+
+    def from_config(self, config: dict[str, Any]) -> ZooInitializer:
+        """Lets Keras build the alias by name (``keras.initializers.get("zoo_gelu")``)."""
+        return self.cls.from_config({**self.preset, **config})
+
+
+PEER_LIBRARIES = ("keras", "pytorch", "jax")
+
+# Every row, in the order the family modules define them: the scheme table.
+SCHEMES: list[InitializerInfo] = []
+
+
+def scheme(
+    *aliases: str,
+    distribution: str,
+    variance: str,
+    activations: str,
+    reference: str,
+    preset: Mapping[str, Any] | None = None,
+    peers: Mapping[str, str] | None = None,
+) -> Callable[[type[ZooInitializer]], type[ZooInitializer]]:
+    """Class decorator: registers ``aliases`` for the class with its table row.
+
+    Example::
+
+        @scheme("zoo_he", "zoo_kaiming", distribution="truncated normal",
+                variance="2/fan_in", activations="relu", reference="He et al. 2015",
+                peers={"keras": "HeNormal", "pytorch": "kaiming_normal_"})
+        class HeNormal(VarianceScaling): ...
+
+    ``peers`` names the scheme in :data:`PEER_LIBRARIES`; it fills the README's
+    comparison table and lets ``get("he_normal")`` suggest ``zoo_he``.
+    """
+    unknown = set(peers or ()) - set(PEER_LIBRARIES)
+    if not aliases or unknown:
+        raise ValueError(f"`scheme` needs aliases and peers among {PEER_LIBRARIES}.")
+
+    def register(cls: type[ZooInitializer]) -> type[ZooInitializer]:
+        taken = {info.alias for info in SCHEMES}
+        for alias in aliases:
+            if alias in taken:
+                raise ValueError(f"The alias {alias!r} is already registered.")
+            SCHEMES.append(
+                InitializerInfo(
+                    alias,
+                    cls,
+                    distribution,
+                    variance,
+                    activations,
+                    reference,
+                    MappingProxyType(dict(preset or {})),
+                    MappingProxyType(dict(peers or {})),
+                )
+            )
+        return cls
+
+    return register

@@ -7,9 +7,17 @@ import math
 import keras
 
 from keras_initzoo._validation import check_axes, check_int, check_positive
-from keras_initzoo.initializers.base import Seed, ZooInitializer
+from keras_initzoo.initializers.base import Seed, ZooInitializer, scheme
 
 
+@scheme(
+    "zoo_orthogonal",
+    distribution="(semi-)orthogonal × gain",
+    variance="gain²/max(rows, cols), WᵀW = gain²·I",
+    activations="linear, tanh, RNNs",
+    reference="Saxe et al. 2013",
+    peers={"keras": "Orthogonal", "pytorch": "orthogonal_", "jax": "orthogonal"},
+)
 class Orthogonal(ZooInitializer):
     """Draws a (semi-)orthogonal matrix times ``gain``.
 
@@ -59,7 +67,7 @@ class Orthogonal(ZooInitializer):
         # QR in float32 at least: float16 and bfloat16 lose orthogonality.
         compute_dtype = "float64" if dtype == "float64" else "float32"
         a = keras.random.normal(
-            (max(rows, cols), min(rows, cols)), dtype=compute_dtype, seed=self.seed
+            (max(rows, cols), min(rows, cols)), dtype=compute_dtype, seed=self.seed_generator
         )
         q, r = keras.ops.qr(a)
         q = q * keras.ops.sign(keras.ops.diagonal(r))

@@ -3,7 +3,7 @@
 One general class, :class:`VarianceScaling`, and thin presets for the schemes
 the lessons teach: Glorot/Xavier (``1 / fan_avg``) for linear, tanh, sigmoid
 and softmax units, He/Kaiming (``2 / fan_in``) for ReLU, LeCun
-(``1 / fan_in``) for SELU.
+(``1 / fan_in``) for SELU, and :class:`GainScaled` for any other activation.
 """
 
 from __future__ import annotations
@@ -14,50 +14,70 @@ from collections.abc import Sequence
 import keras
 
 from keras_initzoo._validation import check_axes, check_choice, check_positive
-from keras_initzoo.fans import check_axes_pair, compute_fans, scaled_variance
-from keras_initzoo.gains import leaky_relu_gain
-from keras_initzoo.initializers.base import Seed, ZooInitializer
+from keras_initzoo.fans import FAN_MODES, check_axes_pair, compute_fans, scaled_variance
+from keras_initzoo.gains import gain, leaky_relu_gain
+from keras_initzoo.initializers.base import Seed, ZooInitializer, scheme
+from keras_initzoo.initializers.simple import truncated_normal_variance
 
-MODES = ("fan_in", "fan_out", "fan_avg")
-DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
+# "untruncated_normal" is Keras' spelling of the zoo's (and JAX's) "normal".
+DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
 
 # Standard deviation of N(0, 1) truncated to [-2, 2], the interval
-# keras.random.truncated_normal keeps: sqrt(1 - 4 phi(2) / erf(sqrt 2)).
-TRUNCATED_NORMAL_STDDEV = math.sqrt(
-    1.0 - 4.0 * math.exp(-2.0) / math.sqrt(2.0 * math.pi) / math.erf(math.sqrt(2.0))
-)
+# keras.random.truncated_normal keeps.
+TRUNCATED_NORMAL_STDDEV = math.sqrt(truncated_normal_variance(-2.0, 2.0))
+
+_GLOROT = "Glorot & Bengio 2010"
+_HE = "He et al. 2015"
+_LECUN = "LeCun et al. 1998"
 
 
 # Subclassing Keras' VarianceScaling is what makes EinsumDense (and so
 # MultiHeadAttention) hand these initializers its kernel's input/output axes.
+@scheme(
+    "zoo_variance_scaling",
+    distribution="truncated normal, normal or uniform",
+    variance="scale/fan",
+    activations="any, with the right scale",
+    reference="the general family",
+    peers={"keras": "VarianceScaling", "jax": "variance_scaling"},
+)
 class VarianceScaling(ZooInitializer, keras.initializers.VarianceScaling):
     """Draws with variance ``scale / fan``, the family behind Glorot, He and LeCun.
 
-    ``fan`` is ``fan_in``, ``fan_out`` or ``fan_avg = (fan_in + fan_out) / 2``
-    (see :func:`keras_initzoo.fans.compute_fans`), and with
-    ``sigma**2 = scale / fan``:
+    ``fan`` is ``fan_in``, ``fan_out``, ``fan_avg = (fan_in + fan_out) / 2``
+    or ``fan_geo_avg = sqrt(fan_in * fan_out)`` (see
+    :func:`keras_initzoo.fans.compute_fans`), and with ``sigma**2 = scale / fan``:
 
     * ``"truncated_normal"``: ``N(0, s**2)`` truncated to ``[-2s, 2s]`` with
       ``s = sigma / 0.8796``, so the variance after truncation is exactly
       ``sigma**2``;
-    * ``"normal"``: ``N(0, sigma**2)``;
+    * ``"normal"`` or ``"untruncated_normal"``: ``N(0, sigma**2)``. The zoo's
+      ``"normal"`` is untruncated, as JAX's; Keras' ``"normal"`` means its
+      truncated normal, and Keras spells the untruncated one
+      ``"untruncated_normal"``, which is accepted here too;
     * ``"uniform"``: ``U[-sqrt(3) sigma, sqrt(3) sigma]``.
 
     Example:
 
     >>> init = VarianceScaling(scale=2.0, mode="fan_in", distribution="normal")
     >>> layer = keras.layers.Dense(64, activation="relu", kernel_initializer=init)
+    >>> init.variance((100, 64))
+    0.02
 
     Args:
         scale: the variance multiplier, a finite number > 0.
-        mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
-        distribution: ``"truncated_normal"``, ``"normal"`` or ``"uniform"``.
+        mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
+        distribution: ``"truncated_normal"``, ``"normal"`` (also
+            ``"untruncated_normal"``) or ``"uniform"``.
         seed: None, an integer or a ``keras.random.SeedGenerator``.
         input_axes, output_axes: the kernel axes that count towards
             ``fan_in`` and ``fan_out``, for layouts other than
             ``(*receptive_field, in, out)``; ``EinsumDense`` fills them in.
         batch_axes: axes left out of both fans, for independent kernels
             stacked in one tensor (as JAX's ``batch_axis``).
+
+    Reference: the common form of Glorot & Bengio (2010), He et al. (2015)
+    and LeCun et al. (1998), as ``jax.nn.initializers.variance_scaling``.
     """
 
     def __init__(
@@ -71,7 +91,7 @@ class VarianceScaling(ZooInitializer, keras.initializers.VarianceScaling):
         batch_axes: Sequence[int] = (),
     ):
         self.scale = check_positive("scale", scale)
-        self.mode = check_choice("mode", mode, MODES)
+        self.mode = check_choice("mode", mode, FAN_MODES)
         self.distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
         check_axes_pair(input_axes, output_axes)
         self.batch_axes = list(check_axes("batch_axes", batch_axes))
@@ -90,12 +110,17 @@ class VarianceScaling(ZooInitializer, keras.initializers.VarianceScaling):
         stddev = math.sqrt(self.variance(shape))
         if self.distribution == "truncated_normal":
             return keras.random.truncated_normal(
-                shape, stddev=stddev / TRUNCATED_NORMAL_STDDEV, dtype=dtype, seed=self.seed
+                shape,
+                stddev=stddev / TRUNCATED_NORMAL_STDDEV,
+                dtype=dtype,
+                seed=self.seed_generator,
             )
-        if self.distribution == "normal":
-            return keras.random.normal(shape, stddev=stddev, dtype=dtype, seed=self.seed)
+        if self.distribution in ("normal", "untruncated_normal"):
+            return keras.random.normal(shape, stddev=stddev, dtype=dtype, seed=self.seed_generator)
         limit = math.sqrt(3.0) * stddev
-        return keras.random.uniform(shape, minval=-limit, maxval=limit, dtype=dtype, seed=self.seed)
+        return keras.random.uniform(
+            shape, minval=-limit, maxval=limit, dtype=dtype, seed=self.seed_generator
+        )
 
 
 class _GainPreset(VarianceScaling):
@@ -108,13 +133,29 @@ class _GainPreset(VarianceScaling):
     _mode = "fan_in"
     _distribution = "truncated_normal"
 
-    def __init__(self, gain: float = 1.0, seed: Seed = None, input_axes=None, output_axes=None):
+    def __init__(
+        self,
+        gain: float = 1.0,
+        seed: Seed = None,
+        input_axes: Sequence[int] | None = None,
+        output_axes: Sequence[int] | None = None,
+        batch_axes: Sequence[int] = (),
+    ):
         self.gain = check_positive("gain", gain)
         super().__init__(
-            self.gain**2, self._mode, self._distribution, seed, input_axes, output_axes
+            self.gain**2, self._mode, self._distribution, seed, input_axes, output_axes, batch_axes
         )
 
 
+@scheme(
+    "zoo_glorot",
+    "zoo_xavier",
+    distribution="uniform",
+    variance="1/fan_avg",
+    activations="linear, tanh, sigmoid, softmax",
+    reference=_GLOROT,
+    peers={"keras": "GlorotUniform", "pytorch": "xavier_uniform_", "jax": "glorot_uniform"},
+)
 class GlorotUniform(_GainPreset):
     """Glorot/Xavier uniform: ``U[-l, l]``, ``l = gain * sqrt(6 / (fan_in + fan_out))``.
 
@@ -134,6 +175,14 @@ class GlorotUniform(_GainPreset):
     _distribution = "uniform"
 
 
+@scheme(
+    "zoo_glorot_normal",
+    distribution="truncated normal",
+    variance="1/fan_avg",
+    activations="linear, tanh, sigmoid, softmax",
+    reference=_GLOROT,
+    peers={"keras": "GlorotNormal", "pytorch": "xavier_normal_", "jax": "glorot_normal"},
+)
 class GlorotNormal(_GainPreset):
     """Glorot/Xavier normal: truncated normal with variance ``2 gain**2 / (fan_in + fan_out)``.
 
@@ -157,15 +206,25 @@ class _He(VarianceScaling):
         negative_slope: float = 0.0,
         mode: str = "fan_in",
         seed: Seed = None,
-        input_axes=None,
-        output_axes=None,
+        input_axes: Sequence[int] | None = None,
+        output_axes: Sequence[int] | None = None,
+        batch_axes: Sequence[int] = (),
     ):
         scale = leaky_relu_gain(negative_slope) ** 2  # also checks negative_slope
         self.negative_slope = float(negative_slope)
         mode = check_choice("mode", mode, ("fan_in", "fan_out"))
-        super().__init__(scale, mode, self._distribution, seed, input_axes, output_axes)
+        super().__init__(scale, mode, self._distribution, seed, input_axes, output_axes, batch_axes)
 
 
+@scheme(
+    "zoo_he",
+    "zoo_kaiming",
+    distribution="truncated normal",
+    variance="2/((1+a²)·fan_in)",
+    activations="relu, leaky_relu",
+    reference=_HE,
+    peers={"keras": "HeNormal", "pytorch": "kaiming_normal_", "jax": "he_normal"},
+)
 class HeNormal(_He):
     """He/Kaiming normal: truncated normal with variance ``2 / ((1 + a**2) fan_in)``.
 
@@ -184,6 +243,14 @@ class HeNormal(_He):
     """
 
 
+@scheme(
+    "zoo_he_uniform",
+    distribution="uniform",
+    variance="2/((1+a²)·fan_in)",
+    activations="relu, leaky_relu",
+    reference=_HE,
+    peers={"keras": "HeUniform", "pytorch": "kaiming_uniform_", "jax": "he_uniform"},
+)
 class HeUniform(_He):
     """He/Kaiming uniform: ``U[-l, l]``, ``l = sqrt(6 / ((1 + a**2) fan_in))``.
 
@@ -199,6 +266,14 @@ class HeUniform(_He):
     _distribution = "uniform"
 
 
+@scheme(
+    "zoo_lecun",
+    distribution="truncated normal",
+    variance="1/fan_in",
+    activations="selu",
+    reference=f"{_LECUN}; Klambauer et al. 2017",
+    peers={"keras": "LecunNormal", "jax": "lecun_normal"},
+)
 class LecunNormal(_GainPreset):
     """LeCun normal: truncated normal with variance ``gain**2 / fan_in``.
 
@@ -214,6 +289,14 @@ class LecunNormal(_GainPreset):
     """
 
 
+@scheme(
+    "zoo_lecun_uniform",
+    distribution="uniform",
+    variance="1/fan_in",
+    activations="selu",
+    reference=_LECUN,
+    peers={"keras": "LecunUniform", "jax": "lecun_uniform"},
+)
 class LecunUniform(_GainPreset):
     """LeCun uniform: ``U[-l, l]``, ``l = gain * sqrt(3 / fan_in)``, variance ``gain**2 / fan_in``.
 
@@ -227,6 +310,13 @@ class LecunUniform(_GainPreset):
     _distribution = "uniform"
 
 
+@scheme(
+    "zoo_epsilon",
+    distribution="U[-ε, ε], ε = √6/√(fan_in+fan_out) unless given",
+    variance="ε²/3",
+    activations="tanh, sigmoid",
+    reference="lessons: breaking symmetry",
+)
 class EpsilonUniform(VarianceScaling):
     """Draws from ``U[-eps, eps]``, ``eps = sqrt(6) / sqrt(fan_in + fan_out)`` unless given.
 
@@ -243,12 +333,97 @@ class EpsilonUniform(VarianceScaling):
     """
 
     def __init__(
-        self, epsilon: float | None = None, seed: Seed = None, input_axes=None, output_axes=None
+        self,
+        epsilon: float | None = None,
+        seed: Seed = None,
+        input_axes: Sequence[int] | None = None,
+        output_axes: Sequence[int] | None = None,
+        batch_axes: Sequence[int] = (),
     ):
         self.epsilon = None if epsilon is None else check_positive("epsilon", epsilon)
-        super().__init__(1.0, "fan_avg", "uniform", seed, input_axes, output_axes)
+        super().__init__(1.0, "fan_avg", "uniform", seed, input_axes, output_axes, batch_axes)
 
     def variance(self, shape):
         if self.epsilon is None:
             return super().variance(shape)
         return self.epsilon**2 / 3.0
+
+
+# The activations whose zoo alias GainScaled presets: those with no preset of their own.
+GAIN_ALIASES = ("gelu", "silu", "swish", "mish", "elu", "softplus")
+
+
+class GainScaled(VarianceScaling):
+    """Variance ``gain(activation)**2 / fan``: the exact gain for any Keras activation.
+
+    ``gain(activation)`` is :func:`keras_initzoo.gains.gain`, with
+    ``gain**2 = 1 / E[f(z)**2]`` for ``z ~ N(0, 1)``, so a layer
+    ``f(W x)`` whose input has unit second moment passes it on unchanged:
+    He's ``sqrt(2)`` for ReLU, 1.5335 for GELU, 1.6765 for SiLU.
+
+    For GELU, SiLU and Mish the unit-variance fixed point of that map is
+    unstable: a small deviation grows layer by layer, so even the exact gain
+    drifts in deep stacks (see the README's *Gains*). Use
+    :func:`keras_initzoo.lsuv` there.
+
+    Example:
+
+    >>> init = GainScaled("gelu")
+    >>> layer = keras.layers.Dense(64, activation="gelu", kernel_initializer=init)
+    >>> round(init.variance((100, 64)) * 100, 4)   # gain("gelu")**2
+    2.3517
+
+    Args:
+        activation: a Keras activation name (``keras.activations.get``
+            resolves it).
+        mode, distribution, seed, input_axes, output_axes, batch_axes: as
+            :class:`VarianceScaling`.
+        activation_params: keyword arguments of the activation, e.g.
+            ``{"alpha": 0.5}`` for ``elu`` (JSON numbers, booleans or strings).
+
+    Reference: the second-moment argument of He et al. (2015), eq. (10),
+    evaluated exactly by quadrature.
+    """
+
+    def __init__(
+        self,
+        activation: str = "relu",
+        mode: str = "fan_in",
+        distribution: str = "truncated_normal",
+        seed: Seed = None,
+        input_axes: Sequence[int] | None = None,
+        output_axes: Sequence[int] | None = None,
+        batch_axes: Sequence[int] = (),
+        activation_params: dict | None = None,
+    ):
+        if not isinstance(activation, str):
+            raise ValueError(
+                "`activation` must be the name of a Keras activation, so that the config "
+                f"stays code-free; received activation={activation!r}. For a callable, use "
+                "VarianceScaling(scale=kiz.gain(f) ** 2)."
+            )
+        if activation_params is not None and not isinstance(activation_params, dict):
+            raise ValueError(
+                "`activation_params` must be a dict of the activation's keyword arguments; "
+                f"received activation_params={activation_params!r}."
+            )
+        self.activation = activation
+        self.activation_params = None if activation_params is None else dict(activation_params)
+        scale = gain(activation) ** 2  # checks the name alone first, so errors say which is wrong
+        if self.activation_params:
+            try:
+                scale = gain(activation, **self.activation_params) ** 2
+            except ValueError as error:
+                raise ValueError(f"`activation_params` do not fit: {error}") from None
+        super().__init__(scale, mode, distribution, seed, input_axes, output_axes, batch_axes)
+
+
+for _name in GAIN_ALIASES:
+    scheme(
+        f"zoo_{_name}",
+        distribution="truncated normal",
+        variance=f"gain({_name})²/fan_in",
+        activations=_name,
+        reference="exact gain, E[f(z)²]·gain² = 1",
+        preset={"activation": _name},
+    )(GainScaled)
