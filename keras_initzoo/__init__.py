@@ -12,6 +12,7 @@ Importing the package registers every initializer with Keras, so the
 backend-specific code.
 """
 
+from keras_initzoo import models
 from keras_initzoo.fans import compute_fans, conv_transpose_axes, depthwise_axes
 from keras_initzoo.gains import calculate_gain, gain, leaky_relu_gain
 from keras_initzoo.initializers import (
@@ -41,6 +42,14 @@ from keras_initzoo.initializers import (
     ZerO,
     Zeros,
     ZooInitializer,
+)
+from keras_initzoo.models import (
+    Report,
+    SignalReport,
+    auto_initialize,
+    lsuv,
+    reinitialize,
+    signal_report,
 )
 from keras_initzoo.registry import get, list_initializers, register
 

@@ -1,4 +1,4 @@
-"""The ``initzoo`` command line: ``list``, ``demo`` and ``compare``.
+"""The ``initzoo`` command line: ``list``, ``demo``, ``compare`` and ``report``.
 
 ``demo`` and ``compare`` both call :func:`keras_initzoo.experiments.run_comparison`;
 ``demo`` is just ``compare`` with settings chosen to show the lesson in well under a
@@ -146,6 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="blobs/spirals are generated; digits ships with scikit-learn (default: %(default)s)",
     )
     _add_run_options(compare, os.path.join("runs", "compare"))
+
+    report = sub.add_parser(
+        "report",
+        help="check how signal flows through a saved model at initialization",
+        description="Load a .keras model and print, per layer, weight variance against its "
+        "target, activation mean and std, dead and saturated units and (with targets in "
+        "--data) gradient norms, with a verdict: healthy, vanishing or exploding.",
+    )
+    report.add_argument("model", help="a model saved with model.save('MODEL.keras')")
+    report.add_argument(
+        "--data",
+        help="an .npz file with the inputs as 'x' and, for gradient norms, targets as 'y' "
+        "(default: a synthetic batch shaped like the model's input)",
+    )
+    report.add_argument("--png", help="also write the depth plot of signal and gradients here")
     return parser
 
 
@@ -182,6 +197,35 @@ def _run(schemes: Sequence[str], args: argparse.Namespace, settings: dict) -> No
     )
 
 
+def _report(args: argparse.Namespace) -> int:
+    import keras
+    import numpy as np
+
+    from .models import signal_report, synthetic_batch
+
+    if not os.path.isfile(args.model):
+        print(f"initzoo report: error: no such model file: {args.model}", file=sys.stderr)
+        return 2
+    model = keras.models.load_model(args.model)  # safe mode: a file never runs code
+    x = y = None
+    if args.data is not None:
+        with np.load(args.data, allow_pickle=False) as arrays:
+            if "x" not in arrays:
+                print(
+                    f"initzoo report: error: --data {args.data} has no array 'x' "
+                    f"(it has {sorted(arrays.files)})",
+                    file=sys.stderr,
+                )
+                return 2
+            x, y = arrays["x"], arrays["y"] if "y" in arrays else None
+    report = signal_report(model, synthetic_batch(model) if x is None else x, y)
+    print(report)
+    if args.png:
+        report.plot(args.png)
+        print(f"plot written to {args.png}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``initzoo`` console script and ``python -m keras_initzoo``."""
     args = build_parser().parse_args(argv)
@@ -189,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_list()
     elif args.command == "demo":
         _run(DEMO_SCHEMES, args, DEMO_SETTINGS)
+    elif args.command == "report":
+        return _report(args)
     else:
         settings = {
             "depth": args.depth,

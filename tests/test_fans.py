@@ -101,14 +101,5 @@ def test_scaled_variance_modes_and_empty_fans():
     assert scaled_variance(2.0, "fan_in", 4, 8) == 0.5
     assert scaled_variance(2.0, "fan_out", 4, 8) == 0.25
     assert scaled_variance(2.0, "fan_avg", 4, 8) == pytest.approx(1 / 3)
+    assert scaled_variance(2.0, "fan_geo_avg", 2, 8) == pytest.approx(0.5)
     assert scaled_variance(2.0, "fan_in", 0, 0) == 2.0  # empty tensor: finite, no NaN
-
-
-def test_gains():
-    assert kiz.calculate_gain("relu") == pytest.approx(2**0.5)
-    assert kiz.calculate_gain("tanh") == pytest.approx(5 / 3)
-    assert kiz.calculate_gain("leaky_relu", 0.2) == pytest.approx((2 / 1.04) ** 0.5)
-    with pytest.raises(ValueError, match="activation"):
-        kiz.calculate_gain("softsign")
-    with pytest.raises(ValueError, match="negative_slope"):
-        kiz.calculate_gain("relu", 0.1)

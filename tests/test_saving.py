@@ -125,7 +125,7 @@ def test_keras_file_loads_in_a_fresh_process_that_imports_keras_initzoo(model, t
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "alias",
-    ["zoo_he", "zoo_glorot", "zoo_lecun", "zoo_small", "zoo_orthogonal", "zoo_variance_scaling"],
+    ["zoo_he", "zoo_glorot", "zoo_lecun", "zoo_small", "zoo_orthogonal", "zoo_gelu", "zoo_ones"],
 )
 def test_loading_without_the_import_fails_instead_of_substituting(alias, tmp_path):
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, kernel_initializer=alias)])

@@ -13,7 +13,13 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_initzoo._validation import check_axes, check_choice, check_positive
+from keras_initzoo._validation import (
+    check_axes,
+    check_choice,
+    check_float_dtype,
+    check_positive,
+    check_shape,
+)
 from keras_initzoo.fans import FAN_MODES, check_axes_pair, compute_fans, scaled_variance
 from keras_initzoo.gains import gain, leaky_relu_gain
 from keras_initzoo.initializers.base import Seed, ZooInitializer, scheme
@@ -104,10 +110,36 @@ class VarianceScaling(ZooInitializer, keras.initializers.VarianceScaling):
     def variance(self, shape: Sequence[int]) -> float:
         """The variance of the values drawn for a tensor of ``shape``."""
         fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes, self.batch_axes)
+        return self.variance_for_fans(fan_in, fan_out)
+
+    def variance_for_fans(self, fan_in: int, fan_out: int) -> float:
+        """The variance drawn for a kernel with these fans, whatever its shape."""
         return scaled_variance(self.scale, self.mode, fan_in, fan_out)
 
     def draw(self, shape, dtype):
-        stddev = math.sqrt(self.variance(shape))
+        return self._sample(shape, dtype, self.variance(shape))
+
+    def draw_for_fans(self, shape: Sequence[int], dtype: object, fan_in: int, fan_out: int):
+        """Draws a tensor of ``shape`` with the variance of fans ``fan_in``, ``fan_out``.
+
+        For a kernel whose layer knows its fans better than its shape does (a
+        recurrent kernel's gates, a grouped convolution's groups):
+        :func:`keras_initzoo.reinitialize` passes the fans its walk found.
+        ``input_axes``, ``output_axes`` and ``batch_axes`` play no part here.
+
+        Example:
+
+        >>> init = VarianceScaling(2.0, distribution="uniform", seed=0)
+        >>> values = init.draw_for_fans((64, 4 * 32), "float32", fan_in=64, fan_out=32)
+        >>> init.variance_for_fans(64, 32)
+        0.03125
+        """
+        return self._sample(
+            check_shape(shape), check_float_dtype(dtype), self.variance_for_fans(fan_in, fan_out)
+        )
+
+    def _sample(self, shape, dtype, variance):
+        stddev = math.sqrt(variance)
         if self.distribution == "truncated_normal":
             return keras.random.truncated_normal(
                 shape,
@@ -343,9 +375,9 @@ class EpsilonUniform(VarianceScaling):
         self.epsilon = None if epsilon is None else check_positive("epsilon", epsilon)
         super().__init__(1.0, "fan_avg", "uniform", seed, input_axes, output_axes, batch_axes)
 
-    def variance(self, shape):
+    def variance_for_fans(self, fan_in, fan_out):
         if self.epsilon is None:
-            return super().variance(shape)
+            return super().variance_for_fans(fan_in, fan_out)
         return self.epsilon**2 / 3.0
 
 

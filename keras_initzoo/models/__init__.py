@@ -1,0 +1,15 @@
+"""Whole-model tools: find every kernel with its true fans, re-draw, calibrate, report.
+
+:func:`walk` finds each kernel of a built model and the fans its layer gives
+it; :func:`reinitialize`, :func:`auto_initialize` and :func:`lsuv` re-draw
+them in place and :func:`signal_report` measures the signal; each returns a
+:class:`Report`.
+"""
+
+from keras_initzoo.models.auto import auto_initialize
+from keras_initzoo.models.data import synthetic_batch
+from keras_initzoo.models.lsuv import lsuv
+from keras_initzoo.models.reinitialize import draw_kernel, reinitialize, resolve
+from keras_initzoo.models.report import Report
+from keras_initzoo.models.signal import SignalReport, signal_report
+from keras_initzoo.models.walk import KernelSite, LeftAlone, Walk, einsum_axes, walk

@@ -1,0 +1,78 @@
+"""One eager forward pass with every call of chosen layers routed through a handler.
+
+The whole-model tools that need activations (``lsuv``, ``auto_initialize``,
+``signal_report``) work inside a single forward pass: when a layer is called,
+the handler sees its real inputs, may re-draw and rescale its kernels and call
+it again on the same inputs, and returns the output the rest of the model then
+uses. So a layer is calibrated on inputs that already reflect every earlier
+layer's calibration, and the cost is one forward pass plus a few calls of each
+layer, O(layers), on any model: Sequential, functional, subclassed or nested.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+# handler(layer, call, args, kwargs) -> output, where call(*args, **kwargs) runs the layer
+Handler = Callable[[keras.layers.Layer, Callable[..., Any], tuple, dict], Any]
+
+
+@contextlib.contextmanager
+def intercept(layers: Sequence[keras.layers.Layer], handler: Handler) -> Iterator[None]:
+    """Routes every call of ``layers`` through ``handler`` inside the block.
+
+    The layer's own ``call`` is shadowed by an instance attribute, which
+    ``Layer.__call__`` picks up in eager execution, and restored on exit.
+    """
+    shadowed = []
+    try:
+        for layer in layers:
+            own = layer.__dict__.get("call")  # an instance attribute to restore, if any
+            call = layer.call
+
+            def routed(*args, _layer=layer, _call=call, **kwargs):
+                return handler(_layer, _call, args, kwargs)
+
+            object.__setattr__(layer, "call", routed)  # past Keras' attribute tracking
+            shadowed.append((layer, own))
+        yield
+    finally:
+        for layer, own in shadowed:
+            if own is None:
+                object.__delattr__(layer, "call")
+            else:
+                object.__setattr__(layer, "call", own)
+
+
+def leaf_layers(model: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """Every layer inside ``model`` that holds no sublayers, each once."""
+    seen: dict[int, keras.layers.Layer] = {}
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if not list(layer._flatten_layers(include_self=False, recursive=False)):
+            seen.setdefault(id(layer), layer)
+    return list(seen.values())
+
+
+def first_tensor(output: Any) -> Any:
+    """The main output of a layer that returns a tuple, list or dict of tensors."""
+    while isinstance(output, (tuple, list)):
+        output = output[0]
+    if isinstance(output, dict):
+        output = next(iter(output.values()))
+    return output
+
+
+def tensors_in(structure: Any) -> list[Any]:
+    """The tensors in a nested structure of call arguments."""
+    return [x for x in keras.tree.flatten(structure) if keras.ops.is_tensor(x)]
+
+
+def moments(x: Any) -> tuple[float, float]:
+    """Mean and standard deviation of a tensor, over all its entries, in float64."""
+    values = np.asarray(keras.ops.convert_to_numpy(x), dtype="float64")
+    return float(values.mean()), float(values.std())
