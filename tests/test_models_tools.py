@@ -129,6 +129,21 @@ def test_lsuv_calls_each_layer_a_few_times_in_one_forward_pass():
     assert sum(calls.values()) <= 3 * 30
 
 
+def test_signal_report_runs_each_layer_once():
+    """One forward pass (and one backward): no layer is called twice."""
+    calls: dict[str, int] = {}
+
+    class Counted(keras.layers.Dense):
+        def call(self, inputs):
+            calls[self.name] = calls.get(self.name, 0) + 1
+            return super().call(inputs)
+
+    model = keras.Sequential([keras.Input((WIDTH,))] + [Counted(WIDTH) for _ in range(10)])
+    calls.clear()
+    kiz.signal_report(model, _batch(), _batch(1))
+    assert list(calls.values()) == [1] * 10
+
+
 def test_lsuv_takes_arrays_datasets_and_pydatasets():
     x = _batch()
 

@@ -179,7 +179,7 @@ def test_wrappers_and_conv_lstm():
             L.ConvLSTM1D(16, 3, return_sequences=True, name="conv_lstm"),
             L.Reshape((6, 8 * 16)),
             L.Bidirectional(L.LSTM(32, return_sequences=True), name="bi"),
-            L.TimeDistributed(L.Dense(8), name="td"),
+            L.TimeDistributed(L.Dense(8, name="dense"), name="td"),
         ],
         name="wrapped",
     )

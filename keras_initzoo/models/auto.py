@@ -141,17 +141,26 @@ def auto_initialize(model: keras.Model, data: Any = None, *, skip: Any = None) -
 
     kinds = SignalKinds()
     chosen: dict[str, dict] = {}
+    orthogonal = Orthogonal()
+    by_gain: dict[float, VarianceScaling] = {}  # one instance (and seed stream) per gain
+
+    def scaled(gain_value: float) -> VarianceScaling:
+        if gain_value not in by_gain:
+            by_gain[gain_value] = VarianceScaling(gain_value**2, "fan_in", "truncated_normal")
+        return by_gain[gain_value]
 
     def initialize(layer, call, args, kwargs, fed_by: Kind):
         scheme_gain, scheme = gain_of(fed_by)
         for site in by_layer[id(layer)]:
             if site.role == "recurrent_kernel":
-                initializer, how = Orthogonal(), "orthogonal per gate block"
+                initializer, how = orthogonal, "orthogonal per gate block"
+                why = "recurrent: keeps the norm of the state through time (Saxe et al. 2013)"
             else:
-                initializer = VarianceScaling(scheme_gain**2, "fan_in", "truncated_normal")
-                how = scheme
-            target, actual = draw_kernel(site, initializer)
-            chosen[site.path] = {"fed by": fed_by[0], "scheme": how, "target": target}
+                initializer, how = scaled(scheme_gain), scheme
+                why = f"variance {scheme_gain**2:.4g}/fan_in, fan_in = {site.fan_in}"
+                why += f" ({site.note})" if site.note else ""
+            target, _ = draw_kernel(site, initializer)
+            chosen[site.path] = {"fed by": fed_by[0], "scheme": how, "target": target, "why": why}
         if fed_by[0] in UNSTABLE:
             sites = [s for s in by_layer[id(layer)] if s.role != "recurrent_kernel"]
             iterations, before, after = scale_to_std(
@@ -179,7 +188,7 @@ def auto_initialize(model: keras.Model, data: Any = None, *, skip: Any = None) -
     )
     for site in found.kernels:
         if site.path not in chosen:  # never called in the forward pass
-            target, _ = draw_kernel(site, VarianceScaling(1.0, "fan_in", "truncated_normal"))
+            target, _ = draw_kernel(site, scaled(1.0))
             chosen[site.path] = {
                 "fed by": "?",
                 "scheme": "gain 1",
@@ -193,7 +202,7 @@ def auto_initialize(model: keras.Model, data: Any = None, *, skip: Any = None) -
             shape=tuple(site.variable.shape),
             **{"fed by": entry["fed by"], "scheme": entry["scheme"]},
             **{"target var": entry["target"], "actual var": actual},
-            why=entry.get("why", site.note or ""),
+            why=entry["why"],
         )
     report.notes.extend(f"{path}: {why}" for path, why in found.notes)
     return report

@@ -178,7 +178,8 @@ def signal_report(model: keras.Model, x: Any, y: Any = None) -> SignalReport:
         row = rows.get(id(layer))
         if row is None:
             continue
-        owned = [n for path, n in grad_norms.items() if path.rsplit("/", 1)[0] == layer.path]
+        prefix = f"{layer.path}/" if layer.path else None
+        owned = [n for p, n in grad_norms.items() if prefix and p.startswith(prefix)]
         row["grad norm"] = float(np.sqrt(sum(n**2 for n in owned))) if owned else None
         report.add(**row)
     report.verdict, report.where = _verdict(report)
@@ -205,7 +206,7 @@ def _layer_row(layer, output, fed_by: Kind, site) -> dict:
         weight_var = float(weight.var())
         target_var = gain_of(fed_by)[0] ** 2 / max(1, site.fan_in)
     return {
-        "layer": layer.path,
+        "layer": layer.path or layer.name,  # a layer without weights has no path
         "class": type(layer).__name__,
         "weight var": weight_var,
         "target var": target_var,
