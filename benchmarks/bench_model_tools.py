@@ -188,7 +188,7 @@ def main(argv=None) -> int:
         f" ({platform.machine()}, {os.cpu_count()} cores, Keras {keras.__version__}, backend "
         f"{keras.backend.backend()}, CPU).",
         "",
-        "| lsuv on | kernels | calls per layer (mean / max) | forward ms | lsuv ms | "
+        "| lsuv on | kernels | calibration calls per layer (mean / max) | forward ms | lsuv ms | "
         "lsuv / forward | forward-per-iteration design / forward |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]

@@ -47,10 +47,14 @@ def scale_to_std(
 ) -> tuple[int, float, float]:
     """Rescales ``sites`` until ``layer``'s pre-activation std is within ``tol`` of the target.
 
-    Calls only ``layer``, on the inputs it received. Returns the number of
-    calls, the standard deviation before and after. Raises ``ModelError``
-    when the output is constant (a dead layer) or not finite.
+    Calls only ``layer``, on the inputs it received. Without a bias (or with
+    a zero one) the pre-activation is linear in the kernel, so one rescale is
+    exact and is not measured again. Returns the number of calls and the
+    standard deviation before and after. Raises ``ModelError`` when the output
+    is constant (a dead layer) or not finite.
     """
+    bias = getattr(layer, "bias", None)
+    linear = bias is None or not keras.ops.convert_to_numpy(bias).any()
     first = std = math.nan
     with pre_activation(layer):
         for iteration in range(1, max_iter + 1):
@@ -69,6 +73,9 @@ def scale_to_std(
                 break
             for site in sites:
                 site.variable.assign(site.variable * (target_std / std))
+            if linear:
+                std = target_std
+                break
     return iteration, first, std
 
 
