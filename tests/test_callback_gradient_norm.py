@@ -100,7 +100,7 @@ def test_norms_match_gradient_tape_every_step(tmp_path):
         check_step(logged, model, layers, grads, step)
 
 
-def test_layout_puts_all_layer_norms_on_one_chart(tmp_path):
+def test_layout_puts_global_alone_then_layers_in_depth_order(tmp_path):
     x, y = make_data(16)
     model = mlp()
     model.compile("sgd", "mse")
@@ -108,9 +108,11 @@ def test_layout_puts_all_layer_norms_on_one_chart(tmp_path):
     acc = load_events(tmp_path)
     (event,) = acc.Tensors("custom_scalars__config__")
     layout = layout_pb2.Layout.FromString(event.tensor_proto.string_val[0])
-    charts = [c for cat in layout.category for c in cat.chart]
-    assert [list(c.multiline.tag) for c in charts] == [["grad_norm/.*"]]
-    # The regex matches every layer tag and the global one: one line each.
+    charts = [list(c.multiline.tag) for cat in layout.category for c in cat.chart]
+    assert charts == [
+        ["^grad_norm/global$"],
+        ["^grad_norm/hidden1$", "^grad_norm/hidden2$", "^grad_norm/out$"],
+    ]
     tags = [t for t in acc.Tags()["scalars"] if t.startswith("grad_norm/")]
     assert sorted(tags) == [
         "grad_norm/global",
@@ -142,8 +144,9 @@ def test_nested_shared_and_frozen_layers_resolve_to_real_layers(tmp_path):
     x, y = make_data(16)
     rec, logged = fit_logged(model, x, y, tmp_path)
     names = sorted(t.split("/", 1)[1] for t in logged if t.startswith("grad_norm/"))
-    assert names == ["global", "head", "inner_a", "inner_b", "shared"]
-    layers = {n: inner.get_layer(n) for n in ("inner_a", "inner_b")}
+    # a nested model's layers by their path inside the model
+    assert names == ["block/inner_a", "block/inner_b", "global", "head", "shared"]
+    layers = {f"block/{n}": inner.get_layer(n) for n in ("inner_a", "inner_b")}
     layers |= {"shared": shared, "head": model.get_layer("head")}
     check_step(logged, model, layers, tape_grads(model, rec.weights[0], x, y), 1)
 
@@ -188,6 +191,46 @@ def test_logs_gradients_before_clipping(tmp_path, clip):
     check_step(logged, model, layers, grads, 1)
     # The clip really acted: the raw norm is far above the clip value.
     assert dict(logged["grad_norm/global"])[1] > 100 * 1e-3
+
+
+@pytest.mark.parametrize(
+    "clip", [{"global_clipnorm": 0.05}, {"clipnorm": 0.02}, {"clipvalue": 0.01}]
+)
+def test_log_clipped_gives_the_norms_after_the_optimizers_clipping(tmp_path, clip):
+    """Independent clipping of GradientTape gradients: Keras' rules, written out."""
+    x, y = make_data(16)
+    model = mlp()
+    model.compile(keras.optimizers.SGD(0.1, **clip), "mse")
+    rec, logged = fit_logged(model, x, y, tmp_path, log_clipped=True)
+    grads = tape_grads(model, rec.weights[0], x, y)
+    total = norm(grads, model.trainable_variables)
+    if "global_clipnorm" in clip:  # every gradient scaled by min(1, c / global norm)
+        factor = min(1.0, clip["global_clipnorm"] / total)
+        clipped = {k: g * factor for k, g in grads.items()}
+    elif "clipnorm" in clip:  # each tensor scaled to norm <= c on its own
+        c = clip["clipnorm"]
+        clipped = {k: g * min(1.0, c / np.linalg.norm(g)) for k, g in grads.items()}
+    else:  # each entry clipped to [-c, c]
+        c = clip["clipvalue"]
+        clipped = {k: np.clip(g, -c, c) for k, g in grads.items()}
+    assert dict(logged["grad_norm/global"])[1] == pytest.approx(total, rel=RTOL)
+    after = dict(logged["grad_norm_clipped/global"])[1]
+    assert after == pytest.approx(norm(clipped, model.trainable_variables), rel=RTOL)
+    assert after < total  # the clip really acted
+    if "global_clipnorm" in clip:
+        assert after == pytest.approx(min(total, clip["global_clipnorm"]), rel=RTOL)
+    for name in ("hidden1", "hidden2", "out"):
+        variables = model.get_layer(name).trainable_variables
+        value = dict(logged[f"grad_norm_clipped/{name}"])[1]
+        assert value == pytest.approx(norm(clipped, variables), rel=RTOL)
+
+
+def test_log_clipped_off_writes_no_clipped_tags(tmp_path):
+    x, y = make_data(16)
+    model = mlp()
+    model.compile(keras.optimizers.SGD(0.1, global_clipnorm=0.05), "mse")
+    _, logged = fit_logged(model, x, y, tmp_path)
+    assert not [t for t in logged if t.startswith("grad_norm_clipped/")]
 
 
 @pytest.fixture

@@ -14,10 +14,8 @@ due, so a step that logs nothing runs the plain train step. With several steps
 per call (``steps_per_execution``) the capture gates itself in the graph on the
 optimizer's iteration count, with an unlowered ``tf.cond`` (see :func:`_cond`).
 
-Row layout of :attr:`GradientCapture.values` (``rows x width``, float64):
-``[step, nonfinite_count, global, layer_0 .. layer_L-1, (var_0 ..), (weight ..),
-(update ..)]``; ``nonfinite_count`` stays 0 unless counting was asked for.
-Norm columns hold ``sum(x**2)``; the host takes the square root.
+Each row of :attr:`GradientCapture.values` (``rows x width``, float64) is laid
+out by :class:`keras_initzoo.callbacks.rows.RowLayout`, section by name.
 ``step`` is the optimizer's iteration count after the update (the first step is
 1), ``-1`` marks a row never written. The ``k``-th recorded row goes to row
 ``k mod rows``.
@@ -26,7 +24,6 @@ Norm columns hold ``sum(x**2)``; the host takes the square root.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import keras
@@ -34,45 +31,7 @@ import tensorflow as tf
 from tensorflow.core.framework import attr_value_pb2
 
 from keras_initzoo.callbacks.groups import LayerGroup, resolve_layer_groups
-
-_EMPTY = -1.0
-
-
-@dataclass(frozen=True)
-class Columns:
-    """Column offsets of one buffer row (see the module docstring)."""
-
-    n_layers: int
-    n_vars: int
-    per_variable: bool
-    weight_norms: bool
-    update_ratio: bool
-    count_nonfinite: bool = False
-
-    STEP = 0
-    NONFINITE = 1
-    GLOBAL = 2
-
-    @property
-    def layers(self) -> int:
-        return 3
-
-    @property
-    def variables(self) -> int:
-        return self.layers + self.n_layers
-
-    @property
-    def weights(self) -> int:
-        return self.variables + (self.n_vars if self.per_variable else 0)
-
-    @property
-    def updates(self) -> int:
-        # Update ratios need the weight norms as denominators, so they imply them.
-        return self.weights + (self.n_layers if self.weight_norms or self.update_ratio else 0)
-
-    @property
-    def width(self) -> int:
-        return self.updates + (self.n_layers if self.update_ratio else 0)
+from keras_initzoo.callbacks.rows import EMPTY, RowLayout, layout_for
 
 
 class Record(NamedTuple):
@@ -244,8 +203,9 @@ class GradientCapture:
             count against ``update_freq`` and ``histogram_freq`` itself. False:
             the caller sets :attr:`record` before each train-function call and
             keeps one traced function per value (it is read while tracing).
-        per_variable, weight_norms, update_ratio, count_nonfinite: extra columns
-            and counts (see :class:`Columns`).
+        per_variable, weight_norms, update_ratio, count_nonfinite, log_clipped:
+            extra sections of the row (see :class:`RowLayout`).
+        group_by: how variables form the logged groups (see :func:`resolve_layer_groups`).
         histogram_freq: record gradient histograms every this many steps (0: never).
         histogram_bins: buckets per histogram.
     """
@@ -261,14 +221,23 @@ class GradientCapture:
         weight_norms: bool = False,
         update_ratio: bool = False,
         count_nonfinite: bool = False,
+        log_clipped: bool = False,
         histogram_freq: int = 0,
         histogram_bins: int = 30,
+        group_by=None,
     ) -> None:
         self.model = model
+        self.group_by = group_by
         self.update_freq = int(update_freq)
         self.rows = int(rows)
         self.gate_in_graph = bool(gate_in_graph)
-        self.options = (per_variable, weight_norms, update_ratio, count_nonfinite)
+        self.options = {
+            "per_variable": per_variable,
+            "weight_norms": weight_norms,
+            "update_ratio": update_ratio,
+            "count_nonfinite": count_nonfinite,
+            "log_clipped": log_clipped,
+        }
         self.histogram_freq = int(histogram_freq)
         self.histogram_bins = int(histogram_bins)
         self.record = Record(True, self.histogram_freq > 0)
@@ -288,7 +257,7 @@ class GradientCapture:
         """
         if self.built:
             return True
-        groups = resolve_layer_groups(self.model)
+        groups = resolve_layer_groups(self.model, self.group_by)
         if not groups:
             return False
         with tf.init_scope():  # variables live outside any traced function
@@ -301,15 +270,17 @@ class GradientCapture:
         self.variables = [v for g in self.groups for v in g.variables]
         self.layer_of = [gi for gi, g in enumerate(self.groups) for _ in g.variables]
         self.index = {id(v): i for i, v in enumerate(self.variables)}
-        self.cols = Columns(len(self.groups), len(self.variables), *self.options)
+        self.layout: RowLayout = layout_for(
+            [g.name for g in self.groups], [v.path for v in self.variables], **self.options
+        )
 
         # Plain (not mirrored) variables: under a strategy they are only touched
         # in cross-replica context, inside merge_call.
         def variable(value, name):
             return tf.Variable(value, trainable=False, name=name)
 
-        empty = tf.constant(_EMPTY, tf.float64)
-        self.values = variable(tf.fill([self.rows, self.cols.width], empty), "kiz_grad_norms")
+        empty = tf.constant(EMPTY, tf.float64)
+        self.values = variable(tf.fill([self.rows, self.layout.width], empty), "kiz_grad_norms")
         # Rows recorded so far: the next row goes to ``recorded mod rows``.
         self.recorded = variable(tf.constant(0, tf.int64), "kiz_grad_norm_rows")
         if self.histogram_freq:
@@ -317,7 +288,7 @@ class GradientCapture:
             self.hist = variable(tf.fill(shape, empty), "kiz_grad_hists")
             self.hist_recorded = variable(tf.constant(0, tf.int64), "kiz_grad_hist_rows")
         self.snapshots = []
-        if self.cols.update_ratio:
+        if self.layout.update_ratio:
             # Weights before the update, copied only on recorded steps.
             self.snapshots = [
                 variable(tf.zeros(v.shape, v.dtype), "kiz_snapshot") for v in self.variables
@@ -342,8 +313,8 @@ class GradientCapture:
                 tvars = trainable_variables
             if not capture.build():
                 return inner(grads, trainable_variables)
-            cols = capture.cols
-            if not record.norms or not (cols.weight_norms or cols.update_ratio):
+            layout = capture.layout
+            if not record.norms or not layout.has("weights"):
                 # Recorded after the update: stateful ops run in program order, so
                 # recording first would hold every variable's update until all
                 # gradients exist, losing the overlap of backprop and updates.
@@ -353,7 +324,7 @@ class GradientCapture:
             # Weight norms and update ratios need the weights before the update.
             capture._record(record, target, grads, tvars, steps_ahead=1)
             result = inner(grads, trainable_variables)
-            if cols.update_ratio:
+            if layout.update_ratio:
                 capture._after(target)
             return result
 
@@ -432,12 +403,18 @@ class GradientCapture:
                 # Reduced before the gate: a condition reading the gradients would
                 # keep all of them alive until the last one exists (see squared_sums).
                 gs = [densify(g) for g in known_grads + other_grads]
-                sums, nonfinite = squared_sums(gs, count_nonfinite=self.cols.count_nonfinite)
+                sums, nonfinite = squared_sums(gs, count_nonfinite=self.layout.count_nonfinite)
                 if inv_sq != 1.0:
                     sums = sums * inv_sq
+                clipped = None
+                if self.layout.log_clipped:
+                    # The optimizer's own rule (clipnorm, global_clipnorm or
+                    # clipvalue) on the unscaled gradients, as its apply does.
+                    unscaled = gs if inv_sq == 1.0 else [g / scale for g in gs]
+                    clipped, _ = squared_sums(target._clip_gradients(unscaled))
                 _when(
                     self._gate(step, self.update_freq),
-                    lambda: self._record_norms(step, sums, nonfinite, idx),
+                    lambda: self._record_norms(step, sums, nonfinite, idx, clipped),
                 )
             if record.histograms:
                 _when(
@@ -447,33 +424,47 @@ class GradientCapture:
 
         self._merge(record_row, [g for g, _ in known], other)
 
-    def _record_norms(self, step, sums, nonfinite, idx: list[int]) -> None:
+    def _record_norms(self, step, sums, nonfinite, idx: list[int], clipped=None) -> None:
         """Write one row; ``sums[:len(idx)]`` are the grouped variables' squared sums."""
-        cols = self.cols
-        var_sq = sums[: len(idx)]
-        # Variables without a gradient contribute zero; segment ids are static.
-        layer_sq = tf.math.unsorted_segment_sum(
-            var_sq, [self.layer_of[i] for i in idx], cols.n_layers
-        )
-        global_sq = tf.reduce_sum(sums)
-        if nonfinite is None:
-            nonfinite = tf.constant(0.0, tf.float64)
-        parts = [tf.stack([tf.cast(step, tf.float64), nonfinite, global_sq]), layer_sq]
-        if cols.per_variable:
-            parts.append(tf.scatter_nd([[i] for i in idx], var_sq, [cols.n_vars]))
-        if cols.weight_norms or cols.update_ratio:
+        layout = self.layout
+        n_groups = len(layout.groups)
+        segments = [self.layer_of[i] for i in idx]  # static: variables without a gradient add 0
+
+        def per_group(squares):
+            return tf.math.unsorted_segment_sum(squares[: len(idx)], segments, n_groups)
+
+        def scalar(value):
+            return tf.reshape(tf.cast(value, tf.float64), [1])
+
+        zero = tf.constant(0.0, tf.float64)
+        parts = {
+            "step": scalar(step),
+            "nonfinite": scalar(zero if nonfinite is None else nonfinite),
+            "global": scalar(tf.reduce_sum(sums)),
+            "groups": per_group(sums),
+        }
+        if layout.has("variables"):
+            parts["variables"] = tf.scatter_nd(
+                [[i] for i in idx], sums[: len(idx)], [len(layout.variables)]
+            )
+        if layout.has("weights"):
             weight_sq, _ = squared_sums([_read(v) for v in self.variables])
-            parts.append(tf.math.unsorted_segment_sum(weight_sq, self.layer_of, cols.n_layers))
-        if cols.update_ratio:
+            parts["weights"] = tf.math.unsorted_segment_sum(weight_sq, self.layer_of, n_groups)
+        if layout.update_ratio:
             for snap, v in zip(self.snapshots, self.variables, strict=True):
                 snap.assign(_read(v))
-            parts.append(tf.zeros([cols.n_layers], tf.float64))  # filled in by _after
+            parts["updates"] = tf.zeros([n_groups], tf.float64)  # filled in by _after
+        if layout.log_clipped:
+            parts["clipped_global"] = scalar(tf.reduce_sum(clipped))
+            parts["clipped_groups"] = per_group(clipped)
+        row = tf.concat([parts[name] for name in layout.order()], 0)
         slot = self._next_slot(self.recorded)
-        self.values.scatter_nd_update([[slot]], tf.concat(parts, 0)[None])
+        self.values.scatter_nd_update([[slot]], row[None])
 
     def _after(self, target) -> None:
         """Fill in the update ratios of the row recorded before this update."""
-        cols = self.cols
+        updates = self.layout.span("updates")
+        n_groups = len(self.layout.groups)
 
         def record(strategy):
             step = self._step(target)  # already incremented by the update
@@ -483,13 +474,13 @@ class GradientCapture:
                     _read(v) - _read(s) for s, v in zip(self.snapshots, self.variables, strict=True)
                 ]
                 sums = tf.math.unsorted_segment_sum(
-                    squared_sums(deltas)[0], self.layer_of, cols.n_layers
+                    squared_sums(deltas)[0], self.layer_of, n_groups
                 )
                 slot = tf.math.floormod(self.recorded.read_value() - 1, self.rows)
                 cells = tf.stack(
                     [
-                        tf.fill([cols.n_layers], slot),
-                        tf.range(cols.updates, cols.width, dtype=tf.int64),
+                        tf.fill([n_groups], slot),
+                        tf.range(updates.start, updates.stop, dtype=tf.int64),
                     ],
                     axis=1,
                 )
@@ -508,7 +499,7 @@ class GradientCapture:
         rows = []
         for flat_parts in per_layer:
             if not flat_parts:
-                rows.append(tf.fill([3 + bins], tf.constant(_EMPTY, tf.float64)))
+                rows.append(tf.fill([3 + bins], tf.constant(EMPTY, tf.float64)))
                 continue
             x = tf.concat(flat_parts, 0)
             finite = tf.math.is_finite(x)

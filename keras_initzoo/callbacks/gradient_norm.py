@@ -15,12 +15,12 @@ import numpy as np
 from keras_initzoo._validation import check_int
 from keras_initzoo.callbacks.capture import (
     NOTHING,
-    Columns,
     GradientCapture,
     Record,
     innermost_optimizer,
 )
-from keras_initzoo.callbacks.layout import charts_for, layout_summary
+from keras_initzoo.callbacks.groups import check_group_by
+from keras_initzoo.callbacks.views import DepthHistory, layout_summary
 from keras_initzoo.callbacks.writer import EventWriter, ScalarEncoder, histogram_summary
 
 
@@ -100,8 +100,22 @@ class GradientNormLogger(keras.callbacks.Callback):
     Steps ``1, 1 + update_freq, 1 + 2 * update_freq, ...`` are logged, so the
     first step, the one that shows the initialization, always is.
 
-    A custom-scalars layout (TensorBoard's "Custom Scalars" tab) puts all
-    ``grad_norm/*`` tags on one multi-line chart.
+    * with ``log_clipped=True``: ``grad_norm_clipped/<group>`` and
+      ``grad_norm_clipped/global``, the same gradients after the optimizer's
+      ``clipnorm``, ``global_clipnorm`` or ``clipvalue``, from the same step.
+
+    Groups: by default one per layer that owns trainable variables, named by
+    its path inside the model (``block_3/mlp/dense_1``), also inside custom
+    layers that hold sublayers. ``group_by="block"`` makes each repeated block
+    (``transformer_layer_3``, MobileNetV2's ``block_6``) one group; a regex
+    names the group by its first capture group; a callable maps a layer path
+    to a group name. Groups are in forward order wherever order shows.
+
+    The depth view: the image ``grad_norm_by_depth`` (TensorBoard's Images tab)
+    is a heatmap of log10 gradient norm, groups top (first layer) to bottom,
+    logged steps left to right, redrawn at each epoch's end from the rows
+    already read. The custom-scalars layout puts ``grad_norm/global`` on a
+    chart of its own and the groups, in depth order, a few to a chart.
 
     Which gradients: those handed to the optimizer that updates the weights —
     unscaled under mixed precision (the ``LossScaleOptimizer``'s inner
@@ -136,6 +150,8 @@ class GradientNormLogger(keras.callbacks.Callback):
             default: a non-finite gradient already shows as a NaN or inf norm and
             a warning naming the step and layers, and the count costs about 1–3 %
             of a small model's step even when there is nothing to count.
+        group_by: ``"layer"``, ``"block"``, a regex or a callable (see above).
+        log_clipped: also log the norms after the optimizer's clipping.
         stop_on_nonfinite: stop training (``model.stop_training = True``, with a
             warning naming the step and layers) when a logged step has a
             non-finite gradient norm (NaN or inf entries, or a norm beyond the
@@ -161,8 +177,11 @@ class GradientNormLogger(keras.callbacks.Callback):
         histogram_bins: int = 30,
         count_nonfinite: bool = False,
         stop_on_nonfinite: bool = False,
+        group_by="layer",
+        log_clipped: bool = False,
     ) -> None:
         super().__init__()
+        self.group_by = check_group_by(group_by)
         if update_freq == "batch":
             update_freq = 1
         self.update_freq = check_int(
@@ -178,6 +197,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             ("update_ratio", update_ratio),
             ("count_nonfinite", count_nonfinite),
             ("stop_on_nonfinite", stop_on_nonfinite),
+            ("log_clipped", log_clipped),
         ):
             if not isinstance(flag, (bool, np.bool_)):
                 raise ValueError(f"`{name}` must be True or False; got {flag!r}.")
@@ -187,6 +207,9 @@ class GradientNormLogger(keras.callbacks.Callback):
         self.update_ratio = bool(update_ratio)
         self.count_nonfinite = bool(count_nonfinite)
         self.stop_on_nonfinite = bool(stop_on_nonfinite)
+        self.log_clipped = bool(log_clipped)
+        self._history: DepthHistory | None = None  # the logged group norms, for the heatmap
+        self._image_step = -1  # the step of the last heatmap written
         self._capture: GradientCapture | None = None
         self._writer: EventWriter | None = None
         self._encoder: ScalarEncoder | None = None
@@ -251,8 +274,10 @@ class GradientNormLogger(keras.callbacks.Callback):
                 weight_norms=self.weight_norms,
                 update_ratio=self.update_ratio,
                 count_nonfinite=self.count_nonfinite,
+                log_clipped=self.log_clipped,
                 histogram_freq=self.histogram_freq,
                 histogram_bins=self.histogram_bins,
+                group_by=self.group_by,
             )
             # Built now if the model is; a subclassed model builds in the first trace.
             self._capture.build()
@@ -263,6 +288,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._keras_function = keras_function
         model.train_function = self._train_function
         self._encoder = None
+        self._prepare_outputs()
         # One read per fit: steps continue across fit calls and initial_epoch resumes.
         step = int(innermost_optimizer(model.optimizer).iterations.numpy())
         self._iteration = step  # the optimizer's count before the next call
@@ -330,27 +356,28 @@ class GradientNormLogger(keras.callbacks.Callback):
                 self._read_device()
         return logs
 
-    def _scalar_tags(self, capture: GradientCapture) -> list[str]:
-        cols: Columns = capture.cols
-        layers = [g.name for g in capture.groups]
-        tags = ["grad_nonfinite/count"] if cols.count_nonfinite else []
-        tags += ["grad_norm/global"] + [f"grad_norm/{n}" for n in layers]
-        if cols.per_variable:
-            tags += [f"grad_norm_per_variable/{v.path}" for v in capture.variables]
-        if cols.weight_norms or cols.update_ratio:
-            tags += [f"weight_norm/{n}" for n in layers]
-        if cols.update_ratio:
-            tags += [f"update_ratio/{n}" for n in layers]
-        return tags
-
     def _open_writer(self) -> None:
         if self._writer is None:
             self._writer = EventWriter(self.log_dir)
+
+    def _prepare_outputs(self) -> None:
+        """Tags, the depth history and the custom-scalars layout, once the groups are known.
+
+        At train begin for a built model, else at the first read (a subclassed
+        model builds in its first step).
+        """
+        capture = self._capture
+        if self._encoder is not None or capture is None or not capture.built:
+            return
+        layout = capture.layout
+        self._encoder = ScalarEncoder(layout.tags())
+        self._hist_tags = [f"grad_hist/{g.name}" for g in capture.groups]
+        if self._history is None or self._history.groups != layout.groups:
+            self._history = DepthHistory(layout.groups)
             step = int(innermost_optimizer(self.model.optimizer).iterations.numpy())
             # Written at the current step: an earlier step would make TensorBoard
             # purge the newer points it already holds ("out of order" restart logic).
-            charts = charts_for(weight_norms=self.weight_norms, update_ratio=self.update_ratio)
-            self._writer.write_summary(step, layout_summary(charts))
+            self._writer.write_summary(step, layout_summary(layout))
             self._writer.flush()
 
     def _read_device(self) -> None:
@@ -369,9 +396,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             capture.uninstall()
             self._capture = None
             return
-        if self._encoder is None:
-            self._encoder = ScalarEncoder(self._scalar_tags(capture))
-            self._hist_tags = [f"grad_hist/{g.name}" for g in capture.groups]
+        self._prepare_outputs()
         self._flush_rows()
         if self.histogram_freq:
             self._flush_histograms()
@@ -383,40 +408,28 @@ class GradientNormLogger(keras.callbacks.Callback):
     def _flush_rows(self) -> None:
         capture = self._capture
         data = capture.read()
-        steps = data[:, Columns.STEP]
+        layout = capture.layout
+        steps = data[:, layout.span("step").start]
         fresh = np.flatnonzero((steps > self._last_logged) & (steps != self._unlogged_step))
         for r in fresh[np.argsort(steps[fresh])]:
-            self._log_row(int(steps[r]), data[r], capture.cols)
+            self._log_row(int(steps[r]), data[r], layout)
         if fresh.size:
             self._last_logged = int(steps[fresh].max())
 
-    def _log_row(self, step: int, row: np.ndarray, cols: Columns) -> None:
-        first = Columns.GLOBAL  # columns from here on hold sums of squares
-        with np.errstate(invalid="ignore"):  # NaN sums stay NaN: logged honestly
-            norms = np.sqrt(row[first:])
-        if cols.update_ratio:
-            n = cols.n_layers
-            w = norms[cols.weights - first : cols.weights - first + n]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                # A zero-initialized layer has no relative scale: report inf/NaN honestly.
-                norms[cols.updates - first :] /= w
-        values = norms
-        if cols.count_nonfinite:
-            values = np.concatenate([[row[Columns.NONFINITE]], norms])
-        self._writer.write_bytes(self._encoder.encode(step, values))
-        if not math.isfinite(row[Columns.GLOBAL]):
-            self._report_nonfinite(step, row, cols)
+    def _log_row(self, step: int, row: np.ndarray, layout) -> None:
+        self._writer.write_bytes(self._encoder.encode(step, layout.values(row)))
+        self._history.add(step, layout.group_norms(row))
+        if not math.isfinite(row[layout.span("global")][0]):
+            self._report_nonfinite(step, row, layout)
 
-    def _report_nonfinite(self, step: int, row: np.ndarray, cols: Columns) -> None:
-        layer_sq = row[cols.layers : cols.layers + cols.n_layers]
+    def _report_nonfinite(self, step: int, row: np.ndarray, layout) -> None:
+        part = layout.decode(row)
         bad = [
-            g.name
-            for g, s in zip(self._capture.groups, layer_sq, strict=True)
-            if not math.isfinite(s)
+            g for g, s in zip(layout.groups, part["groups"], strict=True) if not math.isfinite(s)
         ]
         where = f"layers: {', '.join(bad) or 'unattributed variables'}"
-        if cols.count_nonfinite:
-            what = f"{int(row[Columns.NONFINITE])} non-finite gradient values"
+        if layout.count_nonfinite:
+            what = f"{int(part['nonfinite'][0])} non-finite gradient values"
             logged = "Logged as grad_nonfinite/count."
         else:
             what = "a non-finite gradient norm"
@@ -448,9 +461,21 @@ class GradientNormLogger(keras.callbacks.Callback):
     # -- flushing and teardown ----------------------------------------------------------
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         self._read_device()
+        self._write_depth_image()
+
+    def _write_depth_image(self) -> None:
+        """The ``grad_norm_by_depth`` heatmap, from the rows already on the host."""
+        history = self._history
+        if self._writer is None or history is None or not len(history):
+            return
+        if history.last_step != self._image_step:  # train end right after an epoch end
+            self._image_step = history.last_step
+            self._writer.write_summary(history.last_step, history.image_summary())
+            self._writer.flush()
 
     def on_train_end(self, logs=None) -> None:
         self._read_device()
+        self._write_depth_image()
         # Give Keras its own train function back: a later fit without this
         # callback runs exactly what it would have run without it.
         if self.model.train_function == self._train_function:
@@ -483,6 +508,8 @@ class GradientNormLogger(keras.callbacks.Callback):
             self.weight_norms,
             self.update_ratio,
             self.count_nonfinite,
+            self.log_clipped,
+            self.group_by,
         )
 
     def _keep_traced(self) -> None:

@@ -1,0 +1,123 @@
+"""The one place that knows the layout of a GradientNormLogger row, by section name.
+
+The capture writes one float64 row per recorded step, its sections in the
+order of :class:`RowLayout`; the callback decodes a row by name into the values
+of its scalar tags. Norm sections hold ``sum(x**2)``; decoding takes the root.
+
+======================  =================  =====================================
+section                 width              tag(s)
+======================  =================  =====================================
+``step``                1                  (the event's step; -1: never written)
+``nonfinite``           1                  ``grad_nonfinite/count`` (if counted)
+``global``              1                  ``grad_norm/global``
+``groups``              groups             ``grad_norm/<group>``
+``variables``           variables          ``grad_norm_per_variable/<path>``
+``weights``             groups             ``weight_norm/<group>``
+``updates``             groups             ``update_ratio/<group>`` (/ weights)
+``clipped_global``      1                  ``grad_norm_clipped/global``
+``clipped_groups``      groups             ``grad_norm_clipped/<group>``
+======================  =================  =====================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+EMPTY = -1.0  # the step of a row never written
+
+
+@dataclass(frozen=True)
+class RowLayout:
+    """The sections of a row, in order, with the names of what they hold."""
+
+    groups: tuple[str, ...]
+    variables: tuple[str, ...] = ()
+    count_nonfinite: bool = False
+    weight_norms: bool = False
+    update_ratio: bool = False
+    log_clipped: bool = False
+
+    @property
+    def sections(self) -> tuple[tuple[str, int], ...]:
+        n = len(self.groups)
+        sections = [("step", 1), ("nonfinite", 1), ("global", 1), ("groups", n)]
+        if self.variables:
+            sections.append(("variables", len(self.variables)))
+        if self.weight_norms or self.update_ratio:  # ratios divide by the weight norms
+            sections.append(("weights", n))
+        if self.update_ratio:
+            sections.append(("updates", n))
+        if self.log_clipped:
+            sections += [("clipped_global", 1), ("clipped_groups", n)]
+        return tuple(sections)
+
+    @property
+    def width(self) -> int:
+        return sum(width for _, width in self.sections)
+
+    def span(self, name: str) -> slice:
+        """The columns of section ``name``."""
+        start = 0
+        for section, width in self.sections:
+            if section == name:
+                return slice(start, start + width)
+            start += width
+        raise KeyError(f"The row has no section {name!r}.")
+
+    def has(self, name: str) -> bool:
+        return any(section == name for section, _ in self.sections)
+
+    def order(self) -> list[str]:
+        """Section names in row order: how the capture concatenates its parts."""
+        return [name for name, _ in self.sections]
+
+    def decode(self, row: np.ndarray) -> dict[str, np.ndarray]:
+        """One row as ``{section: values}``."""
+        return {name: row[self.span(name)] for name, _ in self.sections}
+
+    def tags(self) -> list[str]:
+        """The scalar tags of :meth:`values`, in the same order."""
+        tags = ["grad_nonfinite/count"] if self.count_nonfinite else []
+        tags += ["grad_norm/global", *(f"grad_norm/{g}" for g in self.groups)]
+        tags += [f"grad_norm_per_variable/{v}" for v in self.variables]
+        if self.has("weights"):
+            tags += [f"weight_norm/{g}" for g in self.groups]
+        if self.update_ratio:
+            tags += [f"update_ratio/{g}" for g in self.groups]
+        if self.log_clipped:
+            tags += ["grad_norm_clipped/global", *(f"grad_norm_clipped/{g}" for g in self.groups)]
+        return tags
+
+    def values(self, row: np.ndarray) -> np.ndarray:
+        """The scalar values of one row, aligned with :meth:`tags`."""
+        part = self.decode(row)
+        with np.errstate(invalid="ignore", divide="ignore"):  # NaN stays NaN: logged honestly
+            root = {name: np.sqrt(v) for name, v in part.items() if name not in NOT_NORMS}
+            values = [part["nonfinite"]] if self.count_nonfinite else []
+            values += [root["global"], root["groups"], root.get("variables", _NONE)]
+            if self.has("weights"):
+                values.append(root["weights"])
+            if self.update_ratio:
+                # A zero-initialized layer has no relative scale: inf or NaN, honestly.
+                values.append(root["updates"] / root["weights"])
+            if self.log_clipped:
+                values += [root["clipped_global"], root["clipped_groups"]]
+        return np.concatenate(values)
+
+    def group_norms(self, row: np.ndarray, section: str = "groups") -> np.ndarray:
+        """The per-group gradient norms of one row (``"clipped_groups"`` after clipping)."""
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(row[self.span(section)])
+
+
+NOT_NORMS = ("step", "nonfinite")
+_NONE = np.zeros(0)
+
+
+def layout_for(groups: Sequence[str], variables: Sequence[str], **options: bool) -> RowLayout:
+    """A :class:`RowLayout`; ``variables`` are listed only with ``per_variable``."""
+    per_variable = options.pop("per_variable", False)
+    return RowLayout(tuple(groups), tuple(variables) if per_variable else (), **options)

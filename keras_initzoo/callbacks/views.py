@@ -1,0 +1,240 @@
+"""What GradientNormLogger shows besides scalars: the depth heatmap and the custom-scalars layout.
+
+Both come from names and values already on the host; nothing here touches the
+training step.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+from tensorboard.compat.proto import summary_pb2, tensor_pb2, types_pb2
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.custom_scalar import metadata as custom_scalar_metadata
+
+from keras_initzoo.callbacks.rows import RowLayout
+
+DEPTH_TAG = "grad_norm_by_depth"
+LINES_PER_CHART = 8  # consecutive groups per custom-scalars chart
+MAX_COLUMNS = 400  # logged steps drawn; older ones are thinned evenly past this
+
+# Viridis at 9 stops (dark blue = small norm, yellow = large), interpolated.
+_PALETTE = np.array(
+    [
+        [68, 1, 84],
+        [71, 44, 122],
+        [59, 81, 139],
+        [44, 113, 142],
+        [33, 144, 141],
+        [39, 173, 129],
+        [92, 200, 99],
+        [170, 220, 50],
+        [253, 231, 37],
+    ],
+    dtype=np.float64,
+)
+_NONFINITE = (255, 0, 0)  # a NaN or inf norm: red
+_ZERO = (0, 0, 0)  # a zero norm (log10 = -inf): black
+
+
+def png(pixels: np.ndarray) -> bytes:
+    """An RGB ``uint8`` array ``(height, width, 3)`` as PNG bytes."""
+    height, width, _ = pixels.shape
+    raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
+
+
+def colour(log_norms: np.ndarray, low: float, high: float) -> np.ndarray:
+    """RGB colours of log10 norms on the palette from ``low`` to ``high``."""
+    finite = np.isfinite(log_norms)
+    t = np.zeros(log_norms.shape)
+    if high > low:
+        t[finite] = (log_norms[finite] - low) / (high - low)
+    position = np.clip(t, 0.0, 1.0) * (len(_PALETTE) - 1)
+    below = np.floor(position).astype(int).clip(0, len(_PALETTE) - 2)
+    fraction = (position - below)[..., None]
+    rgb = _PALETTE[below] * (1 - fraction) + _PALETTE[below + 1] * fraction
+    rgb[~finite] = _NONFINITE
+    rgb[np.isneginf(log_norms)] = _ZERO
+    return rgb.round().astype(np.uint8)
+
+
+class DepthHistory:
+    """The logged per-group gradient norms kept on the host, drawn as a heatmap.
+
+    Rows are groups in forward order (the first layer on top), columns logged
+    steps (left to right); a colour bar on the right runs from the smallest
+    norm (bottom) to the largest (top). Past :data:`MAX_COLUMNS` steps, older
+    columns are thinned evenly.
+    """
+
+    def __init__(self, groups: Sequence[str]) -> None:
+        self.groups = tuple(groups)
+        self.steps: list[int] = []
+        self._norms: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def last_step(self) -> int:
+        return self.steps[-1]
+
+    def add(self, step: int, norms: np.ndarray) -> None:
+        self.steps.append(int(step))
+        self._norms.append(np.asarray(norms, dtype=np.float64))
+
+    def matrix(self) -> tuple[np.ndarray, list[int]]:
+        """``log10`` norms, ``(groups, steps)``, and the steps drawn."""
+        keep = np.arange(len(self.steps))
+        if len(keep) > MAX_COLUMNS:
+            keep = np.unique(np.linspace(0, len(keep) - 1, MAX_COLUMNS).round().astype(int))
+        norms = np.stack([self._norms[i] for i in keep], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log10(norms), [self.steps[i] for i in keep]
+
+    def image(self) -> np.ndarray:
+        """The heatmap as RGB pixels, each cell a block of pixels, plus the colour bar."""
+        logs, steps = self.matrix()
+        finite = logs[np.isfinite(logs)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        rows, columns = logs.shape
+        cell_h = max(1, min(16, 480 // rows))
+        cell_w = max(1, min(16, 640 // columns))
+        cells = colour(logs, low, high)
+        pixels = np.repeat(np.repeat(cells, cell_h, axis=0), cell_w, axis=1)
+        height = pixels.shape[0]
+        bar = colour(np.linspace(high, low, height)[:, None], low, high)
+        gap = np.full((height, 4, 3), 255, np.uint8)
+        return np.concatenate([pixels, gap, np.repeat(bar, 12, axis=1)], axis=1)
+
+    def description(self) -> str:
+        logs, steps = self.matrix()
+        finite = logs[np.isfinite(logs)]
+        span = (
+            f"from 1e{finite.min():.1f} (dark blue) to 1e{finite.max():.1f} (yellow)"
+            if finite.size
+            else "no finite norm yet"
+        )
+        return (
+            f"log10 gradient norm per group, {span}; red: NaN or inf, black: 0. "
+            f"Rows: {len(self.groups)} groups in forward order, first layer ({self.groups[0]}) "
+            f"on top, last ({self.groups[-1]}) at the bottom. Columns: logged steps "
+            f"{steps[0]} to {steps[-1]}. Right: the colour scale, largest on top."
+        )
+
+    def image_summary(self) -> summary_pb2.Summary:
+        pixels = self.image()
+        summary = summary_pb2.Summary()
+        summary.value.add(
+            tag=DEPTH_TAG,
+            metadata=summary_pb2.SummaryMetadata(summary_description=self.description()),
+            image=summary_pb2.Summary.Image(
+                height=pixels.shape[0],
+                width=pixels.shape[1],
+                colorspace=3,
+                encoded_image_string=png(pixels),
+            ),
+        )
+        return summary
+
+
+def _chunks(names: Sequence[str]) -> list[tuple[int, list[str]]]:
+    """Consecutive runs of at most :data:`LINES_PER_CHART` names, with their start index."""
+    return [
+        (start, list(names[start : start + LINES_PER_CHART]))
+        for start in range(0, len(names), LINES_PER_CHART)
+    ]
+
+
+def _exact(tag: str) -> str:
+    return f"^{re.escape(tag)}$"
+
+
+def charts(layout: RowLayout) -> list[tuple[str, list[tuple[str, list[str]]]]]:
+    """``[(category, [(chart title, [tag regex, ...]), ...]), ...]`` in depth order."""
+    groups = layout.groups
+    n = len(groups)
+    digits = int(math.log10(max(1, n))) + 1
+
+    def by_depth(prefix: str, what: str) -> list[tuple[str, list[str]]]:
+        return [
+            (
+                f"{what} {start + 1:0{digits}d}–{start + len(part):0{digits}d} of {n}: "
+                f"{part[0]} … {part[-1]}",
+                [_exact(f"{prefix}/{g}") for g in part],
+            )
+            for start, part in _chunks(groups)
+        ]
+
+    totals = [_exact("grad_norm/global")]
+    if layout.log_clipped:
+        totals.append(_exact("grad_norm_clipped/global"))
+    categories = [
+        (
+            "keras_initzoo: gradient norms by depth",
+            [("global gradient norm", totals), *by_depth("grad_norm", "layers")],
+        )
+    ]
+    if layout.log_clipped:
+        categories.append(
+            (
+                "keras_initzoo: gradient norms after clipping",
+                by_depth("grad_norm_clipped", "layers"),
+            )
+        )
+    if layout.has("weights"):
+        categories.append(("keras_initzoo: weight norms", by_depth("weight_norm", "layers")))
+    if layout.update_ratio:
+        categories.append(
+            ("keras_initzoo: update / weight ratio", by_depth("update_ratio", "layers"))
+        )
+    return categories
+
+
+def layout_summary(layout: RowLayout) -> summary_pb2.Summary:
+    """The custom-scalars layout of :func:`charts`, as a summary to write once."""
+    proto = layout_pb2.Layout(
+        category=[
+            layout_pb2.Category(
+                title=title,
+                chart=[
+                    layout_pb2.Chart(
+                        title=chart_title, multiline=layout_pb2.MultilineChartContent(tag=tags)
+                    )
+                    for chart_title, tags in chart_list
+                ],
+            )
+            for title, chart_list in charts(layout)
+        ]
+    )
+    tensor = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_STRING, string_val=[proto.SerializeToString()]
+    )
+    summary = summary_pb2.Summary()
+    summary.value.add(
+        tag=custom_scalar_metadata.CONFIG_SUMMARY_TAG,
+        metadata=custom_scalar_metadata.create_summary_metadata(),
+        tensor=tensor,
+    )
+    return summary

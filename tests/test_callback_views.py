@@ -1,0 +1,188 @@
+"""What GradientNormLogger shows: groups by path or block, the depth heatmap, the layout."""
+
+from __future__ import annotations
+
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import load_events
+from tensorboard.plugins.custom_scalar import layout_pb2
+
+import keras_initzoo as kiz
+from keras_initzoo.callbacks.groups import block_of, resolve_layer_groups
+from keras_initzoo.callbacks.rows import RowLayout
+from keras_initzoo.callbacks.views import LINES_PER_CHART, charts
+
+
+class Mlp(keras.layers.Layer):
+    """A custom layer holding sublayers, as a transformer block's feed-forward part."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense_1 = keras.layers.Dense(8, activation="relu", name="dense_1")
+        self.dense_2 = keras.layers.Dense(6, name="dense_2")
+
+    def call(self, x):
+        return self.dense_2(self.dense_1(x))
+
+
+class Block(keras.layers.Layer):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.norm = keras.layers.LayerNormalization(name="norm")
+        self.mlp = Mlp(name="mlp")
+
+    def call(self, x):
+        return x + self.mlp(self.norm(x))
+
+
+def _blocks_model(blocks=3):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    x = keras.layers.Dense(6, name="stem")(inputs)
+    for i in range(blocks):
+        x = Block(name=f"block_{i}")(x)
+    outputs = keras.layers.Dense(1, name="head")(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_groups_are_leaf_paths_in_forward_order():
+    model = _blocks_model()
+    names = [g.name for g in resolve_layer_groups(model)]
+    expected = ["stem"]
+    for i in range(3):
+        expected += [f"block_{i}/norm", f"block_{i}/mlp/dense_1", f"block_{i}/mlp/dense_2"]
+    assert names == expected + ["head"]
+
+
+def test_group_by_block_regex_and_callable():
+    model = _blocks_model()
+    assert [g.name for g in resolve_layer_groups(model, "block")] == [
+        "stem",
+        "block_0",
+        "block_1",
+        "block_2",
+        "head",
+    ]
+    by_kind = resolve_layer_groups(model, re.compile(r"/(norm|mlp)"))
+    assert [g.name for g in by_kind] == ["stem", "norm", "mlp", "head"]
+    depth = resolve_layer_groups(model, lambda path: path.split("/")[-1])
+    assert [g.name for g in depth] == ["stem", "norm", "dense_1", "dense_2", "head"]
+    # every variable is in exactly one group, whatever the grouping
+    for grouping in ("layer", "block", re.compile("mlp"), lambda p: "all"):
+        grouped = [id(v) for g in resolve_layer_groups(model, grouping) for v in g.variables]
+        assert sorted(grouped) == sorted(id(v) for v in model.trainable_variables)
+
+
+@pytest.mark.parametrize(
+    "path, block",
+    [
+        ("transformer_layer_3/self_attention/query", "transformer_layer_3"),
+        ("block_10_expand", "block_10"),
+        ("block2b_expand_conv", "block2b"),
+        ("conv2_block1_1_conv", "conv2_block1"),
+        ("Conv1", "Conv1"),
+    ],
+)
+def test_block_names_of_real_models(path, block):
+    assert block_of(path) == block
+
+
+def test_mobilenet_blocks_in_depth_order():
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35)
+    names = [g.name for g in resolve_layer_groups(model, "block")]
+    blocks = [n for n in names if n.startswith("block_")]
+    assert blocks == [f"block_{i}" for i in range(1, 17)]  # block_10 after block_9
+    assert names[0] == "Conv1" and names[-1] == "predictions"
+
+
+def test_bad_group_by_is_named():
+    with pytest.raises(ValueError, match="`group_by`"):
+        kiz.GradientNormLogger("runs/x", group_by="(unclosed")
+    with pytest.raises(ValueError, match="`group_by`"):
+        kiz.GradientNormLogger("runs/x", group_by=3)
+
+
+def test_fit_logs_group_tags(tmp_path):
+    model = _blocks_model(2)
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(16, 6)).astype("float32")
+    cb = kiz.GradientNormLogger(tmp_path, group_by="block")
+    model.fit(x, x[:, :1], batch_size=8, verbose=0, callbacks=[cb])
+    tags = set(load_events(tmp_path).Tags()["scalars"])
+    assert {"grad_norm/block_0", "grad_norm/block_1", "grad_norm/stem"} <= tags
+
+
+def test_depth_heatmap_rows_are_the_groups_first_layer_on_top(tmp_path):
+    """A 10-layer ReLU MLP with tiny weights: gradients vanish towards the first layers,
+    so the heatmap's top rows are darker (viridis: darker = smaller) than its bottom."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((16,))]
+        + [
+            keras.layers.Dense(
+                16, activation="relu", kernel_initializer="zoo_small", bias_initializer="ones"
+            )
+            for _ in range(10)
+        ]
+    )
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(64, 16)).astype("float32")
+    model.fit(
+        x, x, batch_size=16, epochs=2, verbose=0, callbacks=[kiz.GradientNormLogger(tmp_path)]
+    )
+    images = load_events(tmp_path).Images("grad_norm_by_depth")
+    assert len(images) == 2  # one per epoch end (and train end at the same step)
+    last = images[-1]
+    pixels = tf.io.decode_png(last.encoded_image_string).numpy()
+    assert pixels.shape == (last.height, last.width, 3)
+    groups = 10
+    assert last.height % groups == 0
+    cell = last.height // groups
+    heat = pixels[:, : last.width - 16]  # without the gap and the colour bar
+    rows = [heat[i * cell : (i + 1) * cell].reshape(-1, 3).mean(axis=0) for i in range(groups)]
+    luminance = [0.299 * r + 0.587 * g + 0.114 * b for r, g, b in rows]
+    assert luminance[0] < luminance[-1] - 50
+    assert all(a <= b + 1 for a, b in zip(luminance, luminance[1:], strict=False))
+
+
+def test_layout_of_150_layers_is_readable():
+    layout = RowLayout(tuple(f"dense_{i}" for i in range(150)), log_clipped=True)
+    categories = charts(layout)
+    first_charts = categories[0][1]
+    assert first_charts[0] == (
+        "global gradient norm",
+        ["^grad_norm/global$", "^grad_norm_clipped/global$"],
+    )
+    lines = [len(tags) for _, chart_list in categories for _, tags in chart_list]
+    assert max(lines) <= LINES_PER_CHART
+    # depth order: the layer charts list the groups in order, each once
+    tags = [t for _, t_list in first_charts[1:] for t in t_list]
+    assert tags == [f"^grad_norm/dense_{i}$" for i in range(150)]
+    assert [c for c, _ in categories] == [
+        "keras_initzoo: gradient norms by depth",
+        "keras_initzoo: gradient norms after clipping",
+    ]
+
+
+@pytest.mark.slow
+def test_150_layer_model_writes_a_readable_layout(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,))] + [keras.layers.Dense(8, activation="relu") for _ in range(150)]
+    )
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(16, 8)).astype("float32")
+    model.fit(x, x, batch_size=16, verbose=0, callbacks=[kiz.GradientNormLogger(tmp_path)])
+    acc = load_events(tmp_path)
+    (event,) = acc.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout.FromString(event.tensor_proto.string_val[0])
+    chart_tags = [list(c.multiline.tag) for cat in layout.category for c in cat.chart]
+    assert chart_tags[0] == ["^grad_norm/global$"]
+    assert max(len(t) for t in chart_tags) <= LINES_PER_CHART
+    assert sum(len(t) for t in chart_tags[1:]) == 150
+    image = acc.Images("grad_norm_by_depth")[-1]
+    assert image.height % 150 == 0
