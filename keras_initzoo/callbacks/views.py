@@ -13,9 +13,10 @@ import zlib
 from collections.abc import Sequence
 
 import numpy as np
-from tensorboard.compat.proto import summary_pb2, tensor_pb2, types_pb2
+from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import metadata as custom_scalar_metadata
+from tensorboard.plugins.image import metadata as image_metadata
 
 from keras_initzoo.callbacks.rows import RowLayout
 
@@ -144,16 +145,21 @@ class DepthHistory:
         )
 
     def image_summary(self) -> summary_pb2.Summary:
+        """The heatmap as an images-plugin summary (``[width, height, png]``)."""
         pixels = self.image()
+        height, width, _ = pixels.shape
         summary = summary_pb2.Summary()
         summary.value.add(
             tag=DEPTH_TAG,
-            metadata=summary_pb2.SummaryMetadata(summary_description=self.description()),
-            image=summary_pb2.Summary.Image(
-                height=pixels.shape[0],
-                width=pixels.shape[1],
-                colorspace=3,
-                encoded_image_string=png(pixels),
+            metadata=image_metadata.create_summary_metadata(
+                display_name=DEPTH_TAG, description=self.description()
+            ),
+            tensor=tensor_pb2.TensorProto(
+                dtype=types_pb2.DT_STRING,
+                tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                    dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=3)]
+                ),
+                string_val=[str(width).encode(), str(height).encode(), png(pixels)],
             ),
         )
         return summary
