@@ -57,6 +57,7 @@ from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E4
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras_initzoo as kiz  # noqa: E402
+from keras_initzoo.callbacks.groups import resolve_layer_groups  # noqa: E402
 
 TARGETS = {"every step (update_freq=1)": 1.05, "update_freq=100": 1.02}
 
@@ -198,21 +199,34 @@ class Suite(NamedTuple):
         return added / (self.timed[name] - added)
 
 
-def make_data(batch: int, width: int):
+def build_conv(size: int, seed: int = 0) -> keras.Model:
+    """MobileNetV2 (alpha 1.0) from random weights, ``size`` x ``size`` inputs, one output."""
+    keras.utils.set_random_seed(seed)
+    model = keras.applications.MobileNetV2(
+        weights=None, input_shape=(size, size, 3), classes=1, classifier_activation=None
+    )
+    model.compile(keras.optimizers.Adam(1e-4), "mse")
+    return model
+
+
+def make_data(batch: int, shape: tuple[int, ...]):
     """Eight generated batches, repeated: arrays ``x``, ``y`` and the dataset."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(batch * 8, width)).astype("float32")
+    x = rng.normal(size=(batch * 8, *shape)).astype("float32")
     y = rng.normal(size=(batch * 8, 1)).astype("float32")
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).repeat().prefetch(2)
     return x, y, data
 
 
-def run_suite(depth, width, batch, steps, repeats, configs, tmp) -> Suite:
-    x, y, data = make_data(batch, width)
-    # One model for every configuration: separate but identical models differ by
-    # several per cent in step time (where their variables land in memory), which
-    # would swamp the differences measured here.
-    model = build(depth, width)
+def run_suite(model, shape, batch, steps, repeats, configs, tmp) -> Suite:
+    """Every configuration ``repeats`` times on ``model``, in shuffled order.
+
+    One model for every configuration: separate but identical models differ by
+    several per cent in step time (where their variables land in memory), which
+    would swamp the differences measured here.
+    """
+    x, y, data = make_data(batch, shape)
+    depth = len(model.layers)
     suite = Suite(*({name: [] for name in configs} for _ in range(4)), timed={}, sizes={})
     skip = 3
     order = random.Random(depth)
@@ -252,7 +266,14 @@ def main(argv=None) -> int:
         "--deep-repeats", type=int, default=None, help="500-layer model repeats (~100 s each)"
     )
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument(
+        "--models",
+        default="mlp,deep,conv",
+        help="which models to run: mlp (20 x Dense), deep (500 x Dense), conv (MobileNetV2)",
+    )
+    parser.add_argument("--conv-repeats", type=int, default=None, help="MobileNetV2 repeats")
     args = parser.parse_args(argv)
+    chosen = set(args.models.split(","))
 
     quick = args.quick
     width, batch = (32, 16) if quick else (256, 128)
@@ -261,6 +282,9 @@ def main(argv=None) -> int:
     deep_steps = 4 if quick else 100
     deep_repeats = args.deep_repeats or (1 if quick else 5)
     deep_depth, deep_width = (30, 16) if quick else (500, 32)
+    conv_size, conv_batch = (32, 8) if quick else (64, 32)
+    conv_steps = 4 if quick else 60
+    conv_repeats = args.conv_repeats or (1 if quick else 8)
 
     gnl = "every step (update_freq=1)"
     configs = {
@@ -277,10 +301,46 @@ def main(argv=None) -> int:
     }
     deep_configs = {k: configs[k] for k in ("no callback", gnl, "update_freq=100")}
 
+    suites: dict[str, tuple[str, Suite, int, int]] = {}  # key: (label, suite, layers, steps)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
-        ref = run_suite(20, width, batch, steps, repeats, configs, tmp)
-        deep = run_suite(deep_depth, deep_width, batch, deep_steps, deep_repeats, deep_configs, tmp)
+        if "mlp" in chosen:
+            ref = run_suite(build(20, width), (width,), batch, steps, repeats, configs, tmp)
+            suites["20 layers"] = (f"20 x Dense({width}), batch {batch}", ref, 21, steps)
+        if "deep" in chosen:
+            deep = run_suite(
+                build(deep_depth, deep_width),
+                (deep_width,),
+                batch,
+                deep_steps,
+                deep_repeats,
+                deep_configs,
+                tmp,
+            )
+            suites[f"{deep_depth} layers"] = (
+                f"{deep_depth} x Dense({deep_width})",
+                deep,
+                deep_depth + 1,
+                deep_steps,
+            )
+        if "conv" in chosen:
+            model = build_conv(conv_size)
+            conv = run_suite(
+                model,
+                (conv_size, conv_size, 3),
+                conv_batch,
+                conv_steps,
+                conv_repeats,
+                deep_configs,
+                tmp,
+            )
+            layers = len(resolve_layer_groups(model))
+            suites["MobileNetV2"] = (
+                f"MobileNetV2 {conv_size}x{conv_size}, batch {conv_batch}",
+                conv,
+                layers + 1,
+                conv_steps,
+            )
         elapsed = time.time() - t0
 
     def bytes_per_scalar_step(size: int, layers: int, logged: int) -> float:
@@ -293,10 +353,7 @@ def main(argv=None) -> int:
         return f"{100 * share:+.2f} % ({len(suite.excess[name])} steps)"
 
     lines = []
-    for label, suite in (
-        (f"20 x Dense({width}), batch {batch}", ref),
-        (f"{deep_depth} x Dense({deep_width})", deep),
-    ):
+    for label, suite, _, _ in suites.values():
         lines += [
             f"| configuration | {label}: ms/step | ratio (mean step) | 90 % interval "
             "| ratio (median step) | logged steps add (step level) |",
@@ -316,15 +373,13 @@ def main(argv=None) -> int:
         "| event file, update_freq=1 | layers | logged steps | bytes | bytes/(scalar x step) |",
         "|---|---:|---:|---:|---:|",
     ]
-    for label, size, layers, logged in (
-        ("20-layer model", ref.sizes[gnl], 21, steps + 4),
-        (f"{deep_depth}-layer model", deep.sizes[gnl], deep_depth + 1, deep_steps + 4),
-    ):
+    for key, (_, suite, layers, n_steps) in suites.items():
+        size, logged = suite.sizes[gnl], n_steps + 4
         per = bytes_per_scalar_step(size, layers, logged)
-        lines.append(f"| {label} | {layers} | {logged} | {size} | {per:.1f} |")
+        lines.append(f"| {key} | {layers} | {logged} | {size} | {per:.1f} |")
     verdict = []
     for name, limit in TARGETS.items():
-        for label, suite in (("20 layers", ref), (f"{deep_depth} layers", deep)):
+        for label, (_, suite, _, _) in suites.items():
             ratio, median_ratio = suite.ratio(name)
             lo, hi = suite.interval(name)
             fit_level = "OK" if max(ratio, median_ratio) <= limit else "MISSED"
@@ -338,7 +393,7 @@ def main(argv=None) -> int:
                 f"(90 % interval {lo:.3f}–{hi:.3f}), {median_ratio:.3f} median: "
                 f"{fit_level}{extra}"
             )
-    for label, suite in (("20 layers", ref), (f"{deep_depth} layers", deep)):
+    for label, (_, suite, _, _) in suites.items():
         excess = suite.excess["update_freq=100"]
         if excess:
             one = statistics.median(excess)
@@ -360,8 +415,9 @@ def main(argv=None) -> int:
             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"TensorFlow {tf.__version__}, Keras {keras.__version__}, CPU only.\n\n"
             f"Step time = wall time between batch begins, first 3 steps of each fit "
-            f"skipped; {repeats} (deep model: {deep_repeats}) repeats of {steps} "
-            f"({deep_steps}) steps, configurations in shuffled order on one model. "
+            f"skipped; {repeats} (deep model: {deep_repeats}; MobileNetV2: {conv_repeats}) "
+            f"repeats of {steps} ({deep_steps}; {conv_steps}) steps, configurations in "
+            "shuffled order on one model. "
             f"ms/step: median over repeats of each fit's mean step time. Ratios: "
             f"median over repeats of the fit's mean (or median) step time divided by "
             f"that of the no-callback fit of the same repeat; the interval is a "
