@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 import keras_initzoo  # noqa: F401  (registers the zoo_* aliases)
-from keras_initzoo.experiments.engine import EpochScalars, fresh_run_dir
+from keras_initzoo.experiments import EpochScalars, fresh_run_dir
 from keras_initzoo.experiments.plotting import plot_curves
 from keras_initzoo.experiments.scripts import example_parser, finish
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from keras_initzoo.experiments.engine import fresh_run_dir, write_scalar_series
+from keras_initzoo.experiments import fresh_run_dir, write_scalar_series
 from keras_initzoo.experiments.plotting import plot_curves, pyplot, save_figure
 from keras_initzoo.experiments.scripts import example_parser, finish
 

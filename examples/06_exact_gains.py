@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 
-from keras_initzoo.experiments.engine import fresh_run_dir, write_scalar_series
+from keras_initzoo.experiments import fresh_run_dir, write_scalar_series
 from keras_initzoo.experiments.plotting import plot_curves
 from keras_initzoo.experiments.scripts import example_parser, finish
 from keras_initzoo.gains import calculate_gain, gain

@@ -1,9 +1,21 @@
-"""Shared fixtures: read event files back with TensorBoard's own reader."""
+"""Shared fixtures: read event files back with TensorBoard's own reader.
+
+Also puts ``tools/`` on ``sys.path``: the TensorBoard-server plumbing the tests
+share with ``tools/screenshot_dashboard.py`` lives there (``tools/tb_server.py``),
+not in the library.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from tensorboard.backend.event_processing import event_accumulator as ea
+
+TOOLS = str(Path(__file__).resolve().parent.parent / "tools")
+if TOOLS not in sys.path:
+    sys.path.insert(0, TOOLS)
 
 
 def load_events(log_dir) -> ea.EventAccumulator:

@@ -1,4 +1,8 @@
-"""The ``initzoo`` command line: help, list, argument errors, compare, and the timed demo."""
+"""The ``initzoo`` command line: help, list, argument errors, compare, and the timed demo.
+
+Also that it starts fast and speaks quietly: ``--help`` and ``list`` load no
+framework, and a real ``compare`` prints no framework log lines.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,33 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
 import keras_initzoo as kiz
-from keras_initzoo import cli
+import keras_initzoo_cli
+from keras_initzoo import cli, registry
+from keras_initzoo_cli import commands, quiet
+
+# Framework start-up lines that must not reach the command line's output.
+NOISE = ("cuda", "absl", "onednn", "cpu_feature_guard", "i0000", "w0000", "e0000")
+HEAVY = ("tensorflow", "keras", "numpy", "keras_initzoo")
+# Runs the console script's main and reports, at exit, which heavy packages got loaded.
+PROBE = f"""
+import atexit, sys
+def report():
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
+    sys.stderr.write("LOADED=" + ",".join(loaded) + "\\n")
+atexit.register(report)
+from keras_initzoo_cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _env_without_tf_logging() -> dict[str, str]:
+    """This process's environment less the variables the CLI sets when they are unset."""
+    return {k: v for k, v in os.environ.items() if k != quiet.LEVEL_VARIABLE}
 
 
 def _table_rows(output: str) -> dict[str, list[str]]:
@@ -26,6 +52,17 @@ def _table_rows(output: str) -> dict[str, list[str]]:
 def _tags(events, run_dir) -> set[str]:
     acc = events(run_dir)
     return set(acc.Tags()["scalars"]) | set(acc.Tags()["tensors"])
+
+
+def _has_depth_image(events, run_dir) -> bool:
+    """The run holds GradientNormLogger's ``grad_norm_by_depth`` heatmap, for the Images tab."""
+    acc = events(run_dir)
+    if "grad_norm_by_depth" in acc.Tags()["images"]:  # a v1 image summary
+        return True
+    return (
+        "grad_norm_by_depth" in acc.Tags()["tensors"]
+        and acc.SummaryMetadata("grad_norm_by_depth").plugin_data.plugin_name == "images"
+    )
 
 
 def test_help_lists_the_subcommands(capsys):
@@ -65,6 +102,145 @@ def test_list_prints_every_registered_alias(capsys):
     assert len(aliases) >= 16
     for alias in aliases:
         assert f"`{alias}`" in out
+    assert out == registry.markdown_table() + "\n"
+
+
+def test_shipped_scheme_table_is_the_registry_s():
+    # `initzoo list` prints a file so that it loads no framework; this keeps the file true.
+    assert commands.schemes_table() == registry.markdown_table() + "\n", (
+        f"{commands.schemes_table_path()} is stale: python -m keras_initzoo.registry --write"
+    )
+
+
+def test_cli_package_version_is_the_library_s():
+    assert keras_initzoo_cli.__version__ == kiz.__version__
+
+
+def test_cli_module_reexports_the_light_package():
+    assert cli.main is keras_initzoo_cli.main
+    assert cli.build_parser is keras_initzoo_cli.build_parser
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list"], ["compare", "--help"], ["--version"]])
+def test_help_and_list_load_no_framework(argv):
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=60
+    )
+    seconds = time.perf_counter() - start
+    # Reported, not asserted (timings belong to benchmarks): about 0.1 s on 2 cores.
+    print(f"initzoo {' '.join(argv)}: {seconds:.2f} s")
+    assert done.returncode == 0, done.stderr
+    loaded = done.stderr.rsplit("LOADED=", 1)[1].strip()
+    assert loaded == "", f"initzoo {' '.join(argv)} imported {loaded}"
+    assert done.stdout.strip()
+
+
+def test_compare_output_holds_no_framework_log_lines_and_one_progress_bar(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keras_initzoo_cli",
+            "compare",
+            "--schemes",
+            "zoo_he,zoo_small",
+            "--depth",
+            "2",
+            "--epochs",
+            "2",
+            "--logdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env_without_tf_logging(),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    for noise in NOISE:
+        assert noise not in output.lower(), f"{noise!r} in the output:\n{output}"
+    # One Keras bar over schemes x epochs (unit "epoch"), none per scheme (unit "step").
+    assert output.count("training zoo_he, zoo_small: 2 epochs each") == 1
+    assert "4/4" in output and "/epoch" in output and "/step" not in output
+    assert list(_table_rows(done.stdout)) == ["zoo_he", "zoo_small"]
+
+
+def test_report_output_holds_no_framework_log_lines(tmp_path):
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(2)]
+    )
+    path = tmp_path / "model.keras"
+    model.save(path)
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_initzoo_cli", "report", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env_without_tf_logging(),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    for noise in NOISE:
+        assert noise not in output.lower(), f"{noise!r} in the output:\n{output}"
+    assert "dense" in done.stdout
+
+
+# What TensorFlow 2.21 writes to file descriptor 2 while it loads on a machine without a GPU,
+# plus a framework warning and error that are not about missing hardware.
+START_UP_LINES = (
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "I0000 00:00:1795776295.501215   17305 cudart_stub.cc:31] Could not find cuda drivers",
+    "I0000 00:00:1795776295.966794   17305 cpu_feature_guard.cc:227] This TensorFlow binary",
+    "To enable the following instructions: AVX2 FMA, in other operations, rebuild",
+    "W0000 00:00:1795776295.966794   17305 other.cc:1] a framework warning",
+    "E0000 00:00:1795776295.966794   17305 other.cc:2] a framework error",
+)
+CUINIT = "E0000 00:00:1795776303.817572   17305 cuda_platform.cc:52] failed call to cuInit"
+FAKE_TENSORFLOW = f"""
+import os, sys, warnings
+for line in {START_UP_LINES!r}:
+    os.write(2, line.encode() + b"\\n")
+warnings.warn("a real warning", UserWarning)
+print("printed by python", file=sys.stderr)
+
+class config:
+    @staticmethod
+    def list_physical_devices():
+        os.write(2, {CUINIT!r}.encode() + b"\\n")
+        return []
+"""
+
+
+@pytest.mark.parametrize("level", [None, "0"])
+def test_quiet_import_drops_start_up_noise_and_keeps_real_messages(tmp_path, level):
+    (tmp_path / "tensorflow").mkdir()
+    (tmp_path / "tensorflow" / "__init__.py").write_text(FAKE_TENSORFLOW)
+    env = _env_without_tf_logging() | {"PYTHONPATH": str(tmp_path)}
+    if level is not None:
+        env[quiet.LEVEL_VARIABLE] = level
+    code = (
+        "import os; from keras_initzoo_cli.quiet import import_tensorflow; import_tensorflow(); "
+        "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    err = done.stderr
+    assert "UserWarning: a real warning" in err and "printed by python" in err
+    assert "a framework error" in err
+    if level is None:  # the CLI's default: level 2 and no hardware-probe reports
+        assert done.stdout.strip() == "2"
+        for gone in ("absl", "cuda", "cpu_feature_guard", "To enable", "a framework warning"):
+            assert gone not in err, err
+    else:  # the user's own level is kept, and TensorFlow's lines with it
+        assert done.stdout.strip() == "0"
+        for kept in ("absl", "cudart_stub", "To enable", "a framework warning", "cuInit"):
+            assert kept in err, err
 
 
 @pytest.mark.parametrize(
@@ -125,7 +301,10 @@ def test_compare_trains_each_scheme_and_writes_one_run_per_scheme(tmp_path, caps
     assert 0.05 < he_ratio < 20
     assert small_ratio < 1e-5
     assert f"tensorboard --logdir {tmp_path}" in out
+    assert "grad_norm_by_depth" in out
     for scheme in ("zoo_he", "zoo_small"):
+        # The depth heatmap the closing lines point to is really there.
+        assert _has_depth_image(events, tmp_path / scheme)
         tags = _tags(events, tmp_path / scheme)
         expected = {
             "grad_norm/global",
@@ -157,9 +336,14 @@ def test_demo_shows_the_lesson(tmp_path, events):
     assert rows["zoo_large"][0] == "nan"  # exploded
     assert float(rows["zoo_small"][4]) < 1e-6 < float(rows["zoo_he"][4])
     assert re.search(r"^elapsed: \d+\.\d s$", done.stdout, re.M)
-    assert f"tensorboard --logdir {tmp_path}" in done.stdout
+    # It ends by saying where the depth heatmap is and what it shows.
+    guide = done.stdout.split("elapsed:", 1)[1]
+    assert f"tensorboard --logdir {tmp_path}" in guide
+    assert "IMAGES tab, grad_norm_by_depth" in guide and "CUSTOM SCALARS" in guide
+    assert "zoo_he:" in guide and "zoo_small:" in guide and "vanishes" in guide
     for scheme in cli.DEMO_SCHEMES:
         assert os.path.isdir(tmp_path / scheme)
+        assert _has_depth_image(events, tmp_path / scheme)
         assert {"grad_norm/global", "grad_norm/dense_01", "loss/train"} <= _tags(
             events, tmp_path / scheme
         )

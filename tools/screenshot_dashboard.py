@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-from keras_initzoo.experiments.tb_server import TensorBoardServer, scalar_tags_ready
+from tb_server import TensorBoardServer, scalar_tags_ready  # tools/tb_server.py, beside this
 
 CHROMIUM = "/usr/bin/chromium"
 MIN_COLOURED = 1500  # a blank chart area has < 200; three drawn cards have > 3,000

@@ -1,43 +1,59 @@
-"""Experiment engine shared by the ``initzoo`` CLI and the scripts in ``examples/``."""
+"""Experiment engine shared by the ``initzoo`` CLI and the scripts in ``examples/``.
 
-from .data import DATASETS, Dataset, get_dataset
-from .engine import (
+* :mod:`.config` — :class:`ExperimentConfig` (checked on creation) and scheme names;
+* :mod:`.data` — the offline datasets;
+* :mod:`.model` — the MLP, its loss and optimizer;
+* :mod:`.stats` — per-layer activation and gradient statistics at one moment;
+* :mod:`.summaries` — TensorBoard writing besides GradientNormLogger;
+* :mod:`.training` — :func:`train_scheme` and :func:`run_comparison`;
+* :mod:`.table` — the comparison table the CLI prints;
+* :mod:`.plotting`, :mod:`.scripts` — figures and flags for the examples.
+"""
+
+from .config import (
     ACTIVATIONS,
+    DATASETS,
     OPTIMIZERS,
     ExperimentConfig,
-    LayerStats,
     Scheme,
-    SchemeResult,
-    build_mlp,
-    depth_ratio,
-    format_table,
-    layer_stats,
     parse_schemes,
     resolve_scheme,
-    run_comparison,
     scheme_label,
-    train_scheme,
-    write_scalar_series,
+    with_overrides,
 )
+from .data import Dataset, get_dataset
+from .model import build_mlp, loss_fn, make_optimizer
+from .stats import LayerStats, depth_ratio, layer_stats
+from .summaries import EpochScalars, fresh_run_dir, write_depth_profile, write_scalar_series
+from .table import format_table
+from .training import EpochProgress, SchemeResult, progress_bar, run_comparison, train_scheme
 
 __all__ = [
     "ACTIVATIONS",
-    "OPTIMIZERS",
-    "Scheme",
-    "scheme_label",
     "DATASETS",
+    "OPTIMIZERS",
     "Dataset",
+    "EpochProgress",
+    "EpochScalars",
     "ExperimentConfig",
     "LayerStats",
+    "Scheme",
     "SchemeResult",
     "build_mlp",
     "depth_ratio",
     "format_table",
+    "fresh_run_dir",
     "get_dataset",
     "layer_stats",
+    "loss_fn",
+    "make_optimizer",
     "parse_schemes",
+    "progress_bar",
     "resolve_scheme",
     "run_comparison",
+    "scheme_label",
     "train_scheme",
+    "with_overrides",
+    "write_depth_profile",
     "write_scalar_series",
 ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DATASETS = ("blobs", "spirals", "digits")
+from keras_initzoo_cli.settings import DATASETS
 
 
 @dataclass(frozen=True)

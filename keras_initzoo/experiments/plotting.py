@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import LayerStats
+from .stats import LayerStats
 
 # Overlapping lines (two schemes that both stall) stay visible with distinct dashes.
 LINESTYLES = ("-", "--", ":", "-.")

@@ -1,6 +1,8 @@
 """Run the installed TensorBoard server on loopback and read its HTTP data API.
 
-Used by ``tools/screenshot_dashboard.py`` and the server tests. The server binds
+Test and documentation plumbing, not part of the library: used by
+``tools/screenshot_dashboard.py`` and ``tests/test_tensorboard_server.py`` (whose
+``conftest.py`` puts ``tools/`` on ``sys.path``). The server binds
 127.0.0.1 only, and requests go through an opener with no proxies, so nothing
 leaves the machine.
 """
