@@ -137,7 +137,7 @@ def test_help_and_list_load_no_framework(argv):
 
 
 def test_compare_output_holds_no_framework_log_lines_and_one_progress_bar(tmp_path):
-    done = subprocess.run(
+    done, output = _run_quiet(
         [
             sys.executable,
             "-m",
@@ -151,20 +151,24 @@ def test_compare_output_holds_no_framework_log_lines_and_one_progress_bar(tmp_pa
             "2",
             "--logdir",
             str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_env_without_tf_logging(),
+        ]
+    )
+    # One Keras bar over schemes x epochs (unit "epoch"), none per scheme (unit "step").
+    assert output.count("training zoo_he, zoo_small: 2 epochs each") == 1
+    assert "4/4" in output and "/epoch" in output and "/step" not in output
+    assert list(_table_rows(done.stdout)) == ["zoo_he", "zoo_small"]
+
+
+def _run_quiet(command: list[str]):
+    """Runs ``command``; fails on a non-zero exit or any framework log line in its output."""
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env=_env_without_tf_logging()
     )
     assert done.returncode == 0, done.stderr[-3000:]
     output = done.stdout + done.stderr
     for noise in NOISE:
         assert noise not in output.lower(), f"{noise!r} in the output:\n{output}"
-    # One Keras bar over schemes x epochs (unit "epoch"), none per scheme (unit "step").
-    assert output.count("training zoo_he, zoo_small: 2 epochs each") == 1
-    assert "4/4" in output and "/epoch" in output and "/step" not in output
-    assert list(_table_rows(done.stdout)) == ["zoo_he", "zoo_small"]
+    return done, output
 
 
 def test_report_output_holds_no_framework_log_lines(tmp_path):
@@ -175,17 +179,7 @@ def test_report_output_holds_no_framework_log_lines(tmp_path):
     )
     path = tmp_path / "model.keras"
     model.save(path)
-    done = subprocess.run(
-        [sys.executable, "-m", "keras_initzoo_cli", "report", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_env_without_tf_logging(),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    output = done.stdout + done.stderr
-    for noise in NOISE:
-        assert noise not in output.lower(), f"{noise!r} in the output:\n{output}"
+    done, _ = _run_quiet([sys.executable, "-m", "keras_initzoo_cli", "report", str(path)])
     assert "dense" in done.stdout
 
 

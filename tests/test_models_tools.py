@@ -110,8 +110,8 @@ def test_auto_initialize_reads_activations_across_layers():
     assert rows["gelu_conv"]["target var"] == pytest.approx(2 / (9 * 32))
 
 
-def test_lsuv_calls_each_layer_a_few_times_in_one_forward_pass():
-    """O(layers): each layer runs its calibration calls plus one, however deep the model."""
+def _counted_mlp(depth: int, activation: str | None = None):
+    """An MLP whose Dense layers count their calls; returns the model and the counts."""
     calls: dict[str, int] = {}
 
     class Counted(keras.layers.Dense):
@@ -120,9 +120,15 @@ def test_lsuv_calls_each_layer_a_few_times_in_one_forward_pass():
             return super().call(inputs)
 
     model = keras.Sequential(
-        [keras.Input((WIDTH,))] + [Counted(WIDTH, activation="tanh") for _ in range(30)]
+        [keras.Input((WIDTH,))] + [Counted(WIDTH, activation=activation) for _ in range(depth)]
     )
-    calls.clear()
+    calls.clear()  # building called nothing, but keep the count clean
+    return model, calls
+
+
+def test_lsuv_calls_each_layer_a_few_times_in_one_forward_pass():
+    """O(layers): each layer runs its calibration calls plus one, however deep the model."""
+    model, calls = _counted_mlp(30, "tanh")
     report = kiz.lsuv(model, _batch())
     for row in report:
         name = row["path"].split("/")[-2]
@@ -150,15 +156,7 @@ def test_lsuv_iterates_where_a_bias_makes_the_output_affine_in_the_kernel():
 
 def test_signal_report_runs_each_layer_once():
     """One forward pass (and one backward): no layer is called twice."""
-    calls: dict[str, int] = {}
-
-    class Counted(keras.layers.Dense):
-        def call(self, inputs):
-            calls[self.name] = calls.get(self.name, 0) + 1
-            return super().call(inputs)
-
-    model = keras.Sequential([keras.Input((WIDTH,))] + [Counted(WIDTH) for _ in range(10)])
-    calls.clear()
+    model, calls = _counted_mlp(10)
     kiz.signal_report(model, _batch(), _batch(1))
     assert list(calls.values()) == [1] * 10
 
