@@ -33,6 +33,7 @@ so deep stacks settle (at ``q = 1.18`` with 5/3). For GELU (1.14) and SiLU
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import inspect
@@ -332,6 +333,15 @@ def _is_number(value: object) -> bool:
     return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
 
 
+def _float64_scope() -> contextlib.AbstractContextManager:
+    """JAX computes in float32 unless 64-bit values are enabled: enable them for the call."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
+
+
 def _evaluate(
     fn: Callable[..., Any], nodes: np.ndarray, params: dict[str, Any], described: str, probe: bool
 ) -> np.ndarray:
@@ -344,8 +354,9 @@ def _evaluate(
     k = int(np.argmin(np.abs(nodes - 0.7)))  # any node away from the usual kinks
     inputs = np.stack([nodes, np.full_like(nodes, nodes[k])], axis=1) if probe else nodes
     try:
-        out = fn(inputs, **params)
-        out = np.asarray(keras.ops.convert_to_numpy(out) if keras.ops.is_tensor(out) else out)
+        with _float64_scope():
+            out = fn(inputs, **params)
+            out = np.asarray(keras.ops.convert_to_numpy(out) if keras.ops.is_tensor(out) else out)
     except Exception as error:  # the activation's own error, reported against our arguments
         raise ValueError(
             f"{described} failed on a float64 array: {type(error).__name__}: {error}"

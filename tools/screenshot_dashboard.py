@@ -1,12 +1,19 @@
 """Screenshot the TensorBoard dashboard for the README, with headless Chromium.
 
-Starts the installed TensorBoard on 127.0.0.1 against a copy of the chosen runs
-(default: the demo's zoo_he, zoo_glorot and zoo_small; zoo_large's 1e19 gradients
-would flatten every other line on TensorBoard's linear axes), loads the page in
-Debian's chromium (``apt-get install chromium``) and saves a PNG.
+Starts the installed TensorBoard on 127.0.0.1 against a copy of the chosen runs,
+loads one of its views in Debian's chromium (``apt-get install chromium``) and
+saves a PNG once the view is drawn (checked on the PNG itself, else retried):
+
+- ``timeseries`` (default): the per-layer gradient norms and the log10 depth
+  profiles of zoo_he, zoo_glorot and zoo_small (zoo_large's 1e19 gradients would
+  flatten every other line on TensorBoard's linear axes);
+- ``images``: the ``grad_norm_by_depth`` heatmaps of zoo_he and zoo_small side by side;
+- ``custom_scalars``: GradientNormLogger's layout, the layers 8 to a chart.
 
     initzoo demo --logdir runs/demo
     python tools/screenshot_dashboard.py --logdir runs/demo --out docs/images/dashboard.png
+    python tools/screenshot_dashboard.py --logdir runs/demo --view images \\
+        --out docs/images/depth_view.png
 """
 
 from __future__ import annotations
@@ -18,15 +25,145 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 from tb_server import TensorBoardServer, scalar_tags_ready  # tools/tb_server.py, beside this
 
 CHROMIUM = "/usr/bin/chromium"
+DEPTH_TAG = "grad_norm_by_depth"  # GradientNormLogger's heatmap (keras_initzoo/callbacks/views.py)
 MIN_COLOURED = 1500  # a blank chart area has < 200; three drawn cards have > 3,000
-# The time-series (scalars) view, filtered by tag; smoothing 0 shows the raw values;
-# forceSVG because headless Chromium without a GPU draws no WebGL lines.
-DEFAULT_VIEW = "?darkMode=false&forceSVG=true&smoothing=0&tagFilter={tag_filter}#timeseries"
+# Two drawn heatmaps (zoo_he, zoo_small; 1400x900 page) have 60,000-80,000 pixels on the
+# viridis curve; the page without the image tag, or caught before the images came, < 100.
+MIN_VIRIDIS = 10000
+# Three custom-scalars charts of two runs have 7,000-20,000 line pixels; the same page
+# without a layout, or with its charts still empty, < 600 (the blue icons under the charts).
+MIN_LINES = 3000
+# The view's URL after the server's address. smoothing 0 shows the raw values; forceSVG
+# because headless Chromium without a GPU draws no WebGL lines in the time-series view.
+# The Images and Custom Scalars dashboards are TensorBoard's older ones, which keep their
+# settings after the "#"; Images gets no tag filter by default, since a filter shows the
+# matching tags twice (once under "Tags matching", once in their own group).
+TIMESERIES = "?darkMode=false&forceSVG=true&smoothing=0&tagFilter={tag_filter}#timeseries"
+IMAGES = "?darkMode=false#images&tagFilter={tag_filter}"
+CUSTOM_SCALARS = "?darkMode=false#custom_scalars&_smoothingWeight=0"
+DEFAULT_VIEW = TIMESERIES  # the README's first screenshot
+
+
+# Viridis at 9 stops, as keras_initzoo/callbacks/views.py draws the heatmap; the browser
+# blends neighbouring cells when it scales the image, which stays near this curve.
+VIRIDIS_STOPS = np.array(
+    [
+        [68, 1, 84],
+        [71, 44, 122],
+        [59, 81, 139],
+        [44, 113, 142],
+        [33, 144, 141],
+        [39, 173, 129],
+        [92, 200, 99],
+        [170, 220, 50],
+        [253, 231, 37],
+    ],
+    dtype=np.float64,
+)
+
+
+def _rgb(png: str) -> np.ndarray:
+    """The PNG's pixels as ``uint8`` RGB, ``(height, width, 3)``."""
+    import matplotlib.image as mpimg
+
+    image = mpimg.imread(png)[..., :3]
+    if image.dtype != np.uint8:
+        image = (image * 255).round().astype(np.uint8)
+    return image
+
+
+def coloured_pixels(png: str) -> int:
+    """Strongly coloured pixels in the chart area (right of the run list, below the header).
+
+    Drawn lines are coloured; an empty card is white and grey. A page caught before
+    its charts rendered scores near 0, a drawn one thousands.
+    """
+    image = _rgb(png).astype(np.int16)
+    saturation = image.max(axis=-1) - image.min(axis=-1)
+    return int((saturation[150:, 290:1120] >= 64).sum())
+
+
+def viridis_mask(png: str, tolerance: float = 12.0) -> np.ndarray:
+    """``(height, width)`` booleans: pixels within ``tolerance`` (of 255) of the viridis curve.
+
+    TensorBoard's own colours (orange header and sliders, run colours, greys) are
+    far from it; only the heatmaps and their colour bars are on it.
+    """
+    image = _rgb(png)
+    t = np.linspace(0.0, len(VIRIDIS_STOPS) - 1, 32 * (len(VIRIDIS_STOPS) - 1) + 1)
+    below = np.minimum(np.floor(t).astype(int), len(VIRIDIS_STOPS) - 2)
+    curve = VIRIDIS_STOPS[below] + (t - below)[:, None] * (
+        VIRIDIS_STOPS[below + 1] - VIRIDIS_STOPS[below]
+    )
+    # Distances for each distinct colour only: a page has a few thousand, not a million.
+    image = image.astype(np.int32)
+    packed = (image[..., 0] << 16) | (image[..., 1] << 8) | image[..., 2]
+    colours, inverse = np.unique(packed.ravel(), return_inverse=True)
+    rgb = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=1)
+    distance = np.sqrt(((rgb[:, None, :] - curve[None]) ** 2).sum(-1)).min(axis=1)
+    return (distance <= tolerance)[inverse].reshape(packed.shape)
+
+
+def viridis_pixels(png: str) -> int:
+    """Pixels on the heatmaps' viridis palette: tens of thousands when drawn, ~0 when not."""
+    return int(viridis_mask(png).sum())
+
+
+def line_pixels(png: str) -> int:
+    """Strongly coloured pixels in a legacy dashboard's main pane (below the header,
+    right of the settings and run list): the charts' lines, plus a few icons."""
+    image = _rgb(png).astype(np.int16)
+    saturation = image.max(axis=-1) - image.min(axis=-1)
+    return int((saturation[70:, 345:] >= 64).sum())
+
+
+@dataclass(frozen=True)
+class View:
+    query: str  # URL after the server's address, with {tag_filter}
+    runs: str  # default --runs
+    tag_filter: str  # default --tag-filter
+    out: str  # default --out
+    drawn: Callable[[str], int]  # how much of the view a PNG shows drawn
+    min_drawn: int  # and how much is enough
+    what: str  # for messages
+
+
+VIEWS = {
+    "timeseries": View(
+        TIMESERIES,
+        "zoo_he,zoo_glorot,zoo_small",
+        "log10_grad_norm|log10_backprop|grad_norm/dense_01",
+        os.path.join("docs", "images", "dashboard.png"),
+        coloured_pixels,
+        MIN_COLOURED,
+        "charts",
+    ),
+    "images": View(
+        IMAGES,
+        "zoo_he,zoo_small",
+        "",
+        os.path.join("docs", "images", "depth_view.png"),
+        viridis_pixels,
+        MIN_VIRIDIS,
+        "heatmaps",
+    ),
+    "custom_scalars": View(
+        CUSTOM_SCALARS,
+        "zoo_he,zoo_glorot,zoo_small",
+        "",
+        os.path.join("docs", "images", "custom_scalars.png"),
+        line_pixels,
+        MIN_LINES,
+        "charts",
+    ),
+}
 
 
 def copy_runs(logdir: str, runs: Sequence[str], dest: str) -> list[str]:
@@ -40,6 +177,34 @@ def copy_runs(logdir: str, runs: Sequence[str], dest: str) -> list[str]:
     for run in runs:
         shutil.copytree(os.path.join(logdir, run), os.path.join(dest, run))
     return list(runs)
+
+
+def view_ready(view: str, runs: Sequence[str]) -> Callable[[TensorBoardServer], bool]:
+    """A ``ready`` check: the server has loaded what ``view`` shows of every run.
+
+    A run's events load in one pass, but the server answers during it: a page
+    loaded too early would show the scalars without the heatmap or the layout.
+    """
+    scalars = scalar_tags_ready({run: {"grad_norm/global"} for run in runs})
+
+    def ready(server: TensorBoardServer) -> bool:
+        if not scalars(server):
+            return False
+        if view == "images":
+            tags = server.get_json("/data/plugin/images/tags")
+            return all(DEPTH_TAG in tags.get(run, {}) for run in runs)
+        if view == "custom_scalars":
+            return bool(server.get_json("/data/plugin/custom_scalars/layout"))
+        return True
+
+    return ready
+
+
+def view_url(server_url: str, view: str, tag_filter: str | None = None) -> str:
+    """The address of ``view`` on the server, with its default tag filter unless given."""
+    spec = VIEWS[view]
+    tags = spec.tag_filter if tag_filter is None else tag_filter
+    return server_url + "/" + spec.query.format(tag_filter=tags)
 
 
 def chromium_screenshot(
@@ -76,19 +241,6 @@ def chromium_screenshot(
         raise RuntimeError(f"chromium failed ({done.returncode}): {done.stderr[-2000:]}")
 
 
-def coloured_pixels(png: str) -> int:
-    """Strongly coloured pixels in the chart area (right of the run list, below the header).
-
-    Drawn lines are coloured; an empty card is white and grey. A page caught before
-    its charts rendered scores near 0, a drawn one thousands.
-    """
-    import matplotlib.image as mpimg
-
-    image = mpimg.imread(png)[..., :3]
-    saturation = image.max(axis=-1) - image.min(axis=-1)
-    return int((saturation[150:, 290:1120] > 0.25).sum())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -97,19 +249,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="log folder with one run per scheme (default: %(default)s)",
     )
     parser.add_argument(
+        "--view",
+        choices=sorted(VIEWS),
+        default="timeseries",
+        help="dashboard view to capture (default: %(default)s)",
+    )
+    parser.add_argument(
         "--runs",
-        default="zoo_he,zoo_glorot,zoo_small",
-        help="comma-separated run folders to show (default: %(default)s)",
+        help="comma-separated run folders to show (default: the view's, "
+        + "; ".join(f"{name}: {v.runs}" for name, v in VIEWS.items())
+        + ")",
     )
     parser.add_argument(
         "--tag-filter",
-        default="log10_grad_norm|log10_backprop|grad_norm/dense_01",
-        help="regex of the tags to show (default: %(default)s)",
+        help="regex of the tags to show in the timeseries and images views (default: "
+        f"{VIEWS['timeseries'].tag_filter} for timeseries, none for images)",
     )
     parser.add_argument(
         "--out",
-        default=os.path.join("docs", "images", "dashboard.png"),
-        help="PNG to write (default: %(default)s)",
+        help="PNG to write (default: docs/images/dashboard.png, depth_view.png or "
+        "custom_scalars.png, by view)",
+    )
+    parser.add_argument(
+        "--size",
+        default="1400x900",
+        help="browser window WIDTHxHEIGHT, the PNG's size (default: %(default)s)",
     )
     parser.add_argument(
         "--chromium", default=CHROMIUM, help="browser binary (default: %(default)s)"
@@ -124,34 +288,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--attempts",
         type=int,
         default=4,
-        help="screenshots to try until the charts are drawn (default: 4)",
+        help="screenshots to try until the view is drawn (default: 4)",
     )
     args = parser.parse_args(argv)
+    view = VIEWS[args.view]
     if not os.path.exists(args.chromium):
         parser.error(f"--chromium: {args.chromium} not found (apt-get install chromium)")
-    runs = [r.strip() for r in args.runs.split(",") if r.strip()]
+    runs = [r.strip() for r in (args.runs or view.runs).split(",") if r.strip()]
     if not runs:
         parser.error("--runs: give at least one run folder")
+    if args.tag_filter is not None and args.view == "custom_scalars":
+        parser.error("--tag-filter: the custom_scalars view shows its layout's charts")
+    try:
+        width, height = (int(n) for n in args.size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--size: {args.size!r} is not WIDTHxHEIGHT, e.g. 1400x900")
+    out = args.out or view.out
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="initzoo-dashboard-") as tmp:
         copy_runs(args.logdir, runs, tmp)
-        ready = scalar_tags_ready({run: {"grad_norm/global"} for run in runs})
-        with TensorBoardServer(tmp).start(ready=ready) as server:
-            url = server.url + "/" + DEFAULT_VIEW.format(tag_filter=args.tag_filter)
-            # The cards render lazily; a load that loses the race leaves them blank,
-            # so look at the result and retry with more virtual time.
+        with TensorBoardServer(tmp).start(ready=view_ready(args.view, runs)) as server:
+            url = view_url(server.url, args.view, args.tag_filter)
+            # The cards render lazily and images load after the page; a load that loses
+            # the race leaves them blank, so look at the result and retry with more time.
             for attempt in range(1, args.attempts + 1):
                 chromium_screenshot(
-                    url, args.out, args.chromium, budget_ms=args.budget_ms * attempt
+                    url, out, args.chromium, (width, height), args.budget_ms * attempt
                 )
-                if coloured_pixels(args.out) >= MIN_COLOURED:
+                if view.drawn(out) >= view.min_drawn:
                     break
-                print(f"attempt {attempt}: charts not drawn yet, retrying", file=sys.stderr)
+                print(f"attempt {attempt}: {view.what} not drawn yet, retrying", file=sys.stderr)
             else:
                 raise SystemExit(
-                    f"charts still blank after {args.attempts} attempts; see {args.out}"
+                    f"{view.what} still blank after {args.attempts} attempts; see {out}"
                 )
-    print(f"saved {args.out} ({time.perf_counter() - start:.1f} s) from {url}")
+    print(f"saved {out} ({time.perf_counter() - start:.1f} s) from {url}")
     return 0
 
 
