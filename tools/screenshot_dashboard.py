@@ -32,14 +32,17 @@ import numpy as np
 from tb_server import TensorBoardServer, scalar_tags_ready  # tools/tb_server.py, beside this
 
 CHROMIUM = "/usr/bin/chromium"
+ICON_BLUE = (33, 150, 243)  # the legacy dashboards' icons and links, not a run's colour
 DEPTH_TAG = "grad_norm_by_depth"  # GradientNormLogger's heatmap (keras_initzoo/callbacks/views.py)
 MIN_COLOURED = 1500  # a blank chart area has < 200; three drawn cards have > 3,000
-# Two drawn heatmaps (zoo_he, zoo_small; 1400x900 page) have 60,000-80,000 pixels on the
-# viridis curve; the page without the image tag, or caught before the images came, < 100.
+# Measured on TensorBoard 2.21 pages (tests/test_dashboard.py checks the same margins):
+# the demo's two heatmaps (zoo_he, zoo_small) put 81,000 pixels on the viridis curve, the
+# 6-layer test runs' 236,000; the Images page of runs without the image tag has 0, the
+# time-series and custom-scalars pages < 100 (a few line pixels that happen to be near it).
 MIN_VIRIDIS = 10000
-# Three custom-scalars charts of two runs have 7,000-20,000 line pixels; the same page
-# without a layout, or with its charts still empty, < 600 (the blue icons under the charts).
-MIN_LINES = 3000
+# Drawn custom-scalars charts: 55,000 line pixels (demo, 3 runs) or 8,300 (2 test runs,
+# 2 charts); the same charts with no data in them < 50, a page without a layout 0.
+MIN_LINES = 2000
 # The view's URL after the server's address. smoothing 0 shows the raw values; forceSVG
 # because headless Chromium without a GPU draws no WebGL lines in the time-series view.
 # The Images and Custom Scalars dashboards are TensorBoard's older ones, which keep their
@@ -117,11 +120,13 @@ def viridis_pixels(png: str) -> int:
 
 
 def line_pixels(png: str) -> int:
-    """Strongly coloured pixels in a legacy dashboard's main pane (below the header,
-    right of the settings and run list): the charts' lines, plus a few icons."""
-    image = _rgb(png).astype(np.int16)
+    """Strongly coloured pixels in a legacy dashboard's main pane (below the header, right
+    of the settings and run list), but for TensorBoard's blue icons under each chart: the
+    charts' lines and markers, thousands when drawn, ~0 for empty charts."""
+    image = _rgb(png)[70:, 345:].astype(np.int16)
     saturation = image.max(axis=-1) - image.min(axis=-1)
-    return int((saturation[70:, 345:] >= 64).sum())
+    icons = np.abs(image - ICON_BLUE).sum(axis=-1) <= 60
+    return int(((saturation >= 64) & ~icons).sum())
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,7 @@ class View:
     runs: str  # default --runs
     tag_filter: str  # default --tag-filter
     out: str  # default --out
+    size: str  # default --size
     drawn: Callable[[str], int]  # how much of the view a PNG shows drawn
     min_drawn: int  # and how much is enough
     what: str  # for messages
@@ -141,6 +147,7 @@ VIEWS = {
         "zoo_he,zoo_glorot,zoo_small",
         "log10_grad_norm|log10_backprop|grad_norm/dense_01",
         os.path.join("docs", "images", "dashboard.png"),
+        "1400x900",
         coloured_pixels,
         MIN_COLOURED,
         "charts",
@@ -150,6 +157,9 @@ VIEWS = {
         "zoo_he,zoo_small",
         "",
         os.path.join("docs", "images", "depth_view.png"),
+        # Wide enough for the two cards beside the run list, tall enough for the demo's
+        # 13-row heatmaps: the README's picture without a blank lower half.
+        "1100x450",
         viridis_pixels,
         MIN_VIRIDIS,
         "heatmaps",
@@ -159,6 +169,7 @@ VIEWS = {
         "zoo_he,zoo_glorot,zoo_small",
         "",
         os.path.join("docs", "images", "custom_scalars.png"),
+        "1400x900",
         line_pixels,
         MIN_LINES,
         "charts",
@@ -241,6 +252,30 @@ def chromium_screenshot(
         raise RuntimeError(f"chromium failed ({done.returncode}): {done.stderr[-2000:]}")
 
 
+def capture(
+    url: str,
+    out: str,
+    view: str,
+    chromium: str = CHROMIUM,
+    size: tuple[int, int] = (1400, 900),
+    budget_ms: int = 20000,
+    attempts: int = 4,
+) -> int:
+    """Screenshot ``url`` (a page of ``view``) to ``out`` until it is drawn; its score.
+
+    The cards render lazily and images load after the page; a load that loses the
+    race leaves them blank, so look at the result and retry with more virtual time.
+    """
+    spec = VIEWS[view]
+    for attempt in range(1, attempts + 1):
+        chromium_screenshot(url, out, chromium, size, budget_ms * attempt)
+        drawn = spec.drawn(out)
+        if drawn >= spec.min_drawn:
+            return drawn
+        print(f"attempt {attempt}: {spec.what} not drawn yet, retrying", file=sys.stderr)
+    raise SystemExit(f"{spec.what} still blank after {attempts} attempts; see {out}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -272,8 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--size",
-        default="1400x900",
-        help="browser window WIDTHxHEIGHT, the PNG's size (default: %(default)s)",
+        help="browser window WIDTHxHEIGHT, the PNG's size (default: 1100x450 for images, "
+        "1400x900 otherwise)",
     )
     parser.add_argument(
         "--chromium", default=CHROMIUM, help="browser binary (default: %(default)s)"
@@ -300,28 +335,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tag_filter is not None and args.view == "custom_scalars":
         parser.error("--tag-filter: the custom_scalars view shows its layout's charts")
     try:
-        width, height = (int(n) for n in args.size.lower().split("x"))
+        width, height = (int(n) for n in (args.size or view.size).lower().split("x"))
     except ValueError:
         parser.error(f"--size: {args.size!r} is not WIDTHxHEIGHT, e.g. 1400x900")
+    if width < 1 or height < 1:
+        parser.error(f"--size: {args.size!r} must be positive")
     out = args.out or view.out
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="initzoo-dashboard-") as tmp:
         copy_runs(args.logdir, runs, tmp)
-        with TensorBoardServer(tmp).start(ready=view_ready(args.view, runs)) as server:
+        try:
+            server = TensorBoardServer(tmp).start(ready=view_ready(args.view, runs))
+        except TimeoutError as error:
+            raise SystemExit(
+                f"TensorBoard never listed what the {args.view} view shows for every run of "
+                f"{', '.join(runs)} (GradientNormLogger's {DEPTH_TAG} images, its custom-"
+                f"scalars layout, grad_norm/global): {error}"
+            ) from None
+        with server:
             url = view_url(server.url, args.view, args.tag_filter)
-            # The cards render lazily and images load after the page; a load that loses
-            # the race leaves them blank, so look at the result and retry with more time.
-            for attempt in range(1, args.attempts + 1):
-                chromium_screenshot(
-                    url, out, args.chromium, (width, height), args.budget_ms * attempt
-                )
-                if view.drawn(out) >= view.min_drawn:
-                    break
-                print(f"attempt {attempt}: {view.what} not drawn yet, retrying", file=sys.stderr)
-            else:
-                raise SystemExit(
-                    f"{view.what} still blank after {args.attempts} attempts; see {out}"
-                )
+            capture(
+                url, out, args.view, args.chromium, (width, height), args.budget_ms, args.attempts
+            )
     print(f"saved {out} ({time.perf_counter() - start:.1f} s) from {url}")
     return 0
 
