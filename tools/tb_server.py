@@ -25,6 +25,16 @@ from typing import Any
 HOST = "127.0.0.1"
 # No proxy handler: an http_proxy variable must not route loopback traffic elsewhere.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# TensorBoard without TensorFlow: a module named tensorboard.compat.notf is TensorBoard's
+# own switch to its TensorFlow stub (tensorboard/compat/__init__.py), the mode a
+# TensorBoard-only install runs in. It reads local event files the same way and starts in
+# ~1 s instead of ~9 (the TensorFlow import); a TensorBoard without the switch just
+# imports TensorFlow as usual.
+_MAIN_WITHOUT_TF = (
+    "import sys, types; "
+    "sys.modules['tensorboard.compat.notf'] = types.ModuleType('tensorboard.compat.notf'); "
+    "from tensorboard.main import run_main; run_main()"
+)
 
 
 def free_port() -> int:
@@ -38,15 +48,23 @@ class TensorBoardServer:
     """``python -m tensorboard.main`` on 127.0.0.1 for one log folder; a context manager.
 
     ``start`` returns once the server answers and (optionally) ``ready(self)`` is
-    true; ``stop`` always ends the process (terminate, then kill).
+    true; ``stop`` always ends the process (terminate, then kill). ``tensorflow=False``
+    runs it on its TensorFlow stub, as without TensorFlow installed: a quicker start.
     """
 
-    def __init__(self, logdir: str, port: int | None = None, load_fast: str = "false") -> None:
+    def __init__(
+        self,
+        logdir: str,
+        port: int | None = None,
+        load_fast: str = "false",
+        tensorflow: bool = True,
+    ) -> None:
         self.logdir = os.path.abspath(logdir)
         self.port = port or free_port()
         # load_fast=false: the pure-Python reader, which every install has; "auto"
         # would pick the separate Rust data server when that package is present.
         self.load_fast = load_fast
+        self.tensorflow = tensorflow
         self.process: subprocess.Popen | None = None
         self._log = tempfile.TemporaryFile()
 
@@ -57,10 +75,10 @@ class TensorBoardServer:
     def start(
         self, timeout: float = 90.0, ready: Callable[[TensorBoardServer], bool] | None = None
     ) -> TensorBoardServer:
+        main = ["-m", "tensorboard.main"] if self.tensorflow else ["-c", _MAIN_WITHOUT_TF]
         cmd = [
             sys.executable,
-            "-m",
-            "tensorboard.main",
+            *main,
             "--logdir",
             self.logdir,
             "--host",
