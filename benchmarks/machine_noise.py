@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     parser.add_argument("--block", type=int, default=100, help="steps per block")
     args = parser.parse_args(argv)
 
-    _, _, data = make_data(args.batch, args.width)
+    _, _, data = make_data(args.batch, (args.width,))
     model = build(args.depth, args.width)
     model.fit(data, epochs=1, steps_per_epoch=3, verbose=0)  # traces the train function
     train_step, iterator = model.train_function, iter(data)
