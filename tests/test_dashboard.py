@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import glob
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -84,23 +83,19 @@ def blank_logdir(logdir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def servers(logdir, blank_logdir):
-    """TensorBoard on the runs and on the control runs, started side by side (each
-    start imports TensorFlow, ~10 s); the views of the runs are taken from one server."""
+    """TensorBoard on the runs and on the control runs; the views of the runs not taken by
+    the tool itself come from one server. Without TensorFlow: each starts in ~1 s, not ~10."""
     from tb_server import TensorBoardServer, scalar_tags_ready  # tools/, see conftest.py
 
     def ready(must_list: set[str]):
         scalars = scalar_tags_ready({run: must_list for run in RUNS})
         return lambda s: scalars(s) and bool(s.get_json("/data/plugin/custom_scalars/layout"))
 
-    runs, blank = TensorBoardServer(str(logdir)), TensorBoardServer(str(blank_logdir))
+    runs = TensorBoardServer(str(logdir), tensorflow=False)
+    blank = TensorBoardServer(str(blank_logdir), tensorflow=False)
     try:
-        with ThreadPoolExecutor(2) as pool:
-            started = [
-                pool.submit(runs.start, 120, ready({"grad_norm/global"})),
-                pool.submit(blank.start, 120, ready({"loss/train"})),
-            ]
-            for future in started:
-                future.result()
+        runs.start(timeout=120, ready=ready({"grad_norm/global"}))
+        blank.start(timeout=120, ready=ready({"loss/train"}))
         yield runs, blank
     finally:
         runs.stop()  # always: a failure must not leave a server behind
@@ -122,13 +117,13 @@ def test_timeseries_view_draws_the_charts(tool, servers, tmp_path):
     out = tmp_path / "dashboard.png"
     tool.capture(tool.view_url(servers[0].url, "timeseries"), str(out), "timeseries")
 
-    image = tool._rgb(str(out))
+    image = tool.rgb_pixels(str(out))
     assert image.shape == (900, 1400, 3)
     # The three cards of the default tag filter (grad_norm/dense_01 and the two log10
     # depth profiles) have fixed places in TensorBoard 2.21's 1400x900 layout. Inside a
-    # plot area the only strongly coloured pixels are the runs' lines: measured 1,100-
-    # 3,100 per card when drawn, 0-150 for an empty or undrawn card (WebGL lines that
-    # headless Chromium skipped before forceSVG).
+    # plot area the only strongly coloured pixels are the runs' lines: measured 530-740
+    # per card for these two runs (1,100-3,100 for three), 0-150 for an empty or undrawn
+    # card (WebGL lines that headless Chromium skipped before forceSVG).
     saturation = _saturation(image)
     plot_areas = {
         "grad_norm/dense_01": (slice(220, 455), slice(372, 700)),
@@ -137,7 +132,7 @@ def test_timeseries_view_draws_the_charts(tool, servers, tmp_path):
     }
     for card, area in plot_areas.items():
         coloured = int((saturation[area] >= 64).sum())
-        assert coloured > 400, f"card {card}: {coloured} coloured pixels, no lines drawn?"
+        assert coloured > 300, f"card {card}: {coloured} coloured pixels, no lines drawn?"
 
 
 def test_images_view_draws_the_depth_heatmaps(tool, logdir, tmp_path):
@@ -147,7 +142,7 @@ def test_images_view_draws_the_depth_heatmaps(tool, logdir, tmp_path):
     argv = ["--logdir", str(logdir), "--view", "images", "--size", "1400x900", "--out", str(out)]
     assert tool.main(argv) == 0
 
-    image = tool._rgb(str(out))
+    image = tool.rgb_pixels(str(out))
     on_viridis = tool.viridis_mask(str(out))
     # Measured: 236,000 pixels within 12 (of 255) of the viridis curve when both heatmaps
     # are drawn, in 166 distinct colours (42 + 42 cells, two colour bars); 0 on the page
@@ -163,7 +158,8 @@ def test_images_view_draws_the_depth_heatmaps(tool, logdir, tmp_path):
     assert len(heatmaps) == len(RUNS), f"heatmaps at columns {heatmaps}, want one per run"
     # zoo_small's gradient vanishes towards the input, and the first layer is the top
     # row: dark (purple, small norm) on top, bright (yellow, large) at the bottom.
-    # Viridis grows brighter along its whole curve, so R+G+B orders the colours.
+    # Viridis grows brighter along its whole curve, so R+G+B orders the colours:
+    # measured 185 in the top fifth of the rows, 477 in the bottom fifth.
     a, b = heatmaps[RUNS.index("zoo_small")]
     rows = np.flatnonzero(on_viridis[:, a:b].sum(axis=1) > (b - a) // 2)
     top, bottom = rows[: len(rows) // 5], rows[-(len(rows) // 5) :]
@@ -182,8 +178,9 @@ def test_custom_scalars_view_draws_the_charts(tool, servers, tmp_path):
     lines = tool.line_pixels(str(out))
     assert lines > 2000, f"{lines} line pixels: charts not drawn?"
     # Both runs are drawn, in the legacy dashboards' first two run colours (measured
-    # 2,800 zoo_he and 1,500 zoo_small pixels); the sidebar's checkboxes are left out.
-    main_pane = tool._rgb(str(out))[70:, 345:].astype(int)
+    # 3,500 zoo_he and 1,650 zoo_small pixels, 0 of either for the control runs); the
+    # sidebar's checkboxes, in the same colours, are left out.
+    main_pane = tool.rgb_pixels(str(out))[70:, 345:].astype(int)
     for run, colour in zip(RUNS, [(255, 112, 67), (0, 119, 187)], strict=True):
         pixels = int((np.abs(main_pane - colour).sum(axis=-1) <= 30).sum())
         assert pixels > 300, f"{run}: {pixels} pixels of its colour {colour}, no line?"
