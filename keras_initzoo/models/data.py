@@ -101,7 +101,9 @@ def synthetic_batch(model: keras.Model, batch_size: int = 32, seed: int = 0) -> 
         return rng.standard_normal(shape).astype(dtype)
 
     structure = getattr(model, "_inputs_struct", None)  # the inputs' dict or list layout
-    return keras.tree.map_structure(sample, inputs if structure is None else structure)
+    if structure is None:
+        structure = inputs[0] if len(inputs) == 1 else inputs
+    return keras.tree.map_structure(sample, structure)
 
 
 class ModelError(ValueError):
