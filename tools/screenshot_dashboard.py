@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from tb_server import TensorBoardServer, scalar_tags_ready  # tools/tb_server.py, beside this
 
+from keras_initzoo.callbacks.views import colour  # the heatmap's palette
+
 CHROMIUM = "/usr/bin/chromium"
 ICON_BLUE = (33, 150, 243)  # the legacy dashboards' icons and links, not a run's colour
 DEPTH_TAG = "grad_norm_by_depth"  # GradientNormLogger's heatmap (keras_initzoo/callbacks/views.py)
@@ -52,24 +54,6 @@ MIN_LINES = 2000
 TIMESERIES = "?darkMode=false&forceSVG=true&smoothing=0&tagFilter={tag_filter}#timeseries"
 IMAGES = "?darkMode=false#images&tagFilter={tag_filter}"
 CUSTOM_SCALARS = "?darkMode=false#custom_scalars&_smoothingWeight=0"
-
-
-# Viridis at 9 stops, as keras_initzoo/callbacks/views.py draws the heatmap; the browser
-# blends neighbouring cells when it scales the image, which stays near this curve.
-VIRIDIS_STOPS = np.array(
-    [
-        [68, 1, 84],
-        [71, 44, 122],
-        [59, 81, 139],
-        [44, 113, 142],
-        [33, 144, 141],
-        [39, 173, 129],
-        [92, 200, 99],
-        [170, 220, 50],
-        [253, 231, 37],
-    ],
-    dtype=np.float64,
-)
 
 
 def rgb_pixels(png: str) -> np.ndarray:
@@ -100,11 +84,9 @@ def viridis_mask(png: str, tolerance: float = 12.0) -> np.ndarray:
     far from it; only the heatmaps and their colour bars are on it.
     """
     image = rgb_pixels(png)
-    t = np.linspace(0.0, len(VIRIDIS_STOPS) - 1, 32 * (len(VIRIDIS_STOPS) - 1) + 1)
-    below = np.minimum(np.floor(t).astype(int), len(VIRIDIS_STOPS) - 2)
-    curve = VIRIDIS_STOPS[below] + (t - below)[:, None] * (
-        VIRIDIS_STOPS[below + 1] - VIRIDIS_STOPS[below]
-    )
+    # the heatmap's own palette, sampled finely; the browser blends neighbouring cells
+    # when it scales the image, which stays near this curve
+    curve = colour(np.linspace(0.0, 1.0, 257), 0.0, 1.0).astype(np.float64)
     # Distances for each distinct colour only: a page has a few thousand, not a million.
     image = image.astype(np.int32)
     packed = (image[..., 0] << 16) | (image[..., 1] << 8) | image[..., 2]
