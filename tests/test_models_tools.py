@@ -299,3 +299,23 @@ def test_initzoo_report_on_a_saved_model(tmp_path, initializer, verdict):
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"verdict: {verdict}" in done.stdout
     assert png.exists()
+
+
+def test_lsuv_gives_recurrent_layers_the_orthonormal_start_only():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((5, 8)), keras.layers.LSTM(16), keras.layers.Dense(4, activation="tanh")]
+    )
+    x = np.random.default_rng(0).standard_normal((32, 5, 8)).astype("float32")
+    rows = {row["path"]: row for row in kiz.lsuv(model, x)}
+    recurrent = [row for path, row in rows.items() if "lstm" in path]
+    assert recurrent and all(row["note"].startswith("recurrent") for row in recurrent)
+    cell = model.layers[0].cell
+    units = 16
+    for gate in range(4):  # each gate's recurrent block is orthogonal after the start
+        block = keras.ops.convert_to_numpy(cell.recurrent_kernel)[
+            :, gate * units : (gate + 1) * units
+        ]
+        np.testing.assert_allclose(block.T @ block, np.eye(units), atol=1e-5)
+    dense = [row for path, row in rows.items() if "dense" in path]
+    assert abs(dense[0]["std after"] - 1.0) <= 0.1

@@ -17,8 +17,15 @@ from keras_initzoo.models.trace import first_tensor, intercept, moments
 from keras_initzoo.models.walk import KernelSite, walk
 
 # Recurrent layers call their cell once per time step: the first step's input
-# says little about the sequence, so they get the orthonormal start only.
+# says little about the sequence, so a layer holding a recurrent kernel (the
+# RNN, or its cell) gets the orthonormal start only.
 _RECURRENT = (keras.layers.RNN,)
+
+
+def _recurrent(sites: list[KernelSite]) -> bool:
+    return isinstance(sites[0].layer, _RECURRENT) or any(
+        site.role == "recurrent_kernel" for site in sites
+    )
 
 
 @contextlib.contextmanager
@@ -153,7 +160,7 @@ def lsuv(
     calibrated = {
         key: [s for s in sites if s.role != "depthwise_kernel"] or sites
         for key, sites in by_layer.items()
-        if not isinstance(sites[0].layer, _RECURRENT) and sites[0].role != "recurrent_kernel"
+        if not _recurrent(sites)
     }
     layers = [sites[0].layer for sites in calibrated.values()]
     results: dict[int, tuple[int, float, float]] = {}
