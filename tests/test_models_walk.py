@@ -178,7 +178,7 @@ def test_wrappers_and_conv_lstm():
             keras.Input((6, 10, 8)),
             L.ConvLSTM1D(16, 3, return_sequences=True, name="conv_lstm"),
             L.Reshape((6, 8 * 16)),
-            L.Bidirectional(L.LSTM(32, return_sequences=True), name="bi"),
+            L.Bidirectional(L.LSTM(32, return_sequences=True, name="lstm"), name="bi"),
             L.TimeDistributed(L.Dense(8, name="dense"), name="td"),
         ],
         name="wrapped",
