@@ -21,6 +21,7 @@ section                 width              tag(s)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,7 +41,7 @@ class RowLayout:
     update_ratio: bool = False
     log_clipped: bool = False
 
-    @property
+    @functools.cached_property  # read for every logged row: derived once
     def sections(self) -> tuple[tuple[str, int], ...]:
         n = len(self.groups)
         sections = [("step", 1), ("nonfinite", 1), ("global", 1), ("groups", n)]
