@@ -42,7 +42,7 @@ def _check_log_dir(log_dir) -> str:
             f"directory; got {log_dir!r}."
         )
     path = os.fspath(log_dir)
-    if "://" in path:  # gs://, hdfs:// ...: left to TensorFlow's file system layer
+    if "://" in path:  # gs://, s3:// ...: left to TensorBoard's file layer
         return path
     try:
         os.makedirs(path, exist_ok=True)
