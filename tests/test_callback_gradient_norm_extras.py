@@ -10,7 +10,7 @@ from conftest import load_events, load_scalars
 from test_callback_gradient_norm import RTOL, WeightRecorder, make_data, mlp, norm, tape_grads
 
 import keras_initzoo as kiz
-from keras_initzoo.callbacks.capture import squared_sums
+from keras_initzoo.callbacks.capture.tensorflow import squared_sums
 
 
 @pytest.mark.parametrize(

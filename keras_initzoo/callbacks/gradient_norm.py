@@ -13,12 +13,7 @@ import keras
 import numpy as np
 
 from keras_initzoo._validation import check_int
-from keras_initzoo.callbacks.capture import (
-    NOTHING,
-    GradientCapture,
-    Record,
-    innermost_optimizer,
-)
+from keras_initzoo.callbacks.capture import NOTHING, Capture, Record, capture_for
 from keras_initzoo.callbacks.groups import check_group_by
 from keras_initzoo.callbacks.views import DepthHistory, layout_summary
 from keras_initzoo.callbacks.writer import EventWriter, ScalarEncoder, histogram_summary
@@ -31,7 +26,7 @@ class _Kept(NamedTuple):
     optimizer: object
     keras_function: object
     settings: tuple  # GradientNormLogger._settings() when traced
-    capture: GradientCapture
+    capture: Capture
     functions: dict
 
 
@@ -210,7 +205,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self.log_clipped = bool(log_clipped)
         self._history: DepthHistory | None = None  # the logged group norms, for the heatmap
         self._image_step = -1  # the step of the last heatmap written
-        self._capture: GradientCapture | None = None
+        self._capture: Capture | None = None
         self._writer: EventWriter | None = None
         self._encoder: ScalarEncoder | None = None
         self._hist_tags: list[str] = []
@@ -230,11 +225,6 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     # -- setup ------------------------------------------------------------------------
     def on_train_begin(self, logs=None) -> None:
-        if keras.backend.backend() != "tensorflow":
-            raise RuntimeError(
-                "GradientNormLogger needs the TensorFlow backend; Keras runs on "
-                f"{keras.backend.backend()!r}."
-            )
         model = self.model
         if getattr(model, "optimizer", None) is None:
             raise ValueError("GradientNormLogger needs a model compiled with an optimizer.")
@@ -265,7 +255,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         if self._still_valid(kept, keras_function):
             self._capture, self._functions = kept.capture, kept.functions
         else:
-            self._capture = GradientCapture(
+            self._capture = capture_for(
                 model,
                 update_freq=self.update_freq,
                 rows=rows,
@@ -290,7 +280,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._encoder = None
         self._prepare_outputs()
         # One read per fit: steps continue across fit calls and initial_epoch resumes.
-        step = int(innermost_optimizer(model.optimizer).iterations.numpy())
+        step = self._capture.iterations()
         self._iteration = step  # the optimizer's count before the next call
         # Rows a kept buffer holds from an earlier fit are of earlier steps: not logged again.
         self._last_logged = step
@@ -329,21 +319,21 @@ class GradientNormLogger(keras.callbacks.Callback):
         """The traced train function that records ``record`` (made on first use)."""
         function = self._functions.get(record)
         if function is None:
-            model = self.model
-            model.make_train_function(force=True)
-            function = self._functions[record] = model.train_function
-            model.train_function = self._train_function
+            function = self._functions[record] = self._capture.train_function(record)
+            self._model.train_function = self._train_function
         return function
 
-    def _train_function(self, iterator):
+    # ``self._model``, not ``self.model``, from here on: on JAX, Keras' ``model``
+    # property copies the whole training state back into the variables.
+    def _train_function(self, *args):
         """Keras' train function, picking the traced variant that records what is due."""
         capture = self._capture
         if capture is None:  # nothing to log (no trainable weights)
-            return self._function_for(NOTHING)(iterator)
+            return self._function_for(NOTHING)(*args)
         record = self._due()
         capture.record = record  # read while a variant traces
         try:
-            logs = self._function_for(record)(iterator)
+            outputs = self._function_for(record)(*args)
         except BaseException:  # KeyboardInterrupt too: keep what finished steps computed
             self._read_device()
             raise
@@ -354,7 +344,7 @@ class GradientNormLogger(keras.callbacks.Callback):
                 time.monotonic() - self._last_read >= self.READ_SECONDS
             ):
                 self._read_device()
-        return logs
+        return outputs
 
     def _open_writer(self) -> None:
         if self._writer is None:
@@ -374,7 +364,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._hist_tags = [f"grad_hist/{g.name}" for g in capture.groups]
         if self._history is None or self._history.groups != layout.groups:
             self._history = DepthHistory(layout.groups)
-            step = int(innermost_optimizer(self.model.optimizer).iterations.numpy())
+            step = capture.iterations()
             # Written at the current step: an earlier step would make TensorBoard
             # purge the newer points it already holds ("out of order" restart logic).
             self._writer.write_summary(step, layout_summary(layout))
@@ -403,7 +393,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._writer.flush()
         # Re-synchronize the host's step count: a step the loss scaler skipped
         # did not advance the optimizer.
-        self._iteration = int(innermost_optimizer(self.model.optimizer).iterations.numpy())
+        self._iteration = capture.iterations()
 
     def _flush_rows(self) -> None:
         capture = self._capture
@@ -437,7 +427,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             logged = "Logged as a NaN or inf grad_norm."
         msg = f"GradientNormLogger: {what} at step {step} ({where})."
         if self.stop_on_nonfinite:
-            self.model.stop_training = True
+            self._model.stop_training = True
             warnings.warn(msg + " Stopping training (stop_on_nonfinite=True).", stacklevel=2)
         elif not self._warned_nonfinite:
             self._warned_nonfinite = True

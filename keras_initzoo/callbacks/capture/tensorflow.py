@@ -24,32 +24,14 @@ out by :class:`keras_initzoo.callbacks.rows.RowLayout`, section by name.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import attr_value_pb2
 
-from keras_initzoo.callbacks.groups import LayerGroup, resolve_layer_groups
-from keras_initzoo.callbacks.rows import EMPTY, RowLayout, layout_for
-
-
-class Record(NamedTuple):
-    """What one traced train function records in each of its steps."""
-
-    norms: bool
-    histograms: bool
-
-
-NOTHING = Record(False, False)
-
-
-def innermost_optimizer(optimizer):
-    """The optimizer whose ``apply`` sees unscaled gradients (unwraps LossScaleOptimizer)."""
-    while hasattr(optimizer, "inner_optimizer"):
-        optimizer = optimizer.inner_optimizer
-    return optimizer
-
+from keras_initzoo.callbacks.capture.base import NOTHING, Capture, Record, innermost_optimizer
+from keras_initzoo.callbacks.rows import EMPTY
 
 # Tensors of one shape and dtype up to this many elements are reduced together,
 # this many at a time: a stack waits for all of its members, so a deep model's
@@ -192,88 +174,21 @@ def _sum_replicas(strategy) -> Callable:
     return densify
 
 
-class GradientCapture:
-    """Owns the device buffers and the wrapper around ``optimizer.apply``.
+class TensorFlowCapture(Capture):
+    """Device buffers (``tf.Variable``) and the wrapper around ``optimizer.apply``."""
 
-    Args:
-        model: the model whose layers are reported (see :func:`resolve_layer_groups`).
-        update_freq: record steps ``1, 1 + update_freq, 1 + 2 * update_freq, ...``.
-        rows: ring-buffer rows: recorded steps kept on the device between two reads.
-        gate_in_graph: True: every traced step checks the optimizer's iteration
-            count against ``update_freq`` and ``histogram_freq`` itself. False:
-            the caller sets :attr:`record` before each train-function call and
-            keeps one traced function per value (it is read while tracing).
-        per_variable, weight_norms, update_ratio, count_nonfinite, log_clipped:
-            extra sections of the row (see :class:`RowLayout`).
-        group_by: how variables form the logged groups (see :func:`resolve_layer_groups`).
-        histogram_freq: record gradient histograms every this many steps (0: never).
-        histogram_bins: buckets per histogram.
-    """
-
-    def __init__(
-        self,
-        model,
-        *,
-        update_freq: int,
-        rows: int,
-        gate_in_graph: bool = True,
-        per_variable: bool = False,
-        weight_norms: bool = False,
-        update_ratio: bool = False,
-        count_nonfinite: bool = False,
-        log_clipped: bool = False,
-        histogram_freq: int = 0,
-        histogram_bins: int = 30,
-        group_by=None,
-    ) -> None:
-        self.model = model
-        self.group_by = group_by
-        self.update_freq = int(update_freq)
-        self.rows = int(rows)
-        self.gate_in_graph = bool(gate_in_graph)
-        self.options = {
-            "per_variable": per_variable,
-            "weight_norms": weight_norms,
-            "update_ratio": update_ratio,
-            "count_nonfinite": count_nonfinite,
-            "log_clipped": log_clipped,
-        }
-        self.histogram_freq = int(histogram_freq)
-        self.histogram_bins = int(histogram_bins)
-        self.record = Record(True, self.histogram_freq > 0)
-        self.active = True
-        self.built = False
-        self.groups: list[LayerGroup] = []
+    def __init__(self, model, **options) -> None:
+        super().__init__(model, **options)
         self.hist = None
         self._target = None
         self._wrapper = None
         self._previous = None
 
     def build(self) -> bool:
-        """Resolve the layers and create the buffers; False if there is nothing to log.
-
-        Called eagerly by the callback when the model is built, otherwise on the
-        first trace of the train step (a subclassed model builds only there).
-        """
-        if self.built:
-            return True
-        groups = resolve_layer_groups(self.model, self.group_by)
-        if not groups:
-            return False
         with tf.init_scope():  # variables live outside any traced function
-            self._create(groups)
-        self.built = True
-        return True
+            return super().build()
 
-    def _create(self, groups: Sequence[LayerGroup]) -> None:
-        self.groups = list(groups)
-        self.variables = [v for g in self.groups for v in g.variables]
-        self.layer_of = [gi for gi, g in enumerate(self.groups) for _ in g.variables]
-        self.index = {id(v): i for i, v in enumerate(self.variables)}
-        self.layout: RowLayout = layout_for(
-            [g.name for g in self.groups], [v.path for v in self.variables], **self.options
-        )
-
+    def _create(self) -> None:
         # Plain (not mirrored) variables: under a strategy they are only touched
         # in cross-replica context, inside merge_call.
         def variable(value, name):
@@ -345,13 +260,26 @@ class GradientCapture:
                 target.apply = self._previous
         self._target = None
 
+    def train_function(self, record: Record):
+        """Keras' train function traced afresh with ``record`` fixed in the graph."""
+        model = self.model
+        previous, self.record = self.record, record  # read while tracing
+        try:
+            model.make_train_function(force=True)
+        finally:
+            self.record = previous
+        return model.train_function
+
     # -- reading --------------------------------------------------------------------
-    def read(self):
-        """All buffer rows as one numpy array (one device-to-host transfer)."""
+    def read(self) -> np.ndarray:
+        """All ring-buffer rows (one device-to-host transfer); old ones come again."""
         return self.values.numpy()
 
-    def read_histograms(self):
+    def read_histograms(self) -> np.ndarray | None:
         return None if self.hist is None else self.hist.numpy()
+
+    def iterations(self) -> int:
+        return int(innermost_optimizer(self.model.optimizer).iterations.numpy())
 
     # -- graph side -----------------------------------------------------------------
     def _merge(self, fn: Callable, *args) -> None:
@@ -382,19 +310,11 @@ class GradientCapture:
 
     def _record(self, record: Record, target, grads: list, tvars: list, steps_ahead: int):
         """Record this update's row; ``steps_ahead`` is 1 before the update, 0 after."""
-        pairs = [
-            (g, self.index.get(id(v)))
-            for g, v in zip(grads, tvars, strict=False)
-            if g is not None and not getattr(v, "overwrite_with_gradient", False)
-        ]
-        if not pairs:
+        known, idx, other = self.pairs(grads, tvars)
+        if not known and not other:
             return
-        known = [(g, i) for g, i in pairs if i is not None]
-        # Variables outside every group still count towards the global norm.
-        other = [g for g, i in pairs if i is None]
         scale = getattr(target, "loss_scale_factor", None)
         inv_sq = 1.0 / float(scale) ** 2 if scale else 1.0
-        idx = [i for _, i in known]
 
         def record_row(strategy, known_grads, other_grads):
             densify = _sum_replicas(strategy)
@@ -422,7 +342,7 @@ class GradientCapture:
                     lambda: self._record_histograms(step, known_grads, idx, densify),
                 )
 
-        self._merge(record_row, [g for g, _ in known], other)
+        self._merge(record_row, known, other)
 
     def _record_norms(self, step, sums, nonfinite, idx: list[int], clipped=None) -> None:
         """Write one row; ``sums[:len(idx)]`` are the grouped variables' squared sums."""

@@ -1,0 +1,36 @@
+"""Gradient capture inside the real train step: one module per Keras backend.
+
+Only the running backend's module is imported, so on JAX and PyTorch nothing
+here loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from keras_initzoo.callbacks.capture.base import (
+    NOTHING,
+    Capture,
+    Record,
+    innermost_optimizer,
+    is_due,
+)
+
+__all__ = ["NOTHING", "Capture", "Record", "capture_for", "innermost_optimizer", "is_due"]
+
+
+def capture_for(model, **options) -> Capture:
+    """The capture of Keras' running backend for ``model`` (options: see :class:`Capture`)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        from keras_initzoo.callbacks.capture.tensorflow import TensorFlowCapture as cls
+    elif backend == "jax":
+        from keras_initzoo.callbacks.capture.jax import JaxCapture as cls
+    elif backend == "torch":
+        from keras_initzoo.callbacks.capture.torch import TorchCapture as cls
+    else:
+        raise RuntimeError(
+            "GradientNormLogger runs on the TensorFlow, JAX and PyTorch backends; "
+            f"Keras runs on {backend!r}."
+        )
+    return cls(model, **options)

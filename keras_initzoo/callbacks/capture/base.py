@@ -1,0 +1,166 @@
+"""The interface every backend's capture follows, and what all of them share.
+
+A capture owns what happens inside the real train step: it wraps the
+optimizer method that sees the applied gradients, reduces them on the device
+to one row per recorded step (laid out by :class:`RowLayout`), and hands rows
+to the callback in batches. The callback decides when to read and writes
+events; it never touches backend code.
+
+Each backend module (``tensorflow.py``, ``jax.py``, ``torch.py``) implements
+:meth:`install`, :meth:`uninstall`, :meth:`train_function`, :meth:`read`,
+:meth:`read_histograms` and :meth:`iterations`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from keras_initzoo.callbacks.groups import LayerGroup, resolve_layer_groups
+from keras_initzoo.callbacks.rows import RowLayout, layout_for
+
+
+class Record(NamedTuple):
+    """What one train-function variant records in each of its steps."""
+
+    norms: bool
+    histograms: bool
+
+
+NOTHING = Record(False, False)
+
+
+def innermost_optimizer(optimizer):
+    """The optimizer whose ``apply`` sees unscaled gradients (unwraps LossScaleOptimizer)."""
+    while hasattr(optimizer, "inner_optimizer"):
+        optimizer = optimizer.inner_optimizer
+    return optimizer
+
+
+def is_due(step: int, freq: int) -> bool:
+    """Whether 1-based ``step`` is recorded: steps 1, 1 + freq, 1 + 2 * freq, ..."""
+    return (step - 1) % freq == 0
+
+
+class Capture:
+    """Settings, groups and row layout; the backend parts are in subclasses.
+
+    Args:
+        model: the model whose layers are reported (see :func:`resolve_layer_groups`).
+        update_freq: record steps ``1, 1 + update_freq, 1 + 2 * update_freq, ...``.
+        rows: how many recorded rows may wait on the device between two reads.
+        gate_in_graph: True: every step checks the optimizer's iteration count
+            against ``update_freq`` and ``histogram_freq`` itself. False: the
+            caller sets :attr:`record` before each train-function call and keeps
+            one :meth:`train_function` per value.
+        per_variable, weight_norms, update_ratio, count_nonfinite, log_clipped:
+            extra sections of the row (see :class:`RowLayout`).
+        group_by: how variables form the logged groups (see :func:`resolve_layer_groups`).
+        histogram_freq: record gradient histograms every this many steps (0: never).
+        histogram_bins: buckets per histogram.
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        update_freq: int,
+        rows: int,
+        gate_in_graph: bool = True,
+        per_variable: bool = False,
+        weight_norms: bool = False,
+        update_ratio: bool = False,
+        count_nonfinite: bool = False,
+        log_clipped: bool = False,
+        histogram_freq: int = 0,
+        histogram_bins: int = 30,
+        group_by=None,
+    ) -> None:
+        self.model = model
+        self.group_by = group_by
+        self.update_freq = int(update_freq)
+        self.rows = int(rows)
+        self.gate_in_graph = bool(gate_in_graph)
+        self.options = {
+            "per_variable": per_variable,
+            "weight_norms": weight_norms,
+            "update_ratio": update_ratio,
+            "count_nonfinite": count_nonfinite,
+            "log_clipped": log_clipped,
+        }
+        self.histogram_freq = int(histogram_freq)
+        self.histogram_bins = int(histogram_bins)
+        self.record = Record(True, self.histogram_freq > 0)
+        self.active = True
+        self.built = False
+        self.groups: list[LayerGroup] = []
+
+    def build(self) -> bool:
+        """Resolve the groups and the row layout; False if there is nothing to log.
+
+        Called by the callback when the model is built, otherwise on the first
+        step (a subclassed model builds only there).
+        """
+        if self.built:
+            return True
+        groups = resolve_layer_groups(self.model, self.group_by)
+        if not groups:
+            return False
+        self.groups = list(groups)
+        self.variables = [v for g in self.groups for v in g.variables]
+        # The group of each variable, and each variable's position, by identity.
+        self.layer_of = [gi for gi, g in enumerate(self.groups) for _ in g.variables]
+        self.index = {id(v): i for i, v in enumerate(self.variables)}
+        self.layout: RowLayout = layout_for(
+            [g.name for g in self.groups], [v.path for v in self.variables], **self.options
+        )
+        self._create()
+        self.built = True
+        return True
+
+    def _create(self) -> None:
+        """Backend buffers, once the layout is known."""
+
+    def pairs(self, grads: Sequence, tvars: Sequence) -> tuple[list, list[int], list]:
+        """Split the applied gradients: (grouped ones, their variable indices, the rest).
+
+        A variable outside every group still counts towards the global norm; one
+        the optimizer overwrites with its "gradient" (float8 scales) counts nowhere.
+        """
+        known, idx, other = [], [], []
+        for g, v in zip(grads, tvars, strict=False):
+            if g is None or getattr(v, "overwrite_with_gradient", False):
+                continue
+            i = self.index.get(id(v))
+            if i is None:
+                other.append(g)
+            else:
+                known.append(g)
+                idx.append(i)
+        return known, idx, other
+
+    # -- the backend's part ---------------------------------------------------------
+    def install(self, optimizer) -> None:
+        raise NotImplementedError
+
+    def uninstall(self) -> None:
+        raise NotImplementedError
+
+    def train_function(self, record: Record) -> Callable:
+        """A train function (as Keras calls it) whose steps record ``record``."""
+        raise NotImplementedError
+
+    def read(self) -> np.ndarray:
+        """The rows recorded since the last read (``n x width``, float64); rows
+        whose step is not above the last logged one are dropped by the caller."""
+        raise NotImplementedError
+
+    def read_histograms(self) -> np.ndarray | None:
+        """Histogram rows (``n x groups x (3 + bins)``), or None without histograms."""
+        raise NotImplementedError
+
+    def iterations(self) -> int:
+        """The optimizer's iteration count after the last step run."""
+        raise NotImplementedError
