@@ -1,7 +1,8 @@
-"""GradientNormLogger: logged norms against independent GradientTape norms.
+"""GradientNormLogger: logged norms against the backend's own autodiff.
 
-Every value check recomputes the gradient with ``tf.GradientTape`` on the same
-batch and the same weights (recorded at ``on_train_batch_begin``), and reads the
+Every value check recomputes the gradient with the running backend's autodiff
+(``tf.GradientTape``, ``jax.grad``, ``torch.autograd``; see ``autodiff.py``) on
+the same batch and the same weights (recorded at ``on_train_batch_begin``), and reads the
 logged value with TensorBoard's EventAccumulator. Tolerance 1e-5 relative: both
 sides run the same float32 kernels; what differs is summation order (~1e-7) and
 TensorBoard's float32 ``simple_value`` storage (~6e-8).
@@ -12,7 +13,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from autodiff import gradients
 from conftest import load_events, load_scalars
 from tensorboard.plugins.custom_scalar import layout_pb2
 
@@ -53,13 +54,8 @@ def tape_grads(model, weights, x, y, loss_fn=None):
     loss_fn = loss_fn or keras.losses.MeanSquaredError()
     for v, w in zip(model.trainable_variables, weights, strict=True):
         v.assign(w)
-    with tf.GradientTape() as tape:
-        loss = loss_fn(y, model(x, training=True))
-    grads = tape.gradient(loss, model.trainable_variables)
-    return {
-        id(v): tf.convert_to_tensor(g).numpy()
-        for v, g in zip(model.trainable_variables, grads, strict=True)
-    }
+    grads = gradients(model, x, y, loss_fn)
+    return {id(v): g for v, g in zip(model.trainable_variables, grads, strict=True)}
 
 
 def norm(grads, variables):

@@ -273,7 +273,11 @@ class GradientNormLogger(keras.callbacks.Callback):
             self._capture.build()
             # Recording variants are traced afresh: a function traced earlier
             # would not see the wrapped apply.
-            self._functions = {} if keras_function is None else {NOTHING: keras_function}
+            self._functions = (
+                {}
+                if keras_function is None
+                else {NOTHING: self._capture.plain_function(keras_function)}
+            )
         self._capture.install(model.optimizer)
         self._keras_function = keras_function
         model.train_function = self._train_function

@@ -152,6 +152,10 @@ class Capture:
         """A train function (as Keras calls it) whose steps record ``record``."""
         raise NotImplementedError
 
+    def plain_function(self, keras_function: Callable) -> Callable:
+        """Keras' own train function, as the variant that records nothing."""
+        return keras_function
+
     def read(self) -> np.ndarray:
         """The rows recorded since the last read (``n x width``, float64); rows
         whose step is not above the last logged one are dropped by the caller."""

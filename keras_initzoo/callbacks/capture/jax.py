@@ -1,0 +1,265 @@
+"""JAX side of GradientNormLogger: the row comes out of the compiled, stateless train step.
+
+Keras' JAX trainer calls ``optimizer.stateless_apply(optimizer_variables, grads,
+trainable_variables)`` inside a jitted step, so nothing stateful can be wrapped.
+Instead, the recording variant of the train function is Keras' own
+``train_step`` with the outermost optimizer's ``stateless_apply`` wrapped: while
+it traces, the wrapper reduces the gradients it is handed and leaves the row
+(a traced array) for the step, which returns it as one more output. The step
+is jitted like Keras jits its own (state donated, the same output shardings
+under ``keras.distribution``), so there is no extra forward or backward pass,
+no variable added to the optimizer (nothing extra in checkpoints) and no
+host transfer: rows stay device arrays until :meth:`JaxCapture.read` fetches
+them all in one ``jax.device_get``.
+
+Under a ``LossScaleOptimizer`` the wrapper sits on the outer optimizer (the
+inner one is called inside a ``lax.cond`` branch, where a traced row could not
+escape): gradients are divided by the loss scale the step used, and a step the
+scaler skips (the inner optimizer's iteration count does not move) gives a row
+with step ``EMPTY``, so it is not logged, as on TensorFlow. Under
+``keras.distribution.DataParallel`` the gradients the optimizer sees are those
+of the global batch; so are the norms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+from keras_initzoo.callbacks.capture.base import NOTHING, Capture, Record, innermost_optimizer
+from keras_initzoo.callbacks.rows import EMPTY
+
+
+def _accumulator(x) -> jnp.dtype:
+    """float32 for 16- and 32-bit values, float64 for float64 ones (with x64 on)."""
+    return jnp.float64 if x.dtype == jnp.float64 else jnp.float32
+
+
+def squared_sums(tensors: Sequence) -> jax.Array:
+    """``sum(t**2)`` of each tensor as one float32 vector; XLA fuses the reductions."""
+    return jnp.stack([jnp.sum(jnp.square(t.astype(_accumulator(t)))) for t in tensors]).astype(
+        jnp.float32
+    )
+
+
+def _nonfinite(tensors: Sequence) -> jax.Array:
+    return sum(jnp.sum(~jnp.isfinite(t)).astype(jnp.float32) for t in tensors)
+
+
+def histogram(values: Sequence, bins: int) -> jax.Array:
+    """``[lo, hi, count_0 .. count_{bins-1}]`` of the finite entries of ``values``."""
+    x = jnp.concatenate([jnp.ravel(v).astype(jnp.float32) for v in values])
+    finite = jnp.isfinite(x)
+    lo = jnp.min(jnp.where(finite, x, jnp.inf))
+    hi = jnp.max(jnp.where(finite, x, -jnp.inf))
+    ok = lo <= hi
+    lo = jnp.where(ok, lo, 0.0)
+    width = jnp.where(ok & (hi > lo), hi - lo, 1.0)
+    bucket = jnp.clip(jnp.floor((jnp.where(finite, x, lo) - lo) / width * bins), 0, bins - 1)
+    counts = jax.ops.segment_sum(finite.astype(jnp.float32), bucket.astype(jnp.int32), bins)
+    return jnp.concatenate([jnp.stack([lo, lo + width]), counts])
+
+
+class JaxCapture(Capture):
+    """Rows returned by the jitted train step, kept as device arrays until read."""
+
+    def __init__(self, model, **options) -> None:
+        super().__init__(model, **options)
+        self._out: dict | None = None  # filled while our train step traces
+        self._rows: list = []  # (step, row) device arrays not read yet
+        self._hists: list = []
+        self._last_iterations = None  # the iteration count of the last state returned
+        self._optimizer = None
+        self._previous = None
+
+    # -- installing -----------------------------------------------------------------
+    def install(self, optimizer) -> None:
+        """Wrap ``stateless_apply`` of the outermost optimizer (see the module docstring)."""
+        inner = optimizer.stateless_apply
+        capture = self
+        position = {id(v): i for i, v in enumerate(optimizer.variables)}
+        innermost = innermost_optimizer(optimizer)
+        iteration_at = position[id(innermost.iterations)]
+        scale_at = position.get(id(getattr(optimizer, "dynamic_scale", None)))
+
+        def stateless_apply(optimizer_variables, grads, trainable_variables):
+            record, out = capture.record, capture._out
+            if out is None or not capture.active or record == NOTHING or not capture.build():
+                return inner(optimizer_variables, grads, trainable_variables)
+            new_trainable, new_optimizer = inner(optimizer_variables, grads, trainable_variables)
+            before, after = optimizer_variables[iteration_at], new_optimizer[iteration_at]
+            # The count once this update is applied; a skipped update does not move it.
+            step = jnp.where(after == before, -1, after).astype(jnp.int32)
+            scale = 1.0 if scale_at is None else optimizer_variables[scale_at]
+            scale = scale * (getattr(innermost, "loss_scale_factor", None) or 1.0)
+            capture._trace_row(
+                out,
+                record,
+                step,
+                [g if g is None else g / scale for g in grads],
+                list(optimizer._trainable_variables),
+                trainable_variables,
+                new_trainable,
+                innermost,
+            )
+            return new_trainable, new_optimizer
+
+        self._previous = optimizer.__dict__.get("stateless_apply")
+        self._optimizer = optimizer
+        self._iteration_at = iteration_at
+        self._wrapper = stateless_apply
+        self._last_iterations = None  # an earlier fit's state is gone (donated)
+        self.active = True
+        optimizer.stateless_apply = stateless_apply
+
+    def uninstall(self) -> None:
+        """Stop capturing; restore ``stateless_apply`` if nobody wrapped it after us."""
+        self.active = False
+        optimizer = self._optimizer
+        if optimizer is not None and optimizer.__dict__.get("stateless_apply") is self._wrapper:
+            if self._previous is None:
+                del optimizer.__dict__["stateless_apply"]
+            else:
+                optimizer.stateless_apply = self._previous
+        self._optimizer = None
+
+    def train_function(self, record: Record) -> Callable:
+        """Keras' train loop over a step that also returns this step's rows."""
+        model = self.model
+        keras_step = model.train_step
+        capture = self
+
+        def train_step(state, data):
+            capture._out = out = {}
+            try:
+                logs, state = keras_step(state, data)
+            finally:
+                capture._out = None
+            return logs, state, out
+
+        step = train_step
+        if not model.run_eagerly and model.jit_compile:
+            shardings = None
+            if keras.distribution.distribution() is not None:
+                # As Keras' own make_train_function: the state keeps its layout.
+                shardings = (None, model._get_state_sharding_spec(), None)
+            step = jax.jit(train_step, donate_argnums=0, out_shardings=shardings)
+
+        def one_step(state, data):
+            previous, capture.record = capture.record, record  # read while tracing
+            try:
+                logs, state, out = step(state, data)
+            finally:
+                capture.record = previous
+            if "row" in out:
+                capture._rows.append(out["row"])
+            if "hist" in out:
+                capture._hists.append(out["hist"])
+            capture._last_iterations = state[2][capture._iteration_at]
+            return logs, state
+
+        return model._make_function(one_step)
+
+    def plain_function(self, keras_function: Callable) -> Callable:
+        capture = self
+
+        def train_function(state, iterator):
+            logs, state = keras_function(state, iterator)
+            capture._last_iterations = state[2][capture._iteration_at]
+            return logs, state
+
+        return train_function
+
+    # -- traced side ----------------------------------------------------------------
+    def _gate(self, step, freq: int):
+        """``step`` where it is recorded, else -1 (only when gating in the step)."""
+        if freq == 1 or not self.gate_in_graph:
+            return step
+        return jnp.where(jnp.mod(step - 1, freq) == 0, step, -1)
+
+    def _trace_row(self, out, record, step, grads, tvars, weights, new_weights, innermost):
+        known, idx, other = self.pairs(grads, tvars)
+        if not known and not other:
+            return
+        layout = self.layout
+        n_groups = len(layout.groups)
+        segments = jnp.asarray([self.layer_of[i] for i in idx], jnp.int32)
+
+        def per_group(sums):
+            return jax.ops.segment_sum(sums[: len(idx)], segments, n_groups)
+
+        if record.norms:
+            sums = squared_sums(known + other)
+            parts = {
+                "step": jnp.zeros(1),  # set on the host from the exact integer step
+                "nonfinite": (_nonfinite(known + other) if layout.count_nonfinite else 0.0)
+                * jnp.ones(1),
+                "global": jnp.sum(sums)[None],
+                "groups": per_group(sums),
+            }
+            if layout.has("variables"):
+                parts["variables"] = (
+                    jnp.zeros(len(layout.variables), jnp.float32)
+                    .at[np.asarray(idx, np.int32)]
+                    .set(sums[: len(idx)])
+                )
+            if layout.has("weights") or layout.update_ratio:
+                position = {id(v): i for i, v in enumerate(tvars)}
+                at = [position[id(v)] for v in self.variables]
+                all_groups = jnp.asarray(self.layer_of, jnp.int32)
+                before = [weights[i] for i in at]
+                parts["weights"] = jax.ops.segment_sum(squared_sums(before), all_groups, n_groups)
+                if layout.update_ratio:
+                    deltas = [new_weights[i] - w for i, w in zip(at, before, strict=True)]
+                    parts["updates"] = jax.ops.segment_sum(
+                        squared_sums(deltas), all_groups, n_groups
+                    )
+            if layout.log_clipped:
+                clipped = squared_sums(innermost._clip_gradients(known + other))
+                parts["clipped_global"] = jnp.sum(clipped)[None]
+                parts["clipped_groups"] = per_group(clipped)
+            row = jnp.concatenate([parts[name].astype(jnp.float32) for name in layout.order()])
+            out["row"] = (self._gate(step, self.update_freq), row)
+        if record.histograms:
+            per_group_grads: list[list] = [[] for _ in self.groups]
+            for g, i in zip(known, idx, strict=True):
+                per_group_grads[self.layer_of[i]].append(g)
+            # A group without gradients gets no histogram (step EMPTY, as on TensorFlow).
+            self._hist_present = np.asarray([bool(gs) for gs in per_group_grads])
+            empty = jnp.zeros(2 + self.histogram_bins, jnp.float32)
+            rows = [histogram(gs, self.histogram_bins) if gs else empty for gs in per_group_grads]
+            out["hist"] = (self._gate(step, self.histogram_freq), jnp.stack(rows))
+
+    # -- reading --------------------------------------------------------------------
+    def read(self) -> np.ndarray:
+        rows, self._rows = self._rows, []
+        if not rows:
+            return np.zeros((0, self.layout.width if self.built else 1))
+        steps, values = zip(*jax.device_get(rows), strict=True)
+        values = np.asarray(values, np.float64)
+        values[:, self.layout.span("step")] = np.asarray(steps, np.float64)[:, None]
+        return values
+
+    def read_histograms(self) -> np.ndarray | None:
+        if not self.histogram_freq:
+            return None
+        hists, self._hists = self._hists, []
+        if not hists:
+            return np.zeros((0, len(self.groups), 3 + self.histogram_bins))
+        out = []
+        for step, rows in jax.device_get(hists):
+            steps = np.where(self._hist_present, float(step), EMPTY)[:, None]
+            out.append(np.concatenate([steps, rows.astype(np.float64)], axis=1))
+        return np.stack(out)
+
+    def iterations(self) -> int:
+        # From the last state a train function returned (alive until the next
+        # call donates it): Keras purges the variables' values mid-epoch, and
+        # reading them through the callback's ``model`` would sync them all.
+        if self._last_iterations is not None:
+            return int(self._last_iterations)
+        return int(innermost_optimizer(self.model.optimizer).iterations.numpy())
