@@ -78,6 +78,10 @@ def test_keras_train_function_is_given_back_untouched(tmp_path, update_freq):
     assert steps_of(tmp_path) == [s for s in range(5, 9) if (s - 1) % update_freq == 0]
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() == "torch",
+    reason="Keras' PyTorch trainer refuses steps_per_execution > 1",
+)
 @pytest.mark.parametrize("update_freq", [1, 2])
 def test_steps_per_execution(tmp_path, update_freq):
     x, y = make_data(56)  # 7 steps: the last execution runs only one of 3
@@ -203,18 +207,35 @@ def failing_batches(x, y, fail_at: int):
         yield x[start : start + 8], y[start : start + 8]
 
 
+class FailingLayer(keras.layers.Layer):
+    """Raises in its 4th training call: an error inside PyTorch's (eager) train step."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = 0
+
+    def call(self, x, training=False):
+        self.calls += int(bool(training))
+        if self.calls == 4:
+            raise RuntimeError("interrupted")
+        return x
+
+
 def test_exception_in_the_train_step_keeps_every_finished_step(tmp_path):
     x, y = make_data(64)
-    model = mlp()
+    if keras.backend.backend() == "torch":
+        # Keras' PyTorch trainer fetches batches outside the train function, so
+        # the error is raised by a layer inside the step instead.
+        model = keras.Sequential([keras.Input((6,)), FailingLayer(), keras.layers.Dense(1)])
+        data = {"x": x, "y": y, "batch_size": 8, "shuffle": False}
+    else:
+        # The train function pulls the batch; TensorFlow re-raises the
+        # generator's error as an UnknownError naming it.
+        model = mlp()
+        data = {"x": failing_batches(x, y, fail_at=3), "steps_per_epoch": 8}
     model.compile("sgd", "mse")
-    # TensorFlow re-raises the generator's error as an UnknownError naming it.
     with pytest.raises(Exception, match="interrupted"):
-        model.fit(
-            failing_batches(x, y, fail_at=3),
-            steps_per_epoch=8,
-            verbose=0,
-            callbacks=[kiz.GradientNormLogger(tmp_path)],
-        )
+        model.fit(**data, verbose=0, callbacks=[kiz.GradientNormLogger(tmp_path)])
     assert steps_of(tmp_path) == [1, 2, 3]
 
 

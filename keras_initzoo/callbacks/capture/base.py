@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+import keras
 import numpy as np
 
 from keras_initzoo.callbacks.groups import LayerGroup, resolve_layer_groups
@@ -42,6 +43,26 @@ def innermost_optimizer(optimizer):
 def is_due(step: int, freq: int) -> bool:
     """Whether 1-based ``step`` is recorded: steps 1, 1 + freq, 1 + 2 * freq, ..."""
     return (step - 1) % freq == 0
+
+
+def histogram(values: Sequence, bins: int):
+    """``[lo, hi, count_0 .. count_{bins-1}]`` of the finite entries of ``values``.
+
+    Equal-width buckets over the finite range, in ``keras.ops`` (traced by
+    JAX, eager on PyTorch); static shapes only, so non-finite entries are
+    masked, not dropped. TensorFlow's capture does the same in ``tf`` ops.
+    """
+    ops = keras.ops
+    x = ops.concatenate([ops.reshape(ops.cast(v, "float32"), [-1]) for v in values])
+    finite = ops.isfinite(x)
+    lo = ops.min(ops.where(finite, x, float("inf")))
+    hi = ops.max(ops.where(finite, x, float("-inf")))
+    ok = lo <= hi
+    lo = ops.where(ok, lo, 0.0)
+    width = ops.where(ops.logical_and(ok, hi > lo), hi - lo, 1.0)
+    bucket = ops.clip(ops.floor((ops.where(finite, x, lo) - lo) / width * bins), 0, bins - 1)
+    counts = ops.segment_sum(ops.cast(finite, "float32"), ops.cast(bucket, "int32"), bins)
+    return ops.concatenate([ops.stack([lo, lo + width]), counts])
 
 
 class Capture:

@@ -30,7 +30,13 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from keras_initzoo.callbacks.capture.base import NOTHING, Capture, Record, innermost_optimizer
+from keras_initzoo.callbacks.capture.base import (
+    NOTHING,
+    Capture,
+    Record,
+    histogram,
+    innermost_optimizer,
+)
 from keras_initzoo.callbacks.rows import EMPTY
 
 
@@ -48,20 +54,6 @@ def squared_sums(tensors: Sequence) -> jax.Array:
 
 def _nonfinite(tensors: Sequence) -> jax.Array:
     return sum(jnp.sum(~jnp.isfinite(t)).astype(jnp.float32) for t in tensors)
-
-
-def histogram(values: Sequence, bins: int) -> jax.Array:
-    """``[lo, hi, count_0 .. count_{bins-1}]`` of the finite entries of ``values``."""
-    x = jnp.concatenate([jnp.ravel(v).astype(jnp.float32) for v in values])
-    finite = jnp.isfinite(x)
-    lo = jnp.min(jnp.where(finite, x, jnp.inf))
-    hi = jnp.max(jnp.where(finite, x, -jnp.inf))
-    ok = lo <= hi
-    lo = jnp.where(ok, lo, 0.0)
-    width = jnp.where(ok & (hi > lo), hi - lo, 1.0)
-    bucket = jnp.clip(jnp.floor((jnp.where(finite, x, lo) - lo) / width * bins), 0, bins - 1)
-    counts = jax.ops.segment_sum(finite.astype(jnp.float32), bucket.astype(jnp.int32), bins)
-    return jnp.concatenate([jnp.stack([lo, lo + width]), counts])
 
 
 class JaxCapture(Capture):

@@ -1,0 +1,216 @@
+"""PyTorch side of GradientNormLogger: reduce the applied gradients on the device, eagerly.
+
+Keras' PyTorch trainer runs the train step eagerly and calls ``apply`` of the
+optimizer (the inner one, with unscaled gradients, under a
+``LossScaleOptimizer``), so the wrapper around ``apply`` runs every step and
+decides there whether to record. A recorded step costs a handful of kernels:
+one ``torch._foreach_norm`` over all gradients (one batched kernel on CUDA),
+one ``index_add_`` into the groups, one ``cat``. The row stays on the device
+until :meth:`TorchCapture.read` moves all waiting rows in one ``.cpu()``.
+
+Steps are counted on the host: every call of ``apply`` advances the optimizer
+by one, and a step the loss scaler skips never calls it, so the host count
+is the iteration count without reading the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from keras_initzoo.callbacks.capture.base import (
+    NOTHING,
+    Capture,
+    Record,
+    histogram,
+    innermost_optimizer,
+    is_due,
+)
+from keras_initzoo.callbacks.rows import EMPTY
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _tensor(x) -> torch.Tensor:
+    return getattr(x, "value", x).detach()
+
+
+def squared_sums(tensors: Sequence) -> torch.Tensor:
+    """``sum(t**2)`` of each tensor as one float64 vector, from one batched norm kernel.
+
+    Half-precision tensors are reduced in float32 (a float16 norm overflows at 65504).
+    """
+    tensors = [t.float() if t.dtype in _HALF else t for t in tensors]
+    return torch.stack(torch._foreach_norm(tensors)).double().square()
+
+
+class TorchCapture(Capture):
+    """Rows computed eagerly on the device in ``apply``, kept there until read."""
+
+    def __init__(self, model, **options) -> None:
+        super().__init__(model, **options)
+        self._rows: list = []  # (step, row tensor) not read yet
+        self._hists: list = []
+        self._segments: dict = {}  # variable indices -> their groups, as a device tensor
+        self._step = 0
+        self._target = None
+        self._wrapper = None
+        self._previous = None
+
+    def install(self, optimizer) -> None:
+        """Wrap ``apply`` of the optimizer that applies the (unscaled) gradients."""
+        target = innermost_optimizer(optimizer)
+        inner = target.apply
+        capture = self
+
+        def apply(grads, trainable_variables=None):
+            capture._step += 1  # this update's iteration count
+            record = capture.record
+            if not capture.active or record == NOTHING:
+                return inner(grads, trainable_variables)
+            grads = list(grads)
+            tvars = list(trainable_variables or target._trainable_variables)
+            if not capture.build():
+                return inner(grads, trainable_variables)
+            step = capture._step
+            norms = record.norms and (
+                not capture.gate_in_graph or is_due(step, capture.update_freq)
+            )
+            hists = record.histograms and (
+                not capture.gate_in_graph or is_due(step, capture.histogram_freq)
+            )
+            # Weight norms are of the weights before the update, which is in place.
+            weights = capture._weights() if norms and capture.layout.has("weights") else None
+            result = inner(grads, trainable_variables)
+            if norms or hists:
+                capture._record(step, norms, hists, target, grads, tvars, weights)
+            return result
+
+        self._previous = target.__dict__.get("apply")
+        # The count before the next update: one read of the device per fit.
+        self._step = int(target.iterations.numpy())
+        self._target = target
+        self._wrapper = apply
+        self.active = True
+        target.apply = apply
+
+    def uninstall(self) -> None:
+        """Stop capturing; restore ``apply`` if nobody wrapped it after us."""
+        self.active = False
+        target = self._target
+        if target is not None and target.__dict__.get("apply") is self._wrapper:
+            if self._previous is None:
+                del target.__dict__["apply"]
+            else:
+                target.apply = self._previous
+        self._target = None
+
+    def train_function(self, record: Record) -> Callable:
+        """A fresh Keras train function (eager: nothing traced) that records ``record``."""
+        model = self.model
+        model.make_train_function(force=True)
+        keras_function = model.train_function
+        capture = self
+
+        def train_function(*args):
+            previous, capture.record = capture.record, record
+            try:
+                return keras_function(*args)
+            finally:
+                capture.record = previous
+
+        return train_function
+
+    # -- device side ----------------------------------------------------------------
+    def _weights(self) -> tuple[torch.Tensor, list | None]:
+        """Per-group squared weight norms now, and copies of the weights for update ratios."""
+        weights = [_tensor(v) for v in self.variables]
+        sums = self._per_group(squared_sums(weights), list(range(len(weights))))
+        return sums, [w.clone() for w in weights] if self.layout.update_ratio else None
+
+    def _per_group(self, sums: torch.Tensor, idx: list[int]) -> torch.Tensor:
+        segments = self._segments.get(tuple(idx))
+        if segments is None:
+            segments = torch.as_tensor([self.layer_of[i] for i in idx], device=sums.device)
+            self._segments[tuple(idx)] = segments
+        out = torch.zeros(len(self.groups), dtype=sums.dtype, device=sums.device)
+        return out.index_add_(0, segments, sums[: len(idx)])
+
+    def _record(self, step, norms, hists, target, grads, tvars, weights) -> None:
+        known, idx, other = self.pairs(grads, tvars)
+        if not known and not other:
+            return
+        known = [_tensor(g) for g in known]
+        other = [_tensor(g) for g in other]
+        if norms:
+            self._rows.append((step, self._norm_row(target, known, idx, other, weights)))
+        if hists:
+            per_group: list[list] = [[] for _ in self.groups]
+            for g, i in zip(known, idx, strict=True):
+                per_group[self.layer_of[i]].append(g)
+            self._hist_present = np.asarray([bool(gs) for gs in per_group])
+            empty = torch.zeros(2 + self.histogram_bins, device=known[0].device)
+            rows = [histogram(gs, self.histogram_bins) if gs else empty for gs in per_group]
+            self._hists.append((step, torch.stack(rows)))
+
+    def _norm_row(self, target, known, idx, other, weights) -> torch.Tensor:
+        layout = self.layout
+        grads = known + other
+        sums = squared_sums(grads)
+        scale = getattr(target, "loss_scale_factor", None)
+        if scale:
+            sums = sums / float(scale) ** 2
+        parts = {
+            "step": torch.zeros(1, dtype=sums.dtype, device=sums.device),  # set on the host
+            "nonfinite": torch.zeros(1, dtype=sums.dtype, device=sums.device),
+            "global": sums.sum()[None],
+            "groups": self._per_group(sums, idx),
+        }
+        if layout.count_nonfinite:
+            parts["nonfinite"] += sum((~torch.isfinite(g)).sum() for g in grads)
+        if layout.has("variables"):
+            per_variable = torch.zeros(len(layout.variables), dtype=sums.dtype, device=sums.device)
+            parts["variables"] = per_variable.index_put_(
+                (torch.as_tensor(idx, device=sums.device),), sums[: len(idx)]
+            )
+        if weights is not None:
+            parts["weights"], before = weights
+            if layout.update_ratio:
+                deltas = [_tensor(v) - w for v, w in zip(self.variables, before, strict=True)]
+                parts["updates"] = self._per_group(squared_sums(deltas), list(range(len(deltas))))
+        if layout.log_clipped:
+            unscaled = grads if not scale else [g / scale for g in grads]
+            clipped = squared_sums([_tensor(g) for g in target._clip_gradients(unscaled)])
+            parts["clipped_global"] = clipped.sum()[None]
+            parts["clipped_groups"] = self._per_group(clipped, idx)
+        return torch.cat([parts[name] for name in layout.order()])
+
+    # -- reading --------------------------------------------------------------------
+    def read(self) -> np.ndarray:
+        rows, self._rows = self._rows, []
+        if not rows:
+            return np.zeros((0, self.layout.width if self.built else 1))
+        steps, values = zip(*rows, strict=True)
+        values = torch.stack(values).cpu().numpy()
+        values[:, self.layout.span("step")] = np.asarray(steps, np.float64)[:, None]
+        return values
+
+    def read_histograms(self) -> np.ndarray | None:
+        if not self.histogram_freq:
+            return None
+        hists, self._hists = self._hists, []
+        if not hists:
+            return np.zeros((0, len(self.groups), 3 + self.histogram_bins))
+        steps, rows = zip(*hists, strict=True)
+        rows = torch.stack(rows).double().cpu().numpy()
+        head = np.where(self._hist_present[None, :], np.asarray(steps, np.float64)[:, None], EMPTY)
+        return np.concatenate([head[:, :, None], rows], axis=2)
+
+    def iterations(self) -> int:
+        return (
+            self._step
+            if self._target is not None
+            else int(innermost_optimizer(self.model.optimizer).iterations.numpy())
+        )
