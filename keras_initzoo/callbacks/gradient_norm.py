@@ -339,7 +339,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         try:
             outputs = self._function_for(record)(*args)
         except BaseException:  # KeyboardInterrupt too: keep what finished steps computed
-            self._read_device()
+            self._read_device(resync=False)  # the failed step's state may be gone
             raise
         self._iteration += 1
         if record != NOTHING:
@@ -374,7 +374,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             self._writer.write_summary(step, layout_summary(layout))
             self._writer.flush()
 
-    def _read_device(self) -> None:
+    def _read_device(self, resync: bool = True) -> None:
         capture = self._capture
         self._pending = 0
         self._last_read = time.monotonic()
@@ -395,9 +395,10 @@ class GradientNormLogger(keras.callbacks.Callback):
         if self.histogram_freq:
             self._flush_histograms()
         self._writer.flush()
-        # Re-synchronize the host's step count: a step the loss scaler skipped
-        # did not advance the optimizer.
-        self._iteration = capture.iterations()
+        if resync:
+            # Re-synchronize the host's step count: a step the loss scaler
+            # skipped did not advance the optimizer.
+            self._iteration = capture.iterations()
 
     def _flush_rows(self) -> None:
         capture = self._capture

@@ -105,6 +105,12 @@ class JaxCapture(Capture):
         self._iteration_at = iteration_at
         self._wrapper = stateless_apply
         self._last_iterations = None  # an earlier fit's state is gone (donated)
+        # Read now: mid-epoch Keras purges the variables' values.
+        self._state_shardings = (
+            self.model._get_state_sharding_spec()
+            if keras.distribution.distribution() is not None
+            else None
+        )
         self.active = True
         optimizer.stateless_apply = stateless_apply
 
@@ -136,9 +142,9 @@ class JaxCapture(Capture):
         step = train_step
         if not model.run_eagerly and model.jit_compile:
             shardings = None
-            if keras.distribution.distribution() is not None:
+            if self._state_shardings is not None:
                 # As Keras' own make_train_function: the state keeps its layout.
-                shardings = (None, model._get_state_sharding_spec(), None)
+                shardings = (None, self._state_shardings, None)
             step = jax.jit(train_step, donate_argnums=0, out_shardings=shardings)
 
         def one_step(state, data):
