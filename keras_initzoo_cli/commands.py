@@ -42,13 +42,57 @@ def print_list() -> int:
 
 
 def _load() -> None:
-    from .quiet import import_tensorflow
+    """Imports TensorFlow quietly where Keras will use it (its start-up lines filtered)."""
+    import importlib.util
 
-    import_tensorflow()
+    if _backend() == "tensorflow" and importlib.util.find_spec("tensorflow") is not None:
+        from .quiet import import_tensorflow
+
+        import_tensorflow()
+
+
+def _backend() -> str:
+    """Keras' backend as Keras will choose it, without importing Keras."""
+    backend = os.environ.get("KERAS_BACKEND")
+    if backend:
+        return backend
+    import json
+
+    config = os.path.join(
+        os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras")), "keras.json"
+    )
+    try:
+        with open(config) as file:
+            return json.load(file).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def _tensorflow_missing(command: str) -> str | None:
+    """Why ``demo`` and ``compare`` cannot run here, or None: their experiments use TensorFlow."""
+    import importlib.util
+
+    backend = _backend()
+    if backend != "tensorflow":
+        return (
+            f"initzoo {command}: error: the experiments run on Keras' TensorFlow backend, "
+            f"and Keras is set to {backend!r} (KERAS_BACKEND or ~/.keras/keras.json); "
+            f"run: KERAS_BACKEND=tensorflow initzoo {command}"
+        )
+    if importlib.util.find_spec("tensorflow") is None:
+        return (
+            f"initzoo {command}: error: the experiments need TensorFlow, which is not "
+            "installed; run: python -m pip install 'keras_initzoo[tensorflow]'"
+        )
+    return None
 
 
 def run_schemes(schemes: Sequence[Any], args: argparse.Namespace, settings: dict) -> int:
     """``demo`` and ``compare``: train under each scheme, print the table and what to look at."""
+    problem = _tensorflow_missing(args.command)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     _load()
     from keras_initzoo.experiments import ExperimentConfig, format_table, run_comparison
 

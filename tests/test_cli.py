@@ -341,3 +341,19 @@ def test_demo_shows_the_lesson(tmp_path, events):
         assert {"grad_norm/global", "grad_norm/dense_01", "loss/train"} <= _tags(
             events, tmp_path / scheme
         )
+
+
+@pytest.mark.parametrize("command", ["demo", "compare"])
+def test_experiments_on_another_backend_fail_with_the_way_out(command):
+    # The experiments use TensorFlow's GradientTape: on JAX they must stop at
+    # once with the command that works, not crash mid-run.
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_initzoo_cli", command],
+        env=os.environ | {"KERAS_BACKEND": "jax"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "KERAS_BACKEND=tensorflow initzoo " + command in done.stderr
+    assert "Traceback" not in done.stderr

@@ -55,14 +55,19 @@ def _check_log_dir(log_dir) -> str:
 class GradientNormLogger(keras.callbacks.Callback):
     """Log the L2 norm of the gradients the optimizer applies, per layer, to TensorBoard.
 
-    No extra forward or backward pass: the optimizer's ``apply`` is wrapped before
-    the train function is traced, and the norms are reduced on the device inside
-    the compiled train step. Each logged step leaves one row (all layers) in a
-    small ring buffer on the device; the rows are read to the host in one
-    transfer every 32 logged steps or 2 seconds, at each epoch's end, at the end
-    of training and when a train step raises, never once per variable or per
-    step. An exception raised elsewhere (another callback) leaves the last rows
-    on the device; they are logged when the callback is used again.
+    No extra forward or backward pass: the norms are reduced on the device
+    inside the real train step, on each Keras backend — TensorFlow: the
+    optimizer's ``apply`` is wrapped before the train function is traced;
+    JAX: ``stateless_apply`` is wrapped while a jitted copy of Keras' own
+    ``train_step`` traces, and the row leaves the compiled step as one more
+    output; PyTorch: the eager ``apply`` is wrapped and the norms come from
+    one batched ``torch._foreach_norm``. Rows wait on the device and are read
+    to the host in one transfer every 32 logged steps or 2 seconds, at each
+    epoch's end, at the end of training and when a train step raises, never
+    once per variable or per step. An exception raised elsewhere (another
+    callback; on PyTorch also the input pipeline, which Keras runs outside
+    the train function) leaves the last rows on the device; they are logged
+    when the callback is used again.
 
     Steps that log nothing cost nothing: with one step per train-function call
     (the default ``steps_per_execution=1``) the callback keeps two traced train
@@ -117,7 +122,8 @@ class GradientNormLogger(keras.callbacks.Callback):
     optimizer is wrapped; steps it skips for non-finite gradients are not
     logged), divided by a static ``loss_scale_factor``, and summed over the
     replicas of a ``tf.distribute`` strategy (single-host strategies such as
-    ``MirroredStrategy``). They are logged **before** gradient clipping
+    ``MirroredStrategy``), and of the global batch under JAX's
+    ``keras.distribution.DataParallel``. They are logged **before** gradient clipping
     (``clipnorm``, ``global_clipnorm``, ``clipvalue``) and weight decay, so a
     clipped run shows how large the raw gradients were. Layers are those of
     nested and functional sub-models, each shared layer once, frozen layers
@@ -157,7 +163,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         ValueError: for a bad argument (naming it and what is allowed), and in
             ``on_train_begin`` for a model without an optimizer.
         RuntimeError: in ``on_train_begin`` when Keras runs on a backend other
-            than TensorFlow.
+            than TensorFlow, JAX or PyTorch.
     """
 
     def __init__(
