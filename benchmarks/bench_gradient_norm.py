@@ -1,6 +1,11 @@
 """Benchmark: per-step overhead of GradientNormLogger against other ways to watch gradients.
 
-Reference model: Dense layers (ReLU), batch 128, CPU, TensorFlow backend. One
+Reference model: Dense layers (ReLU), batch 128, CPU, on the Keras backend
+``KERAS_BACKEND`` names (TensorFlow, JAX or PyTorch; each is its own run,
+against its own no-callback step time). On JAX every step is waited for at
+its end (``block_until_ready``), in every configuration alike: asynchronous
+dispatch would otherwise time only the queueing. The peers (Keras'
+TensorBoard callback, an extra GradientTape pass) run on TensorFlow only. One
 process and one model; every repeat runs each configuration once on it, in a
 shuffled order, after a ``gc.collect()``, so drifts in machine load hit them all
 alike. Step time is the
@@ -29,6 +34,8 @@ Usage::
     python benchmarks/bench_gradient_norm.py            # full run (minutes)
     python benchmarks/bench_gradient_norm.py --quick    # smoke run (seconds)
     python benchmarks/bench_gradient_norm.py --write benchmarks/RESULTS_gradient_norm.md
+    KERAS_BACKEND=jax python benchmarks/bench_gradient_norm.py --models mlp,conv \
+        --write benchmarks/RESULTS_gradient_norm_jax.md
 """
 
 from __future__ import annotations
@@ -50,7 +57,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E402
     EventAccumulator,
 )
@@ -60,6 +66,9 @@ import keras_initzoo as kiz  # noqa: E402
 from keras_initzoo.callbacks.groups import resolve_layer_groups  # noqa: E402
 
 TARGETS = {"every step (update_freq=1)": 1.05, "update_freq=100": 1.02}
+BACKEND = keras.backend.backend()
+if BACKEND == "tensorflow":
+    import tensorflow as tf
 
 
 class StepTimer(keras.callbacks.Callback):
@@ -82,6 +91,13 @@ class StepTimer(keras.callbacks.Callback):
         if self._last is not None:
             self.times.append(now - self._last)
         self._last = now
+
+    if BACKEND == "jax":
+
+        def on_train_batch_end(self, batch, logs=None):
+            import jax
+
+            jax.block_until_ready(logs)  # the step's work, not only its dispatch
 
     def per_step(self) -> tuple[float, float]:
         """Mean and median step time, after the skipped first steps."""
@@ -210,12 +226,22 @@ def build_conv(size: int, seed: int = 0) -> keras.Model:
 
 
 def make_data(batch: int, shape: tuple[int, ...]):
-    """Eight generated batches, repeated: arrays ``x``, ``y`` and the dataset."""
+    """Eight generated batches, repeated: arrays ``x``, ``y`` and the data to fit.
+
+    A ``tf.data`` pipeline on TensorFlow, else an endless generator of the same batches.
+    """
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch * 8, *shape)).astype("float32")
     y = rng.normal(size=(batch * 8, 1)).astype("float32")
-    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).repeat().prefetch(2)
-    return x, y, data
+    if BACKEND == "tensorflow":
+        return x, y, tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).repeat().prefetch(2)
+
+    def batches():
+        while True:
+            for i in range(0, len(x), batch):
+                yield x[i : i + batch], y[i : i + batch]
+
+    return x, y, batches()
 
 
 def run_suite(model, shape, batch, steps, repeats, configs, tmp) -> Suite:
@@ -257,6 +283,11 @@ def run_suite(model, shape, batch, steps, repeats, configs, tmp) -> Suite:
     return suite
 
 
+def backend_version() -> str:
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[BACKEND]
+    return f"{BACKEND} {__import__(module).__version__}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (seconds)")
@@ -294,11 +325,12 @@ def main(argv=None) -> int:
         "every step + count_nonfinite": lambda d, x, y: [
             kiz.GradientNormLogger(d, update_freq=1, count_nonfinite=True)
         ],
-        "keras TensorBoard (batch, histogram_freq=1)": lambda d, x, y: [
-            keras.callbacks.TensorBoard(d, update_freq="batch", histogram_freq=1)
-        ],
-        "extra GradientTape pass per step": lambda d, x, y: [ExtraTapeNorms(d, x, y)],
     }
+    if BACKEND == "tensorflow":
+        configs["keras TensorBoard (batch, histogram_freq=1)"] = lambda d, x, y: [
+            keras.callbacks.TensorBoard(d, update_freq="batch", histogram_freq=1)
+        ]
+        configs["extra GradientTape pass per step"] = lambda d, x, y: [ExtraTapeNorms(d, x, y)]
     deep_configs = {k: configs[k] for k in ("no callback", gnl, "update_freq=100")}
 
     suites: dict[str, tuple[str, Suite, int, int]] = {}  # key: (label, suite, layers, steps)
@@ -406,14 +438,14 @@ def main(argv=None) -> int:
     table = "\n".join(lines)
     print(table)
     print("\n".join(verdict))
-    print(f"({elapsed:.0f} s)")
+    print(f"({elapsed:.0f} s, {backend_version()})")
     if args.write:
         cmd = "python benchmarks/bench_gradient_norm.py " + " ".join(argv or sys.argv[1:])
         Path(args.write).write_text(
             "# GradientNormLogger benchmark\n\n"
             f"Command: `{cmd.strip()}`\n\n"
             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"TensorFlow {tf.__version__}, Keras {keras.__version__}, CPU only.\n\n"
+            f"Keras {keras.__version__} on {backend_version()}, CPU only.\n\n"
             f"Step time = wall time between batch begins, first 3 steps of each fit "
             f"skipped; {repeats} (deep model: {deep_repeats}; MobileNetV2: {conv_repeats}) "
             f"repeats of {steps} ({deep_steps}; {conv_steps}) steps, configurations in "
