@@ -46,9 +46,8 @@ SCRIPT = textwrap.dedent(
                 keras.layers.Dense(1, name="out", kernel_initializer=kiz.GlorotUniform(seed=2)),
             ])
             model.compile(keras.optimizers.SGD(0.05), "mse")
-            # The same starting weights: under DataParallel Keras initializes
-            # through a jitted call, where a seeded zoo initializer draws other
-            # values than on one device (a known limit, see the README).
+            # The same starting weights: a second zoo initializer with the same
+            # integer seed in one process draws the seed's next stream.
             if weights is None:
                 weights = [v.numpy() for v in model.weights]
             model.set_weights(weights)
