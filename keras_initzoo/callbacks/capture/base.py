@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from keras_initzoo.callbacks.groups import LayerGroup, resolve_layer_groups
-from keras_initzoo.callbacks.rows import RowLayout, layout_for
+from keras_initzoo.callbacks.rows import EMPTY, RowLayout, layout_for
 
 
 class Record(NamedTuple):
@@ -117,6 +117,7 @@ class Capture:
         self.active = True
         self.built = False
         self.groups: list[LayerGroup] = []
+        self._wrapped: tuple | None = None  # (owner, name, wrapper, what it hid)
 
     def build(self) -> bool:
         """Resolve the groups and the row layout; False if there is nothing to log.
@@ -162,11 +163,29 @@ class Capture:
                 idx.append(i)
         return known, idx, other
 
-    # -- the backend's part ---------------------------------------------------------
-    def install(self, optimizer) -> None:
-        raise NotImplementedError
+    # -- installing -----------------------------------------------------------------
+    def _wrap(self, owner, name: str, wrapper: Callable) -> None:
+        """Sets ``owner.<name>`` to ``wrapper`` (an instance attribute) and starts capturing."""
+        self._wrapped = (owner, name, wrapper, owner.__dict__.get(name))
+        self.active = True
+        setattr(owner, name, wrapper)
 
     def uninstall(self) -> None:
+        """Stop capturing; restore the wrapped method if nobody wrapped it after us."""
+        self.active = False
+        if self._wrapped is None:
+            return
+        owner, name, wrapper, hidden = self._wrapped
+        self._wrapped = None
+        if owner.__dict__.get(name) is wrapper:
+            if hidden is None:
+                del owner.__dict__[name]
+            else:
+                setattr(owner, name, hidden)
+
+    # -- the backend's part ---------------------------------------------------------
+    def install(self, optimizer) -> None:
+        """Wrap the optimizer method that sees the applied gradients (via :meth:`_wrap`)."""
         raise NotImplementedError
 
     def train_function(self, record: Record) -> Callable:
@@ -189,3 +208,42 @@ class Capture:
     def iterations(self) -> int:
         """The optimizer's iteration count after the last step run."""
         raise NotImplementedError
+
+
+class QueuedCapture(Capture):
+    """A capture whose step hands back ``(step, row)`` device arrays, queued until read.
+
+    JAX and PyTorch: rows wait as device arrays in a host-side list, and a read
+    moves them all at once (:meth:`_fetch`). A histogram row holds one
+    ``[lo, hi, counts...]`` per group; groups without gradients
+    (``_hist_present`` False) get step ``EMPTY``, as on TensorFlow.
+    """
+
+    def __init__(self, model, **options) -> None:
+        super().__init__(model, **options)
+        self._rows: list = []
+        self._hists: list = []
+        self._hist_present = None
+
+    def _fetch(self, pairs: list) -> tuple[np.ndarray, np.ndarray]:
+        """``(steps, stacked values)`` of ``(step, values)`` pairs, in one transfer."""
+        raise NotImplementedError
+
+    def read(self) -> np.ndarray:
+        rows, self._rows = self._rows, []
+        if not rows:
+            return np.zeros((0, self.layout.width if self.built else 1))
+        steps, values = self._fetch(rows)
+        values = values.astype(np.float64)
+        values[:, self.layout.span("step")] = steps.astype(np.float64)[:, None]
+        return values
+
+    def read_histograms(self) -> np.ndarray | None:
+        if not self.histogram_freq:
+            return None
+        hists, self._hists = self._hists, []
+        if not hists:
+            return np.zeros((0, len(self.groups), 3 + self.histogram_bins))
+        steps, rows = self._fetch(hists)
+        head = np.where(self._hist_present[None, :], steps.astype(np.float64)[:, None], EMPTY)
+        return np.concatenate([head[:, :, None], rows.astype(np.float64)], axis=2)

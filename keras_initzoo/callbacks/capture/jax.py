@@ -32,12 +32,11 @@ import numpy as np
 
 from keras_initzoo.callbacks.capture.base import (
     NOTHING,
-    Capture,
+    QueuedCapture,
     Record,
     histogram,
     innermost_optimizer,
 )
-from keras_initzoo.callbacks.rows import EMPTY
 
 
 def _accumulator(x) -> jnp.dtype:
@@ -56,17 +55,13 @@ def _nonfinite(tensors: Sequence) -> jax.Array:
     return sum(jnp.sum(~jnp.isfinite(t)).astype(jnp.float32) for t in tensors)
 
 
-class JaxCapture(Capture):
+class JaxCapture(QueuedCapture):
     """Rows returned by the jitted train step, kept as device arrays until read."""
 
     def __init__(self, model, **options) -> None:
         super().__init__(model, **options)
         self._out: dict | None = None  # filled while our train step traces
-        self._rows: list = []  # (step, row) device arrays not read yet
-        self._hists: list = []
         self._last_iterations = None  # the iteration count of the last state returned
-        self._optimizer = None
-        self._previous = None
 
     # -- installing -----------------------------------------------------------------
     def install(self, optimizer) -> None:
@@ -100,10 +95,7 @@ class JaxCapture(Capture):
             )
             return new_trainable, new_optimizer
 
-        self._previous = optimizer.__dict__.get("stateless_apply")
-        self._optimizer = optimizer
         self._iteration_at = iteration_at
-        self._wrapper = stateless_apply
         self._last_iterations = None  # an earlier fit's state is gone (donated)
         # Read now: mid-epoch Keras purges the variables' values.
         self._state_shardings = (
@@ -111,19 +103,7 @@ class JaxCapture(Capture):
             if keras.distribution.distribution() is not None
             else None
         )
-        self.active = True
-        optimizer.stateless_apply = stateless_apply
-
-    def uninstall(self) -> None:
-        """Stop capturing; restore ``stateless_apply`` if nobody wrapped it after us."""
-        self.active = False
-        optimizer = self._optimizer
-        if optimizer is not None and optimizer.__dict__.get("stateless_apply") is self._wrapper:
-            if self._previous is None:
-                del optimizer.__dict__["stateless_apply"]
-            else:
-                optimizer.stateless_apply = self._previous
-        self._optimizer = None
+        self._wrap(optimizer, "stateless_apply", stateless_apply)
 
     def train_function(self, record: Record) -> Callable:
         """Keras' train loop over a step that also returns this step's rows."""
@@ -233,26 +213,9 @@ class JaxCapture(Capture):
             out["hist"] = (self._gate(step, self.histogram_freq), jnp.stack(rows))
 
     # -- reading --------------------------------------------------------------------
-    def read(self) -> np.ndarray:
-        rows, self._rows = self._rows, []
-        if not rows:
-            return np.zeros((0, self.layout.width if self.built else 1))
-        steps, values = zip(*jax.device_get(rows), strict=True)
-        values = np.asarray(values, np.float64)
-        values[:, self.layout.span("step")] = np.asarray(steps, np.float64)[:, None]
-        return values
-
-    def read_histograms(self) -> np.ndarray | None:
-        if not self.histogram_freq:
-            return None
-        hists, self._hists = self._hists, []
-        if not hists:
-            return np.zeros((0, len(self.groups), 3 + self.histogram_bins))
-        out = []
-        for step, rows in jax.device_get(hists):
-            steps = np.where(self._hist_present, float(step), EMPTY)[:, None]
-            out.append(np.concatenate([steps, rows.astype(np.float64)], axis=1))
-        return np.stack(out)
+    def _fetch(self, pairs: list) -> tuple[np.ndarray, np.ndarray]:
+        steps, values = zip(*jax.device_get(pairs), strict=True)
+        return np.asarray(steps), np.stack(values)
 
     def iterations(self) -> int:
         # From the last state a train function returned (alive until the next

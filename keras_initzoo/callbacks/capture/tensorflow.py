@@ -180,9 +180,6 @@ class TensorFlowCapture(Capture):
     def __init__(self, model, **options) -> None:
         super().__init__(model, **options)
         self.hist = None
-        self._target = None
-        self._wrapper = None
-        self._previous = None
 
     def build(self) -> bool:
         with tf.init_scope():  # variables live outside any traced function
@@ -243,22 +240,7 @@ class TensorFlowCapture(Capture):
                 capture._after(target)
             return result
 
-        self._previous = target.__dict__.get("apply")
-        self.active = True
-        self._target = target
-        self._wrapper = apply
-        target.apply = apply
-
-    def uninstall(self) -> None:
-        """Stop capturing; restore ``apply`` if nobody wrapped it after us."""
-        self.active = False
-        target = self._target
-        if target is not None and target.__dict__.get("apply") is self._wrapper:
-            if self._previous is None:
-                del target.__dict__["apply"]
-            else:
-                target.apply = self._previous
-        self._target = None
+        self._wrap(target, "apply", apply)
 
     def train_function(self, record: Record):
         """Keras' train function traced afresh with ``record`` fixed in the graph."""

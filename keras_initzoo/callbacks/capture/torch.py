@@ -22,13 +22,12 @@ import torch
 
 from keras_initzoo.callbacks.capture.base import (
     NOTHING,
-    Capture,
+    QueuedCapture,
     Record,
     histogram,
     innermost_optimizer,
     is_due,
 )
-from keras_initzoo.callbacks.rows import EMPTY
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -46,18 +45,13 @@ def squared_sums(tensors: Sequence) -> torch.Tensor:
     return torch.stack(torch._foreach_norm(tensors)).double().square()
 
 
-class TorchCapture(Capture):
+class TorchCapture(QueuedCapture):
     """Rows computed eagerly on the device in ``apply``, kept there until read."""
 
     def __init__(self, model, **options) -> None:
         super().__init__(model, **options)
-        self._rows: list = []  # (step, row tensor) not read yet
-        self._hists: list = []
         self._segments: dict = {}  # variable indices -> their groups, as a device tensor
         self._step = 0
-        self._target = None
-        self._wrapper = None
-        self._previous = None
 
     def install(self, optimizer) -> None:
         """Wrap ``apply`` of the optimizer that applies the (unscaled) gradients."""
@@ -88,24 +82,9 @@ class TorchCapture(Capture):
                 capture._record(step, norms, hists, target, grads, tvars, weights)
             return result
 
-        self._previous = target.__dict__.get("apply")
         # The count before the next update: one read of the device per fit.
         self._step = int(target.iterations.numpy())
-        self._target = target
-        self._wrapper = apply
-        self.active = True
-        target.apply = apply
-
-    def uninstall(self) -> None:
-        """Stop capturing; restore ``apply`` if nobody wrapped it after us."""
-        self.active = False
-        target = self._target
-        if target is not None and target.__dict__.get("apply") is self._wrapper:
-            if self._previous is None:
-                del target.__dict__["apply"]
-            else:
-                target.apply = self._previous
-        self._target = None
+        self._wrap(target, "apply", apply)
 
     def train_function(self, record: Record) -> Callable:
         """A fresh Keras train function (eager: nothing traced) that records ``record``."""
@@ -188,29 +167,11 @@ class TorchCapture(Capture):
         return torch.cat([parts[name] for name in layout.order()])
 
     # -- reading --------------------------------------------------------------------
-    def read(self) -> np.ndarray:
-        rows, self._rows = self._rows, []
-        if not rows:
-            return np.zeros((0, self.layout.width if self.built else 1))
-        steps, values = zip(*rows, strict=True)
-        values = torch.stack(values).cpu().numpy()
-        values[:, self.layout.span("step")] = np.asarray(steps, np.float64)[:, None]
-        return values
-
-    def read_histograms(self) -> np.ndarray | None:
-        if not self.histogram_freq:
-            return None
-        hists, self._hists = self._hists, []
-        if not hists:
-            return np.zeros((0, len(self.groups), 3 + self.histogram_bins))
-        steps, rows = zip(*hists, strict=True)
-        rows = torch.stack(rows).double().cpu().numpy()
-        head = np.where(self._hist_present[None, :], np.asarray(steps, np.float64)[:, None], EMPTY)
-        return np.concatenate([head[:, :, None], rows], axis=2)
+    def _fetch(self, pairs: list) -> tuple[np.ndarray, np.ndarray]:
+        steps, values = zip(*pairs, strict=True)  # steps are host integers
+        return np.asarray(steps), torch.stack(values).cpu().numpy()
 
     def iterations(self) -> int:
-        return (
-            self._step
-            if self._target is not None
-            else int(innermost_optimizer(self.model.optimizer).iterations.numpy())
-        )
+        if self._wrapped is not None:
+            return self._step
+        return int(innermost_optimizer(self.model.optimizer).iterations.numpy())
