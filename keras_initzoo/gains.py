@@ -39,7 +39,7 @@ import functools
 import inspect
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -333,13 +333,30 @@ def _is_number(value: object) -> bool:
     return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
 
 
-def _float64_scope() -> contextlib.AbstractContextManager:
-    """JAX computes in float32 unless 64-bit values are enabled: enable them for the call."""
-    if keras.backend.backend() == "jax":
-        import jax
+@contextlib.contextmanager
+def _float64_scope() -> Iterator[None]:
+    """Lets ``f`` compute in float64 on JAX for the call.
 
-        return jax.enable_x64(True)
-    return contextlib.nullcontext()
+    JAX computes in float32 unless 64-bit values are enabled, and Keras' type
+    promotion narrows float64 to float32 on JAX whatever JAX's setting
+    (``keras.ops.tanh``, ``sin``, ``sinh``, ``cosh`` and ``arctan`` of a
+    float64 array are float32 there, so the quadrature could not reach its
+    tolerance for tanh). Both are lifted inside the block and restored after.
+    """
+    if keras.backend.backend() != "jax":
+        yield
+        return
+    import jax
+    from keras.src.backend.common import dtypes
+
+    narrowing = dtypes.BIT64_TO_BIT32_DTYPE  # read by keras.backend.result_type on each call
+    saved = narrowing.get("float64")
+    narrowing["float64"] = "float64"
+    try:
+        with jax.enable_x64(True):
+            yield
+    finally:
+        narrowing["float64"] = saved
 
 
 def _evaluate(

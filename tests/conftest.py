@@ -2,11 +2,14 @@
 
 Also puts ``tools/`` on ``sys.path``: the TensorBoard-server plumbing the tests
 share with ``tools/screenshot_dashboard.py`` lives there (``tools/tb_server.py``),
-not in the library.
+not in the library. On a Keras backend other than TensorFlow (``test_backends.py``
+runs the backend-neutral files under JAX and PyTorch) the tests marked
+``tensorflow_only`` are skipped, with the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -16,6 +19,43 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 TOOLS = str(Path(__file__).resolve().parent.parent / "tools")
 if TOOLS not in sys.path:
     sys.path.insert(0, TOOLS)
+
+
+def pytest_collection_modifyitems(config, items):
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    skip = pytest.mark.skip(
+        reason=f"tensorflow_only: needs TensorFlow itself, and Keras runs on {backend}"
+    )
+    for item in items:
+        if item.get_closest_marker("tensorflow_only"):
+            item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Names the backend the tests ran on (``test_backends.py`` checks it)."""
+    import keras
+
+    terminalreporter.write_line(f"keras backend: {keras.backend.backend()}")
+
+
+def float64_scope(dtype):
+    """Where a test asks for ``dtype``: JAX has float64 only with 64-bit values enabled.
+
+    Without them JAX (and so Keras on JAX) gives float32 for a float64
+    request, for Keras' own initializers as for the zoo's; the zoo's promise
+    to honour float64 is tested there with them enabled for the draw.
+    """
+    import keras
+
+    if dtype == "float64" and keras.backend.backend() == "jax":
+        import jax
+
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
 
 
 def load_events(log_dir) -> ea.EventAccumulator:

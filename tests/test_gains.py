@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from scipy import integrate, special
@@ -109,6 +110,18 @@ def test_gain_is_exact_in_float64_from_one_evaluation():
     assert gain("leaky_relu") == pytest.approx(math.sqrt(2 / 1.04), rel=1e-6)
     # Klambauer's constants make E[selu(z)^2] = 1; measured |gain - 1| = 0.0 on TF float64.
     assert gain("selu") == pytest.approx(1.0, abs=1e-9)
+
+
+def test_keras_ops_evaluate_in_float64_on_every_backend():
+    """On JAX, Keras' type promotion narrows float64 to float32 for tanh, sin, sinh,
+    cosh and arctan even with 64-bit values enabled (there ``gain("tanh")`` could not
+    reach its tolerance and raised); ``gain`` lifts that for its call, then restores it."""
+    before = keras.backend.result_type("float64")
+    _cached_gain.cache_clear()
+    assert gain("tanh") == pytest.approx(quad_gain(math.tanh), rel=1e-10)
+    wavy = quad_gain(lambda z: math.sin(z) + math.atan(z))
+    assert gain(lambda x: keras.ops.sin(x) + keras.ops.arctan(x)) == pytest.approx(wavy, rel=1e-10)
+    assert keras.backend.result_type("float64") == before
 
 
 def test_gain_is_cached_per_name_and_parameters():

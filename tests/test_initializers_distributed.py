@@ -34,6 +34,7 @@ print("OK")
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow_only
 def test_initializers_build_identical_replicas_under_mirrored_strategy():
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT],

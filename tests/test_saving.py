@@ -1,4 +1,9 @@
-"""Every alias survives every way a Keras model is saved and loaded."""
+"""Every alias survives every way a Keras model is saved and loaded.
+
+Every path here but the SavedModel export exists on every Keras backend, and
+``test_backends.py`` runs this file under JAX and PyTorch too; files saved on
+one backend and loaded on another are ``test_cross_backend.py``'s.
+"""
 
 import json
 import os
@@ -8,7 +13,6 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import keras_initzoo as kiz
 
@@ -69,8 +73,41 @@ def test_save_and_load_model(model, tmp_path, suffix):
     np.testing.assert_array_equal(restored.predict(X, verbose=0), model.predict(X, verbose=0))
 
 
+def test_serialize_keras_object_round_trip(model):
+    for alias in ALIASES:
+        initializer = model.get_layer(alias).kernel_initializer
+        config = json.loads(json.dumps(keras.saving.serialize_keras_object(initializer)))
+        assert config["registered_name"].startswith("keras_initzoo>"), alias
+        restored = keras.saving.deserialize_keras_object(config)
+        assert type(restored) is type(initializer), alias
+        assert restored.get_config() == initializer.get_config(), alias
+    config = keras.saving.serialize_keras_object(model)
+    _assert_same_initializers(model, keras.saving.deserialize_keras_object(config))
+
+
+def test_model_get_config_from_config_round_trip(model):
+    restored = keras.Model.from_config(json.loads(json.dumps(model.get_config())))
+    _assert_same_initializers(model, restored)
+
+
+def test_save_weights_and_load_weights(model, tmp_path):
+    path = tmp_path / "zoo.weights.h5"
+    model.save_weights(path)
+    fresh = _zoo_model()  # new draws: every random kernel differs until loaded
+    assert not np.array_equal(fresh.predict(X, verbose=0), model.predict(X, verbose=0))
+    fresh.load_weights(path)
+    for before, after in zip(model.weights, fresh.weights, strict=True):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(after), keras.ops.convert_to_numpy(before)
+        )
+    np.testing.assert_array_equal(fresh.predict(X, verbose=0), model.predict(X, verbose=0))
+
+
 @pytest.mark.slow
+@pytest.mark.tensorflow_only
 def test_tensorflow_saved_model_export(model, tmp_path):
+    import tensorflow as tf
+
     path = str(tmp_path / "exported")
     model.export(path, verbose=False)
     served = tf.saved_model.load(path)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import keras_initzoo as kiz
+from keras_initzoo.initializers import base
 
 SCHEMES = {info.alias: info for info in kiz.list_initializers()}
 RANDOM_ALIASES = [alias for alias, info in SCHEMES.items() if info.cls.draws_randomly]
@@ -42,6 +43,25 @@ def test_same_int_seed_and_order_reproduce_the_weights(alias):
         np.testing.assert_array_equal(a, b)
     other = _three_kernels(make(seed=124))
     assert not np.allclose(first[0], other[0])
+
+
+def test_every_seed_stream_fits_the_backends_seed_state():
+    """Streams are uint32, half of them 2**31 or more; PyTorch keeps seeds in int32.
+
+    There a stream from 2**31 on passes as its two's complement, which Keras
+    reads back as the same uint32 (``& 0xFFFFFFFF``); int64 (TensorFlow) and
+    uint32 (JAX) hold it as it is. Before, such a seed raised on PyTorch.
+    """
+    keras.backend.clear_session()
+    streams = [base._next_stream(7) for _ in range(32)]
+    assert max(streams) >= 2**31 > min(streams)
+    keras.backend.clear_session()
+    generators = [base._make_seed_generator(7) for _ in range(32)]
+    states = [int(keras.ops.convert_to_numpy(g.state)[0]) % 2**32 for g in generators]
+    assert states == streams
+    keras.backend.clear_session()
+    kernels = [np.asarray(kiz.HeNormal(seed=7)((4, 4))) for _ in range(32)]
+    assert len({kernel.tobytes() for kernel in kernels}) == 32
 
 
 def test_seed_generator_is_accepted_and_shared():

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import pytest
 
+import keras_initzoo  # noqa: F401  (registers the zoo_* aliases used by name below)
+
 
 def _train_two_layer_net(kernel_initializer):
     keras.utils.set_random_seed(0)

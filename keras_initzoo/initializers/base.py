@@ -16,6 +16,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from keras.src import backend as _backend
 from keras.src.backend.common import global_state
 
 from keras_initzoo._validation import check_float_dtype, check_shape
@@ -36,6 +37,20 @@ def _next_stream(seed: int) -> int:
     index = counters.get(seed, 0)
     counters[seed] = index + 1
     return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint32)[0])
+
+
+def _seed_state(seed: int) -> int:
+    """A seed in ``[0, 2**32)`` as the backend's seed state stores it.
+
+    PyTorch has no uint32: Keras keeps its seeds in int32 and reads the bits
+    back as uint32 where it seeds a generator (``& 0xFFFFFFFF``), but a value
+    of ``2**31`` or more does not fit the int32 state (``SeedGenerator(2**31)``
+    raises on PyTorch). Such a value passes as its two's complement, which
+    Keras reads back as the same uint32 seed.
+    """
+    if _backend.random_seed_dtype() == "int32" and seed >= 2**31:
+        return seed - 2**32
+    return seed
 
 
 def _make_seed_generator(seed: object) -> keras.random.SeedGenerator:
@@ -61,7 +76,7 @@ def _make_seed_generator(seed: object) -> keras.random.SeedGenerator:
             "`seed` must be None, an integer in [0, 2**32) or a "
             f"keras.random.SeedGenerator; received seed={seed!r}."
         )
-    return keras.random.SeedGenerator(_next_stream(int(seed)))
+    return keras.random.SeedGenerator(_seed_state(_next_stream(int(seed))))
 
 
 def _check_serialized_seed_generator(seed: dict) -> int | None:

@@ -34,7 +34,7 @@ class Constant(ZooInitializer):
     Example:
 
     >>> layer = keras.layers.Dense(3, kernel_initializer=Constant(0.5))
-    >>> Constant([1.0, 2.0, 3.0])((2, 3)).numpy().tolist()
+    >>> keras.ops.convert_to_numpy(Constant([1.0, 2.0, 3.0])((2, 3))).tolist()
     [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
 
     Args:
@@ -69,7 +69,11 @@ class Constant(ZooInitializer):
                 f"`value` of shape {value.shape} does not broadcast to the requested "
                 f"shape={tuple(shape)}; pass a value whose shape does."
             )
-        return keras.ops.broadcast_to(keras.ops.convert_to_tensor(value, dtype=dtype), shape)
+        # A copy, not the broadcast view: PyTorch's view repeats one memory location
+        # (stride 0), which a variable made from it cannot be updated in place through.
+        return keras.ops.copy(
+            keras.ops.broadcast_to(keras.ops.convert_to_tensor(value, dtype=dtype), shape)
+        )
 
 
 @scheme(

@@ -281,7 +281,7 @@ class TruncatedNormal(ZooInitializer):
 
     def draw(self, shape, dtype):
         if (self.lower, self.upper) == (-2.0, 2.0):  # the backends' own sampler
-            x = keras.random.truncated_normal(shape, dtype=dtype, seed=self.seed_generator)
+            x = standard_truncated_normal(shape, dtype, self.seed_generator)
         else:
             x = _inverse_cdf_truncated_normal(
                 shape, self.lower, self.upper, dtype, self.seed_generator
@@ -293,6 +293,22 @@ def _check_bound(name: str, value: object) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isinf(value):
         return float(value)
     return check_finite(name, value, what="a number (infinite allowed)")
+
+
+def standard_truncated_normal(shape, dtype, seed, stddev: float = 1.0):
+    """``stddev`` times ``N(0, 1)`` truncated to ``[-2, 2]``, the backend's own sampler's interval.
+
+    ``keras.random.truncated_normal`` on PyTorch draws four candidates per
+    entry and keeps the first inside ``(-2, 2)``, or, when none is (probability
+    ``0.0455**4 = 4.3e-6`` per entry), the first anyway: about four entries of
+    a 1000 x 1000 kernel lie outside the bounds. There the inverse CDF draws
+    it instead, exactly.
+    """
+    if keras.backend.backend() != "torch":
+        return keras.random.truncated_normal(shape, stddev=stddev, dtype=dtype, seed=seed)
+    compute_dtype = "float64" if dtype == "float64" else "float32"
+    x = _inverse_cdf_truncated_normal(shape, -2.0, 2.0, compute_dtype, seed)
+    return keras.ops.cast(stddev * x, dtype)
 
 
 def _inverse_cdf_truncated_normal(shape, lower, upper, dtype, seed):

@@ -23,7 +23,7 @@ from keras_initzoo._validation import (
 from keras_initzoo.fans import FAN_MODES, check_axes_pair, compute_fans, scaled_variance
 from keras_initzoo.gains import gain, leaky_relu_gain
 from keras_initzoo.initializers.base import Seed, ZooInitializer, scheme
-from keras_initzoo.initializers.simple import truncated_normal_variance
+from keras_initzoo.initializers.simple import standard_truncated_normal, truncated_normal_variance
 
 # "untruncated_normal" is Keras' spelling of the zoo's (and JAX's) "normal".
 DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
@@ -141,11 +141,8 @@ class VarianceScaling(ZooInitializer, keras.initializers.VarianceScaling):
     def _sample(self, shape, dtype, variance):
         stddev = math.sqrt(variance)
         if self.distribution == "truncated_normal":
-            return keras.random.truncated_normal(
-                shape,
-                stddev=stddev / TRUNCATED_NORMAL_STDDEV,
-                dtype=dtype,
-                seed=self.seed_generator,
+            return standard_truncated_normal(
+                shape, dtype, self.seed_generator, stddev=stddev / TRUNCATED_NORMAL_STDDEV
             )
         if self.distribution in ("normal", "untruncated_normal"):
             return keras.random.normal(shape, stddev=stddev, dtype=dtype, seed=self.seed_generator)

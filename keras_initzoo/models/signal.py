@@ -70,8 +70,21 @@ def _loss(model: keras.Model, y: Any, y_pred: Any) -> Any:
     return keras.ops.mean(keras.ops.square(keras.ops.convert_to_tensor(y, y_pred.dtype) - y_pred))
 
 
-def _forward_and_gradients(model, batch, y, forward):
-    """Runs ``forward()`` once and, with targets, takes one backward pass of the loss."""
+def _is_traced(tensor: Any) -> bool:
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return isinstance(tensor, jax.core.Tracer)
+
+
+def _forward_and_gradients(model, batch, y, forward, traced: dict):
+    """Runs ``forward()`` once and, with targets, takes one backward pass of the loss.
+
+    On JAX that pass is traced by ``jax.grad``: the layer outputs the pass put
+    in ``traced`` (by layer id) come back from it as its auxiliary output, and
+    replace the tracers there.
+    """
     variables = model.trainable_variables
     if y is None or not variables:
         forward()
@@ -89,18 +102,18 @@ def _forward_and_gradients(model, batch, y, forward):
         with torch.enable_grad():
             loss = _loss(model, y, first_tensor(forward()))
             grads = torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True)
-    else:  # jax: statistics from the eager pass, gradients from jax.grad of a stateless one
+    else:  # jax: one pass, a stateless call traced by jax.grad
         import jax
 
-        forward()
         trainable = [v.value for v in variables]
         others = [v.value for v in model.non_trainable_variables]
 
         def loss_of(values):
             y_pred, _ = model.stateless_call(values, others, batch, training=False)
-            return _loss(model, y, first_tensor(y_pred))
+            return _loss(model, y, first_tensor(y_pred)), dict(traced)
 
-        grads = jax.grad(loss_of)(trainable)
+        grads, values = jax.grad(loss_of, has_aux=True)(trainable)
+        traced.update(values)
     return {
         v.path: float(np.sqrt(np.sum(np.square(keras.ops.convert_to_numpy(g)))))
         for v, g in zip(variables, grads, strict=True)
@@ -144,20 +157,31 @@ def signal_report(model: keras.Model, x: Any, y: Any = None) -> SignalReport:
     }
     kinds = SignalKinds()
     rows: dict[int, dict] = {}
+    # JAX's one pass is traced: those outputs are measured once the trace is done
+    traced: dict[int, Any] = {}
+    traced_layers: dict[int, tuple[keras.layers.Layer, Kind]] = {}
 
     def handler(layer, call, args, kwargs):
         fed_by = kinds.fed_by(args, kwargs)
         output = call(*args, **kwargs)
         kinds.record(layer, args, kwargs, output)
-        if id(layer) not in rows:
-            rows[id(layer)] = _layer_row(layer, first_tensor(output), fed_by, sites.get(id(layer)))
+        if id(layer) not in rows and id(layer) not in traced:
+            if _is_traced(first_tensor(output)):
+                traced[id(layer)], traced_layers[id(layer)] = first_tensor(output), (layer, fed_by)
+            else:
+                rows[id(layer)] = _layer_row(
+                    layer, first_tensor(output), fed_by, sites.get(id(layer))
+                )
         return output
 
     layers = leaf_layers(model)
     with intercept(layers, handler):
         grad_norms = _forward_and_gradients(
-            model, batch, targets, lambda: model(batch, training=False)
+            model, batch, targets, lambda: model(batch, training=False), traced
         )
+    for key, output in traced.items():
+        layer, fed_by = traced_layers[key]
+        rows[key] = _layer_row(layer, output, fed_by, sites.get(key))
 
     report = SignalReport(
         title="Signal at initialization, layer by layer",
