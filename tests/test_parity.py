@@ -5,6 +5,7 @@ import math
 import keras
 import numpy as np
 import pytest
+from conftest import float64_scope
 
 import keras_initzoo as kiz
 from keras_initzoo.initializers.simple import truncated_normal_moments
@@ -13,7 +14,8 @@ N = 400_000  # samples per statistic: relative std of a variance estimate ~ sqrt
 
 
 def _draw(initializer, shape=(N // 100, 100)):
-    return np.asarray(initializer(shape, dtype="float64"))
+    with float64_scope("float64"):
+        return keras.ops.convert_to_numpy(initializer(shape, dtype="float64"))
 
 
 def test_simple_normal_takes_a_mean():
