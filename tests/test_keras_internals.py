@@ -132,9 +132,9 @@ def test_torch_foreach_norm_gives_each_tensors_l2_norm():
 
 @pytest.mark.tensorflow_only
 def test_tensorflow_operation_set_attr_exists():
-    """callbacks/capture/tensorflow.py keeps its gated ``If`` ops as real
-    conditionals with ``Operation._set_attr``; without it they would be lowered
-    to switch/merge and every gradient kept alive until the gate."""
+    """callbacks/capture/tensorflow.py keeps its gated ``If`` ops unlowered with
+    ``Operation._set_attr``; without it TensorFlow lowers them to one Switch per
+    captured gradient, run every step (several per cent of a step)."""
     import tensorflow as tf
 
     assert callable(getattr(tf.Operation, "_set_attr", None))
