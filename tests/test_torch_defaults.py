@@ -12,6 +12,7 @@ model built in PyTorch. Seeds are fixed, so each run draws the same numbers.
 from __future__ import annotations
 
 import math
+import pathlib
 import random
 
 import keras
@@ -21,6 +22,7 @@ from scipy import stats
 
 import keras_initzoo as kiz
 from keras_initzoo.initializers.variance_scaling import TRUNCATED_NORMAL_STDDEV
+from keras_initzoo.models import torch_defaults
 
 L = keras.layers
 P_MIN = 1e-4  # PyTorch's _is_uniform / _is_normal threshold
@@ -458,3 +460,12 @@ def test_a_small_model_matches_the_same_model_built_in_pytorch():
             # the largest of n uniform |draws| lies in [bound (1 - 10/n), bound] but for e^-10
             top, gap = np.abs(ours).max() / np.abs(theirs).max(), 10 / ours.size
             assert 1 - gap <= top <= 1 / (1 - gap), f"{name}: max |w| {top:.4f} x torch's"
+
+
+def test_readme_table_is_the_rules():
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    table = text.split("<!-- torch-table:start -->", 1)[1].split("<!-- torch-table:end -->")[0]
+    assert table.strip() == torch_defaults.markdown_table(), (
+        "README.md's torch table is stale: python -m keras_initzoo.models.torch_defaults"
+    )

@@ -190,35 +190,15 @@ _NORMALIZATION_PARAMETERS = MappingProxyType(
     {"gamma": ONES, "scale": ONES, "beta": ZEROS, "moving_mean": ZEROS, "moving_variance": ONES}
 )
 
+# No class here subclasses another, so the order is the README's.
 RULES: tuple[TorchRule, ...] = (
     TorchRule(
-        (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose),
-        "Conv{1,2,3}DTranspose",
-        "nn.ConvTranspose{1,2,3}d",
-        "U[±1/√(k·out/groups)]: torch's weight is (in, out/groups, *k)",
-        "U[±1/√(k·out/groups)]",
-        "conv.py: _ConvNd.reset_parameters",
-        _conv_transpose,
-        _conv_transpose,
-    ),
-    TorchRule(
-        (L.SeparableConv1D, L.SeparableConv2D),
-        "SeparableConv{1,2}D",
-        "nn.Conv{1,2}d(groups=C), then a 1×1 nn.Conv{1,2}d",
-        "depthwise, as nn.Conv{1,2}d(C, C·M, k, groups=C, bias=False): U[±1/√k]; "
-        "pointwise, as nn.Conv{1,2}d(C·M, out, 1): U[±1/√(C·M)]",
-        "U[±1/√(C·M)] (the pointwise conv's)",
-        "conv.py: _ConvNd.reset_parameters",
-        _linear,
-        _separable_bias,
-    ),
-    TorchRule(
-        (L.DepthwiseConv1D, L.DepthwiseConv2D),
-        "DepthwiseConv{1,2}D",
-        "nn.Conv{1,2}d(groups=C)",
-        "as nn.Conv{1,2}d(C, C·M, k, groups=C): U[±1/√k]",
-        "U[±1/√k]",
-        "conv.py: _ConvNd.reset_parameters",
+        (L.Dense, L.EinsumDense),
+        "Dense, EinsumDense",
+        "nn.Linear",
+        "U[±1/√fan_in] (kaiming_uniform_, a=√5)",
+        "U[±1/√fan_in]",
+        "linear.py: Linear.reset_parameters",
         _linear,
         _linear,
     ),
@@ -233,23 +213,35 @@ RULES: tuple[TorchRule, ...] = (
         _linear,
     ),
     TorchRule(
-        (L.MultiHeadAttention,),
-        "MultiHeadAttention",
-        "nn.MultiheadAttention",
-        "query, key, value: Xavier uniform over the stacked (3E, E) in_proj_weight "
-        "(fan_in E, fan_out 3E; each (E, d) alone when their sizes differ); output: as nn.Linear",
-        "zeros",
-        "activation.py: MultiheadAttention._reset_parameters; linear.py for out_proj",
+        (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose),
+        "Conv{1,2,3}DTranspose",
+        "nn.ConvTranspose{1,2,3}d",
+        "U[±1/√(k·out/groups)]: torch's weight is (in, out/groups, *k)",
+        "U[±1/√(k·out/groups)]",
+        "conv.py: _ConvNd.reset_parameters",
+        _conv_transpose,
+        _conv_transpose,
     ),
     TorchRule(
-        (L.Dense, L.EinsumDense),
-        "Dense, EinsumDense",
-        "nn.Linear",
-        "U[±1/√fan_in] (kaiming_uniform_, a=√5)",
-        "U[±1/√fan_in]",
-        "linear.py: Linear.reset_parameters",
+        (L.DepthwiseConv1D, L.DepthwiseConv2D),
+        "DepthwiseConv{1,2}D",
+        "nn.Conv{1,2}d(groups=C)",
+        "as nn.Conv{1,2}d(C, C·M, k, groups=C): U[±1/√k]",
+        "U[±1/√k]",
+        "conv.py: _ConvNd.reset_parameters",
         _linear,
         _linear,
+    ),
+    TorchRule(
+        (L.SeparableConv1D, L.SeparableConv2D),
+        "SeparableConv{1,2}D",
+        "nn.Conv{1,2}d(groups=C), then a 1×1 nn.Conv{1,2}d",
+        "depthwise, as nn.Conv{1,2}d(C, C·M, k, groups=C, bias=False): U[±1/√k]; "
+        "pointwise, as nn.Conv{1,2}d(C·M, out, 1): U[±1/√(C·M)]",
+        "U[±1/√(C·M)] (the pointwise conv's)",
+        "conv.py: _ConvNd.reset_parameters",
+        _linear,
+        _separable_bias,
     ),
     TorchRule(
         (L.Embedding,),
@@ -270,6 +262,15 @@ RULES: tuple[TorchRule, ...] = (
         "rnn.py: RNNBase.reset_parameters",
         _recurrent,
         _recurrent_bias,
+    ),
+    TorchRule(
+        (L.MultiHeadAttention,),
+        "MultiHeadAttention",
+        "nn.MultiheadAttention",
+        "query, key, value: Xavier uniform over the stacked (3E, E) in_proj_weight "
+        "(fan_in E, fan_out 3E; each (E, d) alone when their sizes differ); output: as nn.Linear",
+        "zeros",
+        "activation.py: MultiheadAttention._reset_parameters; linear.py for out_proj",
     ),
     TorchRule(
         _NORMALIZATION,
