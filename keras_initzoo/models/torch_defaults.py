@@ -26,6 +26,7 @@ its weight's dimensions after the first (``_calculate_fan_in_and_fan_out``):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +34,6 @@ from types import MappingProxyType
 
 import keras
 
-from keras_initzoo.initializers.constant import Constant
 from keras_initzoo.initializers.simple import StandardNormal
 from keras_initzoo.initializers.variance_scaling import (
     GlorotUniform,
@@ -43,6 +43,15 @@ from keras_initzoo.initializers.variance_scaling import (
 from keras_initzoo.models.walk import _NORMALIZATION, KernelSite, Walk
 
 L = keras.layers
+
+# The zoo scheme behind each random kind of draw.
+_SCHEMES = {"uniform": TorchDefault, "xavier_uniform": GlorotUniform, "normal": StandardNormal}
+
+
+@functools.cache
+def _formula(kind: str) -> VarianceScaling:
+    """One instance per kind, for its variance formula; never drawn from."""
+    return _SCHEMES[kind](seed=0)
 
 
 @dataclass(frozen=True)
@@ -68,15 +77,6 @@ class Draw:
     terms: int = 1
     value: float = 0.0
 
-    def _initializer(self, seed) -> keras.initializers.Initializer:
-        if self.kind == "uniform":
-            return TorchDefault(seed=seed)
-        if self.kind == "xavier_uniform":
-            return GlorotUniform(seed=seed)
-        if self.kind == "normal":
-            return StandardNormal(seed=seed)
-        return Constant(self.value)
-
     @property
     def variance(self) -> float:
         """The variance of the values drawn (of their sum, for ``terms > 1``)."""
@@ -84,8 +84,8 @@ class Draw:
             return 1.0
         if self.kind == "constant":
             return 0.0
-        init = self._initializer(None)
-        return self.terms * init.variance_for_fans(self.fan_in, self.fan_out or self.fan_in)
+        single = _formula(self.kind).variance_for_fans(self.fan_in, self.fan_out or self.fan_in)
+        return self.terms * single
 
     @property
     def bound(self) -> float:
@@ -98,7 +98,9 @@ class Draw:
 
     def sample(self, shape: tuple[int, ...], dtype: str, seed: keras.random.SeedGenerator):
         """A tensor of ``shape`` and ``dtype`` drawn from ``seed``'s stream."""
-        init = self._initializer(seed)
+        if self.kind == "constant":
+            return keras.ops.full(shape, self.value, dtype=dtype)
+        init = _SCHEMES[self.kind](seed=seed)
         draws = [
             init.draw_for_fans(shape, dtype, self.fan_in, self.fan_out or self.fan_in)
             if isinstance(init, VarianceScaling)
