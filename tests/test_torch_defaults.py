@@ -214,6 +214,15 @@ def test_he_kernels_with_torch_biases():
     assert [row["path"] for row in report] == ["net/d/kernel", "net/d/bias"]
 
 
+@pytest.mark.parametrize("seed", [None, 4])
+def test_torch_biases_beside_a_keras_initializer(seed):
+    model = keras.Sequential([keras.Input((64,)), L.Dense(512, name="d")], name="net")
+    kiz.reinitialize(model, keras.initializers.RandomNormal(stddev=0.01, seed=seed), biases="torch")
+    assert_distribution(values(model.layers[0].bias), "uniform", inv_sqrt(64), "bias")
+    # the kernel is Keras' draw: 32768 normal draws give its std to 0.4 % (one standard error)
+    assert values(model.layers[0].kernel).std() == pytest.approx(0.01, rel=0.03)
+
+
 def test_unit_forget_bias_is_overridden():
     layer = L.LSTM(128, name="l")  # unit_forget_bias=True puts ones on the forget gate
     reinit(layer, [keras.Input((5, 32))])

@@ -94,6 +94,19 @@ def _seed_generator(init: keras.initializers.Initializer) -> keras.random.SeedGe
     return generator or keras.random.SeedGenerator()
 
 
+def _kernel_row(site: KernelSite, target: float | None, actual: float) -> dict[str, Any]:
+    return {
+        "path": site.path,
+        "layer": type(site.layer).__name__,
+        "shape": site.shape,
+        "fan_in": site.fan_in,
+        "fan_out": site.fan_out,
+        "target var": target,
+        "actual var": actual,
+        "note": site.note,
+    }
+
+
 def _torch_row(parameter: torch_defaults.TorchParameter, actual: float) -> dict[str, Any]:
     draw = parameter.draw
     return {
@@ -181,23 +194,11 @@ def reinitialize(
     torch_kernels = isinstance(init, TorchDefault)
     seed = _seed_generator(init)
     rows = []
-    if torch_kernels:
+    if torch_kernels:  # each kernel as its layer's torch.nn counterpart draws its weight
         for parameter in torch_defaults.kernel_parameters(model, found):
             rows.append(_torch_row(parameter, parameter.assign(seed)))
-    for site in () if torch_kernels else found.kernels:
-        target, actual = draw_kernel(site, init)
-        rows.append(
-            {
-                "path": site.path,
-                "layer": type(site.layer).__name__,
-                "shape": site.shape,
-                "fan_in": site.fan_in,
-                "fan_out": site.fan_out,
-                "target var": target,
-                "actual var": actual,
-                "note": site.note,
-            }
-        )
+    else:
+        rows.extend(_kernel_row(site, *draw_kernel(site, init)) for site in found.kernels)
     left_alone = found.left_alone
     if biases == "torch":
         drawn = set()
