@@ -37,6 +37,7 @@ from keras_initzoo.initializers import (
     SmallRandom,
     Sparse,
     StandardNormal,
+    TorchDefault,
     TruncatedNormal,
     VarianceScaling,
     ZerO,

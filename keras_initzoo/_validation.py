@@ -55,6 +55,14 @@ def check_positive(name: str, value: object) -> float:
     return value
 
 
+def check_non_negative(name: str, value: object) -> float:
+    """Returns ``value`` as a float if it is a finite real number >= 0."""
+    value = check_finite(name, value, what="a finite number >= 0")
+    if value < 0.0:
+        raise ValueError(f"`{name}` must be a finite number >= 0; received {name}={value!r}.")
+    return value
+
+
 def check_in_range(name: str, value: object, low: float, high: float) -> float:
     """Returns ``value`` as a float if ``low <= value <= high``."""
     value = check_finite(name, value)
@@ -82,6 +90,16 @@ def check_int(name: str, value: object, minimum: int = 0, what: str | None = Non
             f"`{name}` must be {what}; received {name}={value!r} of type {type(value).__name__}."
         )
     return int(value)
+
+
+def check_biases(biases: object) -> bool | str:
+    """Returns ``biases`` if it is False, True or ``"torch"`` (what ``reinitialize`` takes)."""
+    if isinstance(biases, bool) or (isinstance(biases, str) and biases == "torch"):
+        return biases
+    raise ValueError(
+        "`biases` must be False (leave the biases as they are), True (set them to zero) "
+        f"or 'torch' (draw them as torch.nn does); received biases={biases!r}."
+    )
 
 
 def check_shape(shape: object) -> tuple[int, ...]:

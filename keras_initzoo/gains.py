@@ -45,7 +45,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_initzoo._validation import check_finite, check_in_range
+from keras_initzoo._validation import check_finite, check_non_negative
 
 # PyTorch's torch.nn.init.calculate_gain table, verbatim.
 _TORCH_LINEAR = (
@@ -93,10 +93,20 @@ def leaky_relu_gain(negative_slope: float = 0.0) -> float:
     """Gain of a leaky ReLU with slope ``a`` below zero: ``sqrt(2 / (1 + a**2))``.
 
     ``a = 0`` is the plain ReLU (gain ``sqrt(2)``), ``a = 1`` the identity.
+    Any finite ``a >= 0`` is taken, as PyTorch's ``kaiming_*_(a=...)`` does:
+    ``a = sqrt(5)`` gives gain ``sqrt(1/3)``, PyTorch's default for
+    ``nn.Linear`` and ``nn.Conv*`` (:class:`keras_initzoo.TorchDefault`).
+
+    Example:
+
+    >>> round(leaky_relu_gain(0.2), 6)
+    1.38675
+    >>> round(leaky_relu_gain(math.sqrt(5)) ** 2, 6)   # 2 / (1 + 5)
+    0.333333
 
     Reference: He et al., "Delving Deep into Rectifiers", ICCV 2015, eq. (15).
     """
-    negative_slope = check_in_range("negative_slope", negative_slope, 0.0, 1.0)
+    negative_slope = check_non_negative("negative_slope", negative_slope)
     return math.sqrt(2.0 / (1.0 + negative_slope**2))
 
 

@@ -43,6 +43,7 @@ BACKEND_SUITE = [
     "tests/test_validation.py",
     "tests/test_keras_suite.py",
     "tests/test_keras_internals.py",
+    "tests/test_torch_defaults.py",
     # the docstring examples of the initializers and the model tools
     "keras_initzoo/initializers",
     "keras_initzoo/models",

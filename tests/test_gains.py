@@ -218,11 +218,15 @@ def test_exact_and_pytorch_gains_agree_where_pytorch_is_exact():
     assert gain("sigmoid") == pytest.approx(1.8462285, rel=1e-6)  # vs PyTorch's 1
 
 
-def test_leaky_relu_gain_is_unchanged():
+def test_leaky_relu_gain_takes_any_slope_from_zero_as_pytorch_does():
     assert leaky_relu_gain() == math.sqrt(2)
     assert leaky_relu_gain(0.2) == math.sqrt(2 / 1.04)
-    with pytest.raises(ValueError, match="negative_slope"):
-        leaky_relu_gain(-0.1)  # He initializers keep their [0, 1] range
+    # PyTorch's kaiming_*_ take any a; its own tests draw a up to 2, its nn.Linear uses sqrt(5)
+    for slope in (1.5, 2.0, math.sqrt(5.0), 10.0):
+        assert leaky_relu_gain(slope) == pytest.approx(calculate_gain("leaky_relu", slope))
+    for bad in (-0.1, float("nan"), float("inf"), True, "0.2"):
+        with pytest.raises(ValueError, match=r"`negative_slope` must be a finite number >= 0"):
+            leaky_relu_gain(bad)
 
 
 def load_example():

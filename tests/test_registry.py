@@ -26,6 +26,7 @@ API_ALIASES = {
     "zoo_he": "HeNormal",
     "zoo_kaiming": "HeNormal",
     "zoo_he_uniform": "HeUniform",
+    "zoo_torch": "TorchDefault",
     "zoo_lecun": "LecunNormal",
     "zoo_lecun_uniform": "LecunUniform",
     "zoo_orthogonal": "Orthogonal",

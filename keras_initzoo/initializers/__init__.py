@@ -23,6 +23,7 @@ from keras_initzoo.initializers.variance_scaling import (
     HeUniform,
     LecunNormal,
     LecunUniform,
+    TorchDefault,
     VarianceScaling,
 )
 from keras_initzoo.initializers.orthogonal import Orthogonal

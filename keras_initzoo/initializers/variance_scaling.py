@@ -259,8 +259,9 @@ class HeNormal(_He):
 
     A ReLU zeroes half of its input, halving the second moment; the factor 2
     restores it, so activations and gradients keep their scale through depth.
-    ``negative_slope`` ``a`` adapts the gain to a leaky ReLU;
-    ``mode="fan_out"`` preserves the backward pass instead.
+    ``negative_slope`` ``a`` (any finite ``a >= 0``, as PyTorch's ``a``)
+    adapts the gain to a leaky ReLU; ``mode="fan_out"`` preserves the
+    backward pass instead.
 
     Example:
 
@@ -293,6 +294,61 @@ class HeUniform(_He):
     """
 
     _distribution = "uniform"
+
+
+# torch/nn/modules/linear.py, Linear.reset_parameters (and _ConvNd's in conv.py)
+_TORCH_SLOPE = math.sqrt(5.0)
+
+
+@scheme(
+    "zoo_torch",
+    distribution="U[-1/√fan_in, 1/√fan_in]: He uniform with a=√5",
+    variance="1/(3·fan_in)",
+    activations="ports of PyTorch models: its nn.Linear and nn.Conv* default",
+    reference="PyTorch `Linear.reset_parameters`",
+    peers={"pytorch": "kaiming_uniform_"},
+)
+class TorchDefault(HeUniform):
+    """PyTorch's default for ``nn.Linear`` and ``nn.Conv*`` weights: ``U[-1/√fan_in, 1/√fan_in]``.
+
+    PyTorch draws them with ``kaiming_uniform_(w, a=sqrt(5))``: He uniform
+    with negative slope ``a = sqrt(5)``, limit
+    ``sqrt(6 / ((1 + a**2) fan_in)) = sqrt(6 / (6 fan_in)) = 1 / sqrt(fan_in)``,
+    variance ``1 / (3 fan_in)``. That is :class:`HeUniform` with
+    ``negative_slope=sqrt(5)``, which this class is. For porting a PyTorch
+    model as it is initialized in PyTorch; on its own, a third of LeCun's
+    variance, so a deep stack's signal shrinks. To initialize a whole model as
+    ``torch.nn`` would (biases, embeddings, recurrent and attention layers),
+    use ``kiz.reinitialize(model, "zoo_torch", biases="torch")``
+    (:mod:`keras_initzoo.models.torch_defaults`).
+
+    Keras' kernel layout ``(*k, in, out)`` gives the same ``fan_in`` as
+    PyTorch's ``(out, in, *k)``; a ``Conv*Transpose`` kernel ``(*k, out, in)``
+    gives ``k * out``, which is PyTorch's ``fan_in`` for its
+    ``(in, out, *k)`` weight too.
+
+    Example:
+
+    >>> layer = keras.layers.Dense(64, kernel_initializer="zoo_torch")
+    >>> init = TorchDefault(seed=0)
+    >>> round(init.variance((100, 64)) * 300, 12)   # 1 / (3 fan_in)
+    1.0
+    >>> float(abs(keras.ops.convert_to_numpy(init((100, 64)))).max()) <= 0.1
+    True
+
+    Reference: PyTorch, ``torch/nn/modules/linear.py``,
+    ``Linear.reset_parameters`` (``conv.py``, ``_ConvNd.reset_parameters``,
+    the same); pytorch/pytorch#57109 for why ``a = sqrt(5)``.
+    """
+
+    def __init__(
+        self,
+        seed: Seed = None,
+        input_axes: Sequence[int] | None = None,
+        output_axes: Sequence[int] | None = None,
+        batch_axes: Sequence[int] = (),
+    ):
+        super().__init__(_TORCH_SLOPE, "fan_in", seed, input_axes, output_axes, batch_axes)
 
 
 @scheme(

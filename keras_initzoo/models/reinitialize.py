@@ -10,14 +10,18 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_initzoo._validation import check_biases
 from keras_initzoo.initializers.base import ZooInitializer, _make_seed_generator
 from keras_initzoo.initializers.orthogonal import Orthogonal
-from keras_initzoo.initializers.variance_scaling import VarianceScaling
+from keras_initzoo.initializers.variance_scaling import TorchDefault, VarianceScaling
+from keras_initzoo.models import torch_defaults
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.walk import KernelSite, Skip, walk
 from keras_initzoo.registry import get
 
 COLUMNS = ("path", "layer", "shape", "fan_in", "fan_out", "target var", "actual var", "note")
+# With torch's rules: the bound each draw stays within, and PyTorch's fans.
+TORCH_COLUMNS = (*COLUMNS[:-1], "bound", "note")
 
 
 def resolve(initializer: Any) -> keras.initializers.Initializer:
@@ -81,12 +85,49 @@ def draw_kernel(site: KernelSite, initializer: Any) -> tuple[float | None, float
     return target, float(actual)
 
 
+def _seed_generator(init: keras.initializers.Initializer) -> keras.random.SeedGenerator:
+    """The stream ``init`` draws from, which torch's rules then draw from too."""
+    generator = getattr(init, "seed_generator", None)
+    if generator is None:
+        seed = getattr(init, "seed", None)
+        generator = seed if isinstance(seed, keras.random.SeedGenerator) else None
+    return generator or keras.random.SeedGenerator()
+
+
+def _kernel_row(site: KernelSite, target: float | None, actual: float) -> dict[str, Any]:
+    return {
+        "path": site.path,
+        "layer": type(site.layer).__name__,
+        "shape": site.shape,
+        "fan_in": site.fan_in,
+        "fan_out": site.fan_out,
+        "target var": target,
+        "actual var": actual,
+        "note": site.note,
+    }
+
+
+def _torch_row(parameter: torch_defaults.TorchParameter, actual: float) -> dict[str, Any]:
+    draw = parameter.draw
+    return {
+        "path": parameter.path,
+        "layer": type(parameter.layer).__name__ if parameter.layer is not None else "—",
+        "shape": tuple(parameter.variable.shape),
+        "fan_in": draw.fan_in,
+        "fan_out": draw.fan_out,
+        "target var": draw.variance,
+        "actual var": actual,
+        "bound": draw.bound,
+        "note": parameter.note,
+    }
+
+
 def reinitialize(
     model: keras.layers.Layer,
     initializer: Any = "zoo_he",
     *,
     skip: Skip = None,
-    biases: bool = False,
+    biases: bool | str = False,
 ) -> Report:
     """Re-draws every kernel of a built ``model`` in place, each with its true fans.
 
@@ -102,6 +143,22 @@ def reinitialize(
     ``(units, units)`` recurrent block orthogonal). Each kernel gets its own
     draw; integer seeds reproduce them all.
 
+    PyTorch's defaults: ``initializer="zoo_torch"`` (a
+    :class:`~keras_initzoo.TorchDefault`) draws each kernel as the layer's
+    ``torch.nn`` counterpart draws its weight (``U[-1/sqrt(fan_in),
+    1/sqrt(fan_in)]`` with PyTorch's ``fan_in`` for ``Dense`` and the
+    convolutions, ``N(0, 1)`` for embeddings, ``U[-1/sqrt(units),
+    1/sqrt(units)]`` for recurrent kernels, Xavier uniform over attention's
+    stacked in-projection); ``biases="torch"`` draws the biases as torch does
+    and sets normalization scales (and moving variances) to one, offsets (and
+    moving means) to zero and ``PReLU``'s slope to 0.25, whatever the
+    initializer, so ``reinitialize(model, "zoo_he", biases="torch")`` gives He
+    kernels with torch's biases. The rules and their sources are
+    :data:`keras_initzoo.models.torch_defaults.RULES`; an LSTM's
+    ``unit_forget_bias`` is overridden (its forget gate's bias is drawn as
+    the others), while the layer's config keeps the flag. The report then
+    has PyTorch's fans and each draw's bound.
+
     Example:
 
     >>> model = keras.Sequential(
@@ -111,6 +168,9 @@ def reinitialize(
     ('net/hidden/kernel', 16, 0.125)
     >>> abs(row["actual var"] / row["target var"] - 1) < 0.15   # 4096 draws: 2.2 % std error
     True
+    >>> kernel, bias = reinitialize(model, "zoo_torch", biases="torch")
+    >>> bias["path"], bias["bound"]   # torch's nn.Linear(16, 256): U[-1/4, 1/4]
+    ('net/hidden/bias', 0.25)
 
     Args:
         model: a built ``keras.Model`` or layer.
@@ -118,36 +178,45 @@ def reinitialize(
             class name, a config dict or an instance (Keras' own too).
         skip: layers to leave as they are, as in
             :func:`~keras_initzoo.models.walk.walk`.
-        biases: also set every bias to zero.
+        biases: ``False`` leaves the biases as they are, ``True`` sets every
+            bias to zero, ``"torch"`` draws them (and normalization
+            parameters) as ``torch.nn`` does.
 
     Returns:
         A :class:`Report` with one row per kernel (path, layer class, shape,
-        fans of one block, target and actual variance, the fan rule) and a
-        note per layer whose variables were left alone, and why.
+        fans of one block, target and actual variance, the fan rule), with
+        ``biases="torch"`` one per bias and normalization parameter too, and
+        a note per layer whose variables were left alone, and why.
     """
-    if not isinstance(biases, bool):
-        raise ValueError(f"`biases` must be True or False; received biases={biases!r}.")
+    biases = check_biases(biases)
     init = resolve(initializer)
     found = walk(model, skip=skip)
+    torch_kernels = isinstance(init, TorchDefault)
+    seed = _seed_generator(init)
     rows = []
-    for site in found.kernels:
-        target, actual = draw_kernel(site, init)
-        rows.append(
-            {
-                "path": site.path,
-                "layer": type(site.layer).__name__,
-                "shape": site.shape,
-                "fan_in": site.fan_in,
-                "fan_out": site.fan_out,
-                "target var": target,
-                "actual var": actual,
-                "note": site.note,
-            }
-        )
-    notes = [str(entry) for entry in found.left_alone]
-    if biases:
+    if torch_kernels:  # each kernel as its layer's torch.nn counterpart draws its weight
+        for parameter in torch_defaults.kernel_parameters(model, found):
+            rows.append(_torch_row(parameter, parameter.assign(seed)))
+    else:
+        rows.extend(_kernel_row(site, *draw_kernel(site, init)) for site in found.kernels)
+    left_alone = found.left_alone
+    if biases == "torch":
+        drawn = set()
+        for parameter in torch_defaults.other_parameters(model, found):
+            rows.append(_torch_row(parameter, parameter.assign(seed)))
+            drawn.add((id(parameter.layer), parameter.variable.name))
+        # A normalization's scale and offset are no longer left alone.
+        left_alone = [
+            entry
+            for entry in left_alone
+            if not all((id(entry.layer), name) in drawn for name in entry.variables)
+        ]
+    notes = [str(entry) for entry in left_alone]
+    if biases is True:
         for variable in found.biases:
             variable.assign(keras.ops.zeros(variable.shape, dtype=variable.dtype))
         notes.append(f"{len(found.biases)} biases set to zero")
     name = initializer if isinstance(initializer, str) else type(init).__name__
-    return Report(rows, COLUMNS, title=f"reinitialize: {name}", notes=notes)
+    torch_rules = torch_kernels or biases == "torch"
+    columns = TORCH_COLUMNS if torch_rules else COLUMNS
+    return Report(rows, columns, title=f"reinitialize: {name}", notes=notes)
