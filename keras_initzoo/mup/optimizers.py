@@ -1,0 +1,193 @@
+"""Keras' Adam, AdamW and SGD with muP's per-variable learning-rate (and epsilon) multipliers.
+
+Each optimizer reads the :class:`~keras_initzoo.mup.infshape.InfShape` that
+:func:`~keras_initzoo.mup.parametrize` left on every variable when it is
+built, and keeps ``{variable path: [learning-rate multiplier, epsilon
+multiplier]}`` in its config: Keras saves a compiled model's optimizer config
+and rebuilds the optimizer from it on load (variable attributes are not
+saved), so a loaded model trains on with the same multipliers. The update
+itself is Keras' own: variables are grouped by multiplier and each group
+goes through the backend's ``_backend_update_step`` with
+``learning_rate * multiplier``, inside the jitted stateless step on JAX, the
+``tf.function`` (and ``tf.distribute`` merge) on TensorFlow, and eagerly on
+PyTorch. So schedules, ``LossScaleOptimizer``, ``gradient_accumulation_steps``,
+EMA and ``GradientNormLogger`` work as with Keras' optimizers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from collections.abc import Iterator, Mapping
+
+import keras
+
+from keras_initzoo.mup.infshape import InfShape, infshape_of
+
+
+def _check_multipliers(multipliers: object) -> dict[str, list[float]]:
+    """``{path: [lr, epsilon]}`` of finite positive numbers, as the config holds them."""
+    if multipliers is None:
+        return {}
+    if not isinstance(multipliers, Mapping):
+        raise ValueError(
+            "`multipliers` must map variable paths to [learning-rate, epsilon] multipliers "
+            f"(kiz.mup.parametrize fills it in); received multipliers={multipliers!r}."
+        )
+    checked = {}
+    for path, pair in multipliers.items():
+        values = list(pair) if isinstance(pair, (list, tuple)) else None
+        if (
+            not isinstance(path, str)
+            or values is None
+            or len(values) != 2
+            or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < v < float("inf")
+                for v in values
+            )
+        ):
+            raise ValueError(
+                "`multipliers` must map variable paths to two finite numbers > 0, "
+                f"[learning-rate, epsilon]; received {path!r}: {pair!r}."
+            )
+        checked[path] = [float(v) for v in values]
+    return checked
+
+
+class MupOptimizer:
+    """The muP part of :class:`Adam`, :class:`AdamW` and :class:`SGD` (a mixin)."""
+
+    def _multipliers_of(self, record: InfShape) -> list[float]:
+        raise NotImplementedError
+
+    def __init__(self, *args, multipliers: Mapping | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._mup_multipliers = _check_multipliers(multipliers)
+        self._mup_by_index: list[tuple[float, float]] = []
+
+    def take_multipliers(self, variables) -> None:
+        """Copies the multipliers of parametrized ``variables`` (``model.compile`` calls this)."""
+        for variable in variables:
+            record = infshape_of(variable)
+            if record is not None:
+                self._mup_multipliers[variable.path] = self._multipliers_of(record)
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self.take_multipliers(variables)
+        missing = [v.path for v in variables if v.path not in self._mup_multipliers]
+        if len(missing) == len(variables) and variables:
+            raise ValueError(
+                f"{type(self).__name__} (kiz.mup) was built on variables that "
+                "kiz.mup.parametrize never saw (such as "
+                f"{missing[0]}): call kiz.mup.parametrize(model, base=...) before training, "
+                "or use a Keras optimizer for a model that is not parametrized."
+            )
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__} (kiz.mup) has no muP multipliers for "
+                f"{len(missing)} of its {len(variables)} variables ({', '.join(missing[:3])}"
+                f"{', ...' if len(missing) > 3 else ''}): they were added after "
+                "kiz.mup.parametrize, or the model's variables do not match the saved "
+                "optimizer's. Parametrize the model as it is trained."
+            )
+        self._mup_by_index = [tuple(self._mup_multipliers[v.path]) for v in variables]
+
+    @contextlib.contextmanager
+    def _epsilon_times(self, factor: float) -> Iterator[None]:
+        """Inside the block ``self.epsilon`` is scaled by ``factor`` (read while tracing)."""
+        if factor == 1.0 or not hasattr(self, "epsilon"):
+            yield
+            return
+        epsilon = self.epsilon
+        self.epsilon = epsilon * factor
+        try:
+            yield
+        finally:
+            self.epsilon = epsilon
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        groups: dict[tuple[float, float], tuple[list, list]] = {}
+        for grad, variable in zip(grads, trainable_variables, strict=True):
+            key = self._mup_by_index[self._get_variable_index(variable)]
+            group = groups.setdefault(key, ([], []))
+            group[0].append(grad)
+            group[1].append(variable)
+        for (rate, epsilon), (group_grads, group_variables) in groups.items():
+            scaled = learning_rate if rate == 1.0 else learning_rate * rate
+            with self._epsilon_times(epsilon):
+                super()._backend_update_step(group_grads, group_variables, scaled)
+
+    def get_config(self):
+        config = super().get_config()
+        config["multipliers"] = {path: list(pair) for path, pair in self._mup_multipliers.items()}
+        return config
+
+
+class _AdamType(MupOptimizer):
+    def _multipliers_of(self, record: InfShape) -> list[float]:
+        return [record.adam_lr, record.epsilon]
+
+
+_NOTES = """
+    muP's multipliers (see :mod:`keras_initzoo.mup.infshape`) scale the
+    learning rate (a float, a schedule or a callable) per variable{eps}.
+    ``weight_decay`` is decoupled, as in all Keras optimizers: every step
+    multiplies each variable by ``1 - learning_rate * weight_decay`` with the
+    *base* learning rate, not the variable's scaled one, so the decay per
+    step is the same at every width. This is microsoft/mup's convention
+    (``MuAdamW`` divides a hidden weight's rate by ``m`` and multiplies its
+    decay by ``m``; the warning of mup's PR #73 is against coupled L2 decay in
+    the gradient, which Keras does not do). ``clipnorm``, ``global_clipnorm``
+    and ``clipvalue`` act on gradients whose size changes with width under
+    muP: a threshold tuned at the base width does not carry over.
+    ``multipliers`` is filled in by :func:`kiz.mup.parametrize` and
+    ``model.compile``; it is in the config so that saving keeps it.
+"""
+
+
+@keras.saving.register_keras_serializable(package="keras_initzoo.mup")
+class Adam(_AdamType, keras.optimizers.Adam):
+    __doc__ = (
+        "Keras' Adam with muP's per-variable multipliers; Keras' arguments.\n"
+        + _NOTES.format(
+            eps=(
+                " and ``epsilon`` per variable by the scale of its gradient (``1/m_out``: "
+                "muP shrinks the gradients of every variable that feeds a wide layer, and "
+                "a fixed epsilon would stop being negligible as width grows)"
+            )
+        )
+        + """
+    Example:
+
+    >>> import keras_initzoo as kiz
+    >>> def build(width):
+    ...     return keras.Sequential([keras.Input((8,)),
+    ...         keras.layers.Dense(width, activation="relu"), keras.layers.Dense(2)])
+    >>> model = build(64)
+    >>> _ = kiz.mup.parametrize(model, base=build(16))
+    >>> model.compile(optimizer=kiz.mup.Adam(learning_rate=1e-3), loss="mse")
+    >>> model.optimizer.get_config()["multipliers"][model.layers[1].kernel.path]
+    [0.25, 1.0]
+"""
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_initzoo.mup")
+class AdamW(_AdamType, keras.optimizers.AdamW):
+    __doc__ = (
+        "Keras' AdamW (default ``weight_decay=0.004``) with muP's multipliers.\n"
+        + _NOTES.format(eps=" and ``epsilon`` by its gradient's scale, as :class:`Adam`")
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_initzoo.mup")
+class SGD(MupOptimizer, keras.optimizers.SGD):
+    __doc__ = "Keras' SGD (with momentum and Nesterov) with muP's multipliers.\n" + _NOTES.format(
+        eps=" (``alpha**2 m_out / m_in``: input weights and biases step faster as width grows)"
+    )
+
+    def _multipliers_of(self, record: InfShape) -> list[float]:
+        return [record.sgd_lr, 1.0]
