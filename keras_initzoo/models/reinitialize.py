@@ -14,6 +14,7 @@ from keras_initzoo.initializers.base import ZooInitializer, _make_seed_generator
 from keras_initzoo.initializers.orthogonal import Orthogonal
 from keras_initzoo.initializers.variance_scaling import VarianceScaling
 from keras_initzoo.models.report import Report
+from keras_initzoo.mup.infshape import refuse_if_parametrized
 from keras_initzoo.models.walk import KernelSite, Skip, walk
 from keras_initzoo.registry import get
 
@@ -129,6 +130,7 @@ def reinitialize(
         raise ValueError(f"`biases` must be True or False; received biases={biases!r}.")
     init = resolve(initializer)
     found = walk(model, skip=skip)
+    refuse_if_parametrized((site.variable for site in found.kernels), "reinitialize")
     rows = []
     for site in found.kernels:
         target, actual = draw_kernel(site, init)

@@ -2,8 +2,8 @@
 
 Each optimizer reads the :class:`~keras_initzoo.mup.infshape.InfShape` that
 :func:`~keras_initzoo.mup.parametrize` left on every variable when it is
-built, and keeps ``{variable path: [learning-rate multiplier, epsilon
-multiplier]}`` in its config: Keras saves a compiled model's optimizer config
+built, and keeps each variable's learning-rate and epsilon multipliers, in
+the order of the variables it is built on, in its config: Keras saves a compiled model's optimizer config
 and rebuilds the optimizer from it on load (variable attributes are not
 saved), so a loaded model trains on with the same multipliers. The update
 itself is Keras' own: variables are grouped by multiplier and each group
@@ -25,33 +25,39 @@ import keras
 from keras_initzoo.mup.infshape import InfShape, infshape_of
 
 
-def _check_multipliers(multipliers: object) -> dict[str, list[float]]:
-    """``{path: [lr, epsilon]}`` of finite positive numbers, as the config holds them."""
+def _check_multipliers(multipliers: object) -> list[dict]:
+    """``[{"variable", "shape", "learning_rate", "epsilon"}, ...]`` as the config holds them."""
     if multipliers is None:
-        return {}
-    if not isinstance(multipliers, Mapping):
+        return []
+    problem = None
+    if not isinstance(multipliers, (list, tuple)):
+        problem = multipliers
+    else:
+        for entry in multipliers:
+            numbers_ok = isinstance(entry, Mapping) and all(
+                isinstance(entry.get(key), numbers.Real)
+                and not isinstance(entry.get(key), bool)
+                and 0 < entry[key] < float("inf")
+                for key in ("learning_rate", "epsilon")
+            )
+            if not numbers_ok or not isinstance(entry.get("variable"), str):
+                problem = entry
+                break
+    if problem is not None:
         raise ValueError(
-            "`multipliers` must map variable paths to [learning-rate, epsilon] multipliers "
-            f"(kiz.mup.parametrize fills it in); received multipliers={multipliers!r}."
+            "`multipliers` must list, per variable in the order the optimizer is built on, "
+            '{"variable": name, "shape": [...], "learning_rate": x, "epsilon": y} with x, y '
+            f"finite and > 0 (kiz.mup.parametrize fills it in); received {problem!r}."
         )
-    checked = {}
-    for path, pair in multipliers.items():
-        values = list(pair) if isinstance(pair, (list, tuple)) else None
-        if (
-            not isinstance(path, str)
-            or values is None
-            or len(values) != 2
-            or not all(
-                isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < v < float("inf")
-                for v in values
-            )
-        ):
-            raise ValueError(
-                "`multipliers` must map variable paths to two finite numbers > 0, "
-                f"[learning-rate, epsilon]; received {path!r}: {pair!r}."
-            )
-        checked[path] = [float(v) for v in values]
-    return checked
+    return [
+        {
+            "variable": entry["variable"],
+            "shape": [int(d) for d in entry.get("shape", [])],
+            "learning_rate": float(entry["learning_rate"]),
+            "epsilon": float(entry["epsilon"]),
+        }
+        for entry in multipliers
+    ]
 
 
 class MupOptimizer:
@@ -60,40 +66,61 @@ class MupOptimizer:
     def _multipliers_of(self, record: InfShape) -> list[float]:
         raise NotImplementedError
 
-    def __init__(self, *args, multipliers: Mapping | None = None, **kwargs):
+    def __init__(self, *args, multipliers: list | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self._mup_multipliers = _check_multipliers(multipliers)
         self._mup_by_index: list[tuple[float, float]] = []
 
     def take_multipliers(self, variables) -> None:
-        """Copies the multipliers of parametrized ``variables`` (``model.compile`` calls this)."""
-        for variable in variables:
-            record = infshape_of(variable)
-            if record is not None:
-                self._mup_multipliers[variable.path] = self._multipliers_of(record)
+        """Copies the multipliers of parametrized ``variables``, in order (``compile`` calls this).
+
+        Raises when some of them were parametrized and others not; keeps the
+        multipliers it holds (from a saved config) when none was.
+        """
+        variables = list(variables)
+        records = [infshape_of(v) for v in variables]
+        missing = [v.path for v, r in zip(variables, records, strict=True) if r is None]
+        if len(missing) == len(variables):
+            return
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__} (kiz.mup) has no muP multipliers for "
+                f"{len(missing)} of its {len(variables)} variables ({', '.join(missing[:3])}"
+                f"{', ...' if len(missing) > 3 else ''}): they were added after "
+                "kiz.mup.parametrize. Parametrize the model as it is trained."
+            )
+        self._mup_multipliers = [
+            dict(
+                zip(
+                    ("variable", "shape", "learning_rate", "epsilon"),
+                    (v.name, list(v.shape), *self._multipliers_of(r)),
+                    strict=True,
+                )
+            )
+            for v, r in zip(variables, records, strict=True)
+        ]
 
     def build(self, variables):
         if self.built:
             return
         super().build(variables)
         self.take_multipliers(variables)
-        missing = [v.path for v in variables if v.path not in self._mup_multipliers]
-        if len(missing) == len(variables) and variables:
+        saved = self._mup_multipliers
+        if not saved and variables:
             raise ValueError(
                 f"{type(self).__name__} (kiz.mup) was built on variables that "
-                "kiz.mup.parametrize never saw (such as "
-                f"{missing[0]}): call kiz.mup.parametrize(model, base=...) before training, "
-                "or use a Keras optimizer for a model that is not parametrized."
+                f"kiz.mup.parametrize never saw (such as {variables[0].path}): call "
+                "kiz.mup.parametrize(model, base=...) before training, or use a Keras "
+                "optimizer for a model that is not parametrized."
             )
-        if missing:
+        found = [(v.name, list(v.shape)) for v in variables]
+        if [(e["variable"], e["shape"]) for e in saved] != found:
             raise ValueError(
-                f"{type(self).__name__} (kiz.mup) has no muP multipliers for "
-                f"{len(missing)} of its {len(variables)} variables ({', '.join(missing[:3])}"
-                f"{', ...' if len(missing) > 3 else ''}): they were added after "
-                "kiz.mup.parametrize, or the model's variables do not match the saved "
-                "optimizer's. Parametrize the model as it is trained."
+                f"{type(self).__name__} (kiz.mup) holds multipliers for {len(saved)} variables "
+                f"that do not match the {len(variables)} it is built on: the saved optimizer "
+                "belongs to another model (or the model changed after kiz.mup.parametrize)."
             )
-        self._mup_by_index = [tuple(self._mup_multipliers[v.path]) for v in variables]
+        self._mup_by_index = [(e["learning_rate"], e["epsilon"]) for e in saved]
 
     @contextlib.contextmanager
     def _epsilon_times(self, factor: float) -> Iterator[None]:
@@ -122,7 +149,7 @@ class MupOptimizer:
 
     def get_config(self):
         config = super().get_config()
-        config["multipliers"] = {path: list(pair) for path, pair in self._mup_multipliers.items()}
+        config["multipliers"] = [dict(entry) for entry in self._mup_multipliers]
         return config
 
 
@@ -169,8 +196,9 @@ class Adam(_AdamType, keras.optimizers.Adam):
     >>> model = build(64)
     >>> _ = kiz.mup.parametrize(model, base=build(16))
     >>> model.compile(optimizer=kiz.mup.Adam(learning_rate=1e-3), loss="mse")
-    >>> model.optimizer.get_config()["multipliers"][model.layers[1].kernel.path]
-    [0.25, 1.0]
+    >>> entry = model.optimizer.get_config()["multipliers"][2]   # the readout's kernel
+    >>> entry["variable"], entry["shape"], entry["learning_rate"], entry["epsilon"]
+    ('kernel', [64, 2], 0.25, 1.0)
 """
     )
 
