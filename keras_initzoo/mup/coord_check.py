@@ -102,15 +102,27 @@ def _loss_for(y: Any, loss: Any) -> Any:
     return "mean_squared_error"
 
 
+def _attention_factor(layer: keras.layers.Layer) -> float:
+    """The ``alpha`` a parametrized attention query carries (1 for any other layer)."""
+    factors = [getattr(infshape_of(v), "attention", 1.0) for v in layer.trainable_variables]
+    return factors[0] if factors else 1.0
+
+
 def _mean_abs_outputs(model: keras.Model, layers: list, x: Any) -> list[float]:
-    """mean |output| of each of ``layers`` in one eager forward pass (nan if not called)."""
+    """mean |output| of each of ``layers`` in one eager forward pass (nan if not called).
+
+    A query's output is divided by its ``alpha``: muP's own coordinate, whose
+    logits are ``q.k / d`` (the query here carries ``alpha`` for Keras'
+    ``1/sqrt(d)``).
+    """
     values: dict[int, float] = {}
 
     def handler(layer, call, args, kwargs):
         output = call(*args, **kwargs)
         if id(layer) not in values:
             array = keras.ops.convert_to_numpy(first_tensor(output))
-            values[id(layer)] = float(np.mean(np.abs(np.asarray(array, dtype="float64"))))
+            size = float(np.mean(np.abs(np.asarray(array, dtype="float64"))))
+            values[id(layer)] = size / _attention_factor(layer)
         return output
 
     with intercept(layers, handler):
@@ -146,6 +158,7 @@ def coord_check(
     steps: int = 3,
     seeds: int = 2,
     zero_readout: bool = False,
+    zero_query: bool = False,
 ) -> CoordReport:
     """The coordinate check of microsoft/mup: mean |output| per layer against width.
 
@@ -167,7 +180,8 @@ def coord_check(
     layer (and ``t``) that moves most. Under muP a readout that is not zero
     starts at ``1/sqrt(width)`` of the base's, by design, until its updates
     dominate: a readout that shrinks is not counted (``zero_readout=True``
-    starts it at exactly 0).
+    starts it at exactly 0; ``zero_query`` is :func:`parametrize`'s). The
+    query of attention is measured divided by the ``alpha`` it carries.
 
     Example:
 
@@ -207,7 +221,10 @@ def coord_check(
             # would import TensorFlow on every backend)
             draw_seed = _SEED_STRIDE * seed + width
             if parametrization == "mup":
-                parametrize(model, base, delta, zero_readout=zero_readout, seed=draw_seed)
+                parametrize(
+                    model, base, delta, zero_readout=zero_readout, zero_query=zero_query,
+                    seed=draw_seed,
+                )
                 chosen = mup_class(learning_rate=rate)
             else:
                 records = infshapes(model, base, delta)

@@ -91,6 +91,15 @@ def _kernel_kind(site: KernelSite, base: KernelSite, other: KernelSite) -> str:
     }[(grows_in, grows_out)]
 
 
+def _attention_layers(model: keras.layers.Layer) -> list:
+    """Every ``MultiHeadAttention`` inside ``model`` (KerasHub's subclass it)."""
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=True, recursive=True)
+        if isinstance(layer, keras.layers.MultiHeadAttention)
+    ]
+
+
 def _attention_factors(model: keras.layers.Layer, base_shapes: dict[int, tuple]) -> dict[int, float]:
     """``alpha = sqrt(d_base / d)`` by variable id, for the query kernel and bias of each attention.
 
@@ -99,9 +108,7 @@ def _attention_factors(model: keras.layers.Layer, base_shapes: dict[int, tuple])
     that ``sqrt(d_base) / d``: muP's ``1/d``, equal to Keras' at the base.
     """
     factors = {}
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        if not isinstance(layer, keras.layers.MultiHeadAttention):
-            continue
+    for layer in _attention_layers(model):
         query = layer.query_dense
         if tuple(query.kernel.shape)[-1] != layer.key_dim:
             raise ValueError(
@@ -219,24 +226,26 @@ def redraw(
     sites: list[KernelSite],
     records: dict[int, InfShape],
     *,
-    zero_readout: bool = False,
+    zeros: dict[int, str] | None = None,
     standard: bool = False,
     initializer: Any = None,
     seed: Any = None,
 ) -> dict[int, str]:
     """Re-draws every kernel with variance ``scale * init_std**2 / fan_in``; notes by id.
 
+    The kernels in ``zeros`` (variable id to the reason) are set to zero instead.
     With ``standard=True`` every ``init_std`` counts as 1: the standard
     parametrization with the same fan-in draw (Tensor Programs V, Table 3's
     parenthesized column), for comparisons.
     """
     generator = _make_seed_generator(seed)
+    zeros = zeros or {}
     notes = {}
     for site in sites:
         record = records[id(site.variable)]
-        if zero_readout and record.kind == "output":
+        if id(site.variable) in zeros:
             site.variable.assign(keras.ops.zeros(site.shape, dtype=site.variable.dtype))
-            notes[id(site.variable)] = "zero readout"
+            notes[id(site.variable)] = zeros[id(site.variable)]
             continue
         scale, distribution, note = _own_scale(site, initializer)
         std = 1.0 if standard else record.init_std
@@ -284,6 +293,7 @@ def parametrize(
     delta: keras.layers.Layer | None = None,
     *,
     zero_readout: bool = False,
+    zero_query: bool = False,
     initializer: Any = None,
     seed: Any = None,
 ) -> Report:
@@ -343,6 +353,9 @@ def parametrize(
             grow (needed when ``model`` is as wide as ``base``).
         zero_readout: initialize the readout to zero (its output is then
             exactly 0 at the start).
+        zero_query: initialize each attention query kernel to zero, as
+            microsoft/mup's Transformer examples do: attention starts uniform
+            at every width (muP's limit), not peaked at narrow widths.
         initializer: a fan-based initializer for every kernel (its scale and
             distribution, drawn with ``fan_in``), instead of each kernel's own.
         seed: None, an integer or a ``keras.random.SeedGenerator`` for the
@@ -354,13 +367,16 @@ def parametrize(
         multipliers.
     """
     check_built(model)
-    if not isinstance(zero_readout, bool):
-        raise ValueError(
-            f"`zero_readout` must be True or False; received zero_readout={zero_readout!r}."
-        )
+    for name, flag in (("zero_readout", zero_readout), ("zero_query", zero_query)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"`{name}` must be True or False; received {name}={flag!r}.")
     records = infshapes(model, base, delta)
     sites = [s for s in walk(model).kernels if id(s.variable) in records]
-    notes = redraw(sites, records, zero_readout=zero_readout, initializer=initializer, seed=seed)
+    zeros = {id(s.variable): "zero readout" for s in sites if records[id(s.variable)].kind == "output"}
+    zeros = zeros if zero_readout else {}
+    if zero_query:
+        zeros.update({id(a.query_dense.kernel): "zero query" for a in _attention_layers(model)})
+    notes = redraw(sites, records, zeros=zeros, initializer=initializer, seed=seed)
     report = Report(columns=COLUMNS, title="muP: variables, kinds and multipliers")
     for variable in model.weights:
         record = records.get(id(variable))
