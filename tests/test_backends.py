@@ -43,9 +43,11 @@ BACKEND_SUITE = [
     "tests/test_validation.py",
     "tests/test_keras_suite.py",
     "tests/test_keras_internals.py",
+    "tests/test_mup.py",
     # the docstring examples of the initializers and the model tools
     "keras_initzoo/initializers",
     "keras_initzoo/models",
+    "keras_initzoo/mup",
     "keras_initzoo/fans.py",
     "keras_initzoo/gains.py",
     "keras_initzoo/registry.py",

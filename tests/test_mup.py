@@ -195,7 +195,9 @@ def test_compiled_step_applies_each_variables_multiplier(mup_class, keras_class,
     twin.train_on_batch(x, target)
     for row, start, mine, theirs in zip(report, before, values(model), values(twin), strict=True):
         expected = (theirs - start) * row[rule]
-        np.testing.assert_allclose(mine - start, expected, rtol=1e-4, atol=1e-5, err_msg=row["path"])
+        np.testing.assert_allclose(
+            mine - start, expected, rtol=1e-4, atol=1e-5, err_msg=row["path"]
+        )
 
 
 def test_epsilon_scales_with_the_gradient():
@@ -273,8 +275,16 @@ def test_saved_model_trains_on_with_the_same_multipliers_in_a_fresh_process(tmp_
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     script = textwrap.dedent(SAVE_LOAD)
     done = subprocess.run(
-        [sys.executable, "-c", script, *(str(tmp_path / n) for n in ("model.keras", "batch.npz", "after.npz"))],
-        env=env, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-c",
+            script,
+            *(str(tmp_path / n) for n in ("model.keras", "batch.npz", "after.npz")),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-2:] == ["Adam", "6"], done.stdout
@@ -295,9 +305,7 @@ WIDTHS = [256, 1024]
 def test_coord_check_quick_on_every_backend():
     x, y = batch()
     mup = kiz.mup.coord_check(mlp, WIDTHS, x, y, steps=2, seeds=1, zero_readout=True)
-    standard = kiz.mup.coord_check(
-        mlp, WIDTHS, x, y, parametrization="standard", steps=2, seeds=1
-    )
+    standard = kiz.mup.coord_check(mlp, WIDTHS, x, y, parametrization="standard", steps=2, seeds=1)
     assert mup.verdict == "stable" and max_ratio(mup) < 1.2, str(mup)
     assert standard.verdict == "blows up" and max_ratio(standard) > 1.2, str(standard)
     assert "out" in standard.where
@@ -328,9 +336,7 @@ def test_coord_check_transformer_with_multi_head_attention():
     x, y = batch(shape=(32, 8, 12))
     args = {"steps": 3, "seeds": 2, "learning_rate": 3e-3}
     widths = [64, 256]
-    mup = kiz.mup.coord_check(
-        transformer, widths, x, y, zero_readout=True, zero_query=True, **args
-    )
+    mup = kiz.mup.coord_check(transformer, widths, x, y, zero_readout=True, zero_query=True, **args)
     standard = kiz.mup.coord_check(transformer, widths, x, y, parametrization="standard", **args)
     assert max_ratio(mup) < 1.2, str(mup)
     assert max_ratio(standard) > 1.2 and standard.verdict == "blows up", str(standard)

@@ -13,8 +13,8 @@ from keras_initzoo.models.lsuv import scale_to_std
 from keras_initzoo.models.reinitialize import draw_kernel
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.trace import intercept, leaf_layers, tensors_in
-from keras_initzoo.mup.infshape import refuse_if_parametrized
 from keras_initzoo.models.walk import KernelSite, walk
+from keras_initzoo.mup.infshape import refuse_if_parametrized
 
 # Activations whose unit-variance fixed point repels (slope of the variance map
 # at 1: GELU 1.144, SiLU 1.173, Mish 1.076): even the exact gain drifts with

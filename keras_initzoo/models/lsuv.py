@@ -14,8 +14,8 @@ from keras_initzoo.models.data import ModelError, as_batch, check_built, run
 from keras_initzoo.models.reinitialize import draw_kernel
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.trace import first_tensor, intercept, moments
-from keras_initzoo.mup.infshape import refuse_if_parametrized
 from keras_initzoo.models.walk import KernelSite, walk
+from keras_initzoo.mup.infshape import refuse_if_parametrized
 
 # Recurrent layers call their cell once per time step: the first step's input
 # says little about the sequence, so a layer holding a recurrent kernel (the

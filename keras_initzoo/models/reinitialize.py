@@ -14,8 +14,8 @@ from keras_initzoo.initializers.base import ZooInitializer, _make_seed_generator
 from keras_initzoo.initializers.orthogonal import Orthogonal
 from keras_initzoo.initializers.variance_scaling import VarianceScaling
 from keras_initzoo.models.report import Report
-from keras_initzoo.mup.infshape import refuse_if_parametrized
 from keras_initzoo.models.walk import KernelSite, Skip, walk
+from keras_initzoo.mup.infshape import refuse_if_parametrized
 from keras_initzoo.registry import get
 
 COLUMNS = ("path", "layer", "shape", "fan_in", "fan_out", "target var", "actual var", "note")

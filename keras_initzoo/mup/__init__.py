@@ -16,15 +16,15 @@ import importlib
 from keras_initzoo.mup.infshape import InfShape, infshape_of
 from keras_initzoo.mup.optimizers import SGD, Adam, AdamW, MupOptimizer
 
+# (the modules are not named after the functions: importing a submodule sets
+# the package attribute of its name)
 _HOMES = {
-    "parametrize": "parametrize",
-    "is_parametrized": "parametrize",
-    "coord_check": "coord_check",
-    "CoordReport": "coord_check",
+    "parametrize": "parametrization",
+    "is_parametrized": "parametrization",
+    "coord_check": "coordinates",
+    "CoordReport": "coordinates",
 }
-__all__ = sorted(
-    [*_HOMES, "InfShape", "infshape_of", "SGD", "Adam", "AdamW", "MupOptimizer"]
-)
+__all__ = sorted([*_HOMES, "InfShape", "infshape_of", "SGD", "Adam", "AdamW", "MupOptimizer"])
 
 
 def __getattr__(name: str):

@@ -3,9 +3,10 @@
 Each optimizer reads the :class:`~keras_initzoo.mup.infshape.InfShape` that
 :func:`~keras_initzoo.mup.parametrize` left on every variable when it is
 built, and keeps each variable's learning-rate and epsilon multipliers, in
-the order of the variables it is built on, in its config: Keras saves a compiled model's optimizer config
-and rebuilds the optimizer from it on load (variable attributes are not
-saved), so a loaded model trains on with the same multipliers. The update
+the order of the variables it is built on, in its config: Keras saves a
+compiled model's optimizer config and rebuilds the optimizer from it on load
+(variable attributes are not saved, and variable paths change on loading),
+so a loaded model trains on with the same multipliers. The update
 itself is Keras' own: variables are grouped by multiplier and each group
 goes through the backend's ``_backend_update_step`` with
 ``learning_rate * multiplier``, inside the jitted stateless step on JAX, the

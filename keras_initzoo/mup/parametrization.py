@@ -16,6 +16,7 @@ from keras_initzoo.models.reinitialize import draw_kernel, resolve
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.walk import KernelSite, walk
 from keras_initzoo.mup.infshape import ATTRIBUTE, InfShape, infshape_of
+from keras_initzoo.mup.optimizers import MupOptimizer
 
 COLUMNS = (
     "path",
@@ -100,7 +101,9 @@ def _attention_layers(model: keras.layers.Layer) -> list:
     ]
 
 
-def _attention_factors(model: keras.layers.Layer, base_shapes: dict[int, tuple]) -> dict[int, float]:
+def _attention_factors(
+    model: keras.layers.Layer, base_shapes: dict[int, tuple]
+) -> dict[int, float]:
     """``alpha = sqrt(d_base / d)`` by variable id, for the query kernel and bias of each attention.
 
     Keras' ``MultiHeadAttention`` scales its logits by ``1/sqrt(key_dim)``
@@ -123,7 +126,9 @@ def _attention_factors(model: keras.layers.Layer, base_shapes: dict[int, tuple])
     return factors
 
 
-def infshapes(model: keras.layers.Layer, base: keras.layers.Layer, delta=None) -> dict[int, InfShape]:
+def infshapes(
+    model: keras.layers.Layer, base: keras.layers.Layer, delta=None
+) -> dict[int, InfShape]:
     """Each trainable variable's :class:`InfShape` by id, from ``base`` and ``delta``.
 
     Kernels (what :func:`~keras_initzoo.models.walk.walk` finds) get their
@@ -165,7 +170,9 @@ def infshapes(model: keras.layers.Layer, base: keras.layers.Layer, delta=None) -
         if id(variable) in kernels:
             site = kernels[id(variable)]
             base_site = _counterpart(base_sites, index, variable, "base")
-            other_site = site if other_sites is None else _counterpart(other_sites, index, variable, "delta")
+            other_site = (
+                site if other_sites is None else _counterpart(other_sites, index, variable, "delta")
+            )
             kind = _kernel_kind(site, base_site, other_site)
             m_in, m_out = _sides(site, base_site, other_site)
             records[id(variable)] = InfShape(
@@ -256,8 +263,6 @@ def redraw(
 
 def _check_optimizer(model: keras.Model) -> None:
     """Hands the records to a kiz.mup optimizer; warns about any other optimizer."""
-    from keras_initzoo.mup.optimizers import MupOptimizer
-
     optimizer = getattr(model, "optimizer", None)
     inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's
     if isinstance(inner, MupOptimizer):
@@ -372,7 +377,9 @@ def parametrize(
             raise ValueError(f"`{name}` must be True or False; received {name}={flag!r}.")
     records = infshapes(model, base, delta)
     sites = [s for s in walk(model).kernels if id(s.variable) in records]
-    zeros = {id(s.variable): "zero readout" for s in sites if records[id(s.variable)].kind == "output"}
+    zeros = {
+        id(s.variable): "zero readout" for s in sites if records[id(s.variable)].kind == "output"
+    }
     zeros = zeros if zero_readout else {}
     if zero_query:
         zeros.update({id(a.query_dense.kernel): "zero query" for a in _attention_layers(model)})

@@ -17,7 +17,7 @@ from keras_initzoo.models.trace import first_tensor, intercept, leaf_layers
 from keras_initzoo.models.walk import walk
 from keras_initzoo.mup.infshape import infshape_of
 from keras_initzoo.mup.optimizers import SGD, Adam
-from keras_initzoo.mup.parametrize import infshapes, parametrize, redraw
+from keras_initzoo.mup.parametrization import infshapes, parametrize, redraw
 
 # microsoft/mup's bound: under muP each layer's mean |output| at widths 4x
 # apart agrees within this factor (widest over narrowest, either way).
@@ -47,11 +47,10 @@ class CoordReport(Report):
 
     def plot(self, path: str) -> str:
         """Writes one panel per step, mean |output| against width on log axes, as a PNG."""
-        try:
-            import matplotlib
+        from keras_initzoo.experiments.plotting import pyplot, save_figure
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
+        try:
+            plt = pyplot()
         except ImportError as error:
             raise ImportError("`plot` needs matplotlib: pip install matplotlib") from error
         means = self.values.mean(axis=1)  # (widths, t, layers)
@@ -70,11 +69,11 @@ class CoordReport(Report):
             axis.grid(True, which="both", alpha=0.3)
         axes[0][0].set_ylabel("mean |output|")
         axes[0][-1].legend(fontsize=6, loc="best")
-        figure.suptitle(f"{self.title}: {self.verdict}" + (f" at {self.where}" if self.where else ""))
+        figure.suptitle(
+            f"{self.title}: {self.verdict}" + (f" at {self.where}" if self.where else "")
+        )
         figure.tight_layout()
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        return path
+        return save_figure(figure, path)
 
 
 def _check_widths(widths: object) -> tuple[int, ...]:
@@ -87,8 +86,7 @@ def _check_widths(widths: object) -> tuple[int, ...]:
         )
     ):
         raise ValueError(
-            "`widths` must list at least two different integers > 0; "
-            f"received widths={widths!r}."
+            f"`widths` must list at least two different integers > 0; received widths={widths!r}."
         )
     return tuple(sorted({int(w) for w in widths}))
 
@@ -222,7 +220,11 @@ def coord_check(
             draw_seed = _SEED_STRIDE * seed + width
             if parametrization == "mup":
                 parametrize(
-                    model, base, delta, zero_readout=zero_readout, zero_query=zero_query,
+                    model,
+                    base,
+                    delta,
+                    zero_readout=zero_readout,
+                    zero_query=zero_query,
                     seed=draw_seed,
                 )
                 chosen = mup_class(learning_rate=rate)
