@@ -63,6 +63,8 @@ class CoordReport(Report):
                 curve = np.where(means[:, t, index] > 0, means[:, t, index], np.nan)
                 axis.plot(self.widths, curve, marker="o", markersize=3, label=name)
             axis.set_xscale("log")
+            axis.set_xticks(self.widths, [str(w) for w in self.widths], minor=False)
+            axis.minorticks_off()
             axis.set_yscale("log")
             axis.set_title(f"t = {t + 1}")
             axis.set_xlabel("width")
@@ -254,6 +256,10 @@ def coord_check(
             for t in range(1, steps + 1):
                 model.train_on_batch(batch, targets)
                 values[w_index, seed, t] = _mean_abs_outputs(model, layers, batch)
+    called = [i for i in range(len(names)) if not np.isnan(values[..., i]).all()]
+    readouts = {called.index(i) for i in readouts if i in called}
+    names = [names[i] for i in called]  # an InputLayer is never called
+    values = values[..., called]
     return _report(values, widths, names, readouts, parametrization, optimizer, rate, zero_readout)
 
 
@@ -266,8 +272,6 @@ def _report(values, widths, names, readouts, parametrization, optimizer, rate, z
     )
     worst, worst_octaves = None, 0.0
     for index, name in enumerate(names):
-        if not np.isfinite(means[:, :, index]).any() and np.isnan(means[:, :, index]).all():
-            continue  # a layer the forward pass never called
         for t in range(means.shape[1]):
             ratio = _ratio(means[0, t, index], means[-1, t, index])
             report.add(
