@@ -250,6 +250,18 @@ def test_gradient_accumulation_steps_with_the_multipliers():
     assert not all(np.array_equal(a, b) for a, b in zip(start, values(model), strict=True))
 
 
+def test_torch_groups_go_through_keras_fused_update():
+    """Private Keras: on PyTorch the exact Adam/AdamW/SGD become fused ``_foreach`` classes."""
+    if keras.backend.backend() != "torch":
+        pytest.skip("PyTorch only: the fused update is Keras' torch backend's")
+    from keras_initzoo.mup.optimizers import _torch_fused_step
+
+    for keras_class in (keras.optimizers.Adam, keras.optimizers.AdamW, keras.optimizers.SGD):
+        assert hasattr(type(keras_class()), "_parallel_update_step"), keras_class
+    for mup_class in (kiz.mup.Adam, kiz.mup.AdamW, kiz.mup.SGD):
+        assert _torch_fused_step(mup_class()) is not None
+
+
 SAVE_LOAD = """
 import sys, numpy as np, keras
 import keras_initzoo  # registers kiz.mup's optimizers

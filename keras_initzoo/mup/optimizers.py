@@ -10,9 +10,10 @@ so a loaded model trains on with the same multipliers. The update
 itself is Keras' own: variables are grouped by multiplier and each group
 goes through the backend's ``_backend_update_step`` with
 ``learning_rate * multiplier``, inside the jitted stateless step on JAX, the
-``tf.function`` (and ``tf.distribute`` merge) on TensorFlow, and eagerly on
-PyTorch. So schedules, ``LossScaleOptimizer``, ``gradient_accumulation_steps``,
-EMA and ``GradientNormLogger`` work as with Keras' optimizers.
+``tf.function`` (and ``tf.distribute`` merge) on TensorFlow, and through
+Keras' fused ``torch._foreach`` update on PyTorch. So schedules,
+``LossScaleOptimizer``, ``gradient_accumulation_steps``, EMA and
+``GradientNormLogger`` work as with Keras' optimizers.
 """
 
 from __future__ import annotations
@@ -59,6 +60,36 @@ def _check_multipliers(multipliers: object) -> list[dict]:
         }
         for entry in multipliers
     ]
+
+
+def _torch_fused_step(optimizer: keras.optimizers.Optimizer):
+    """On PyTorch, the ``torch._foreach`` update Keras swaps in for its exact classes.
+
+    Keras replaces ``keras.optimizers.Adam`` (AdamW, SGD) by a fused class
+    only when it is instantiated exactly, so a subclass would update one
+    variable at a time; each multiplier group goes through the fused update
+    instead (private Keras code: ``tests/test_mup.py`` checks it is there).
+    None on other backends.
+    """
+    if keras.backend.backend() != "torch":
+        return None
+    import torch
+    from keras.src.backend.torch.optimizers import torch_adam, torch_adamw, torch_sgd
+
+    fused = (
+        (keras.optimizers.AdamW, torch_adamw.AdamW),
+        (keras.optimizers.Adam, torch_adam.Adam),
+        (keras.optimizers.SGD, torch_sgd.SGD),
+    )
+    for keras_class, torch_class in fused:
+        if isinstance(optimizer, keras_class):
+
+            def step(grads, variables, learning_rate, _update=torch_class._parallel_update_step):
+                with torch.no_grad():
+                    _update(optimizer, grads, variables, learning_rate)
+
+            return step
+    return None
 
 
 class MupOptimizer:
@@ -137,6 +168,7 @@ class MupOptimizer:
             self.epsilon = epsilon
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        step = _torch_fused_step(self) or super()._backend_update_step
         groups: dict[tuple[float, float], tuple[list, list]] = {}
         for grad, variable in zip(grads, trainable_variables, strict=True):
             key = self._mup_by_index[self._get_variable_index(variable)]
@@ -146,7 +178,7 @@ class MupOptimizer:
         for (rate, epsilon), (group_grads, group_variables) in groups.items():
             scaled = learning_rate if rate == 1.0 else learning_rate * rate
             with self._epsilon_times(epsilon):
-                super()._backend_update_step(group_grads, group_variables, scaled)
+                step(group_grads, group_variables, scaled)
 
     def get_config(self):
         config = super().get_config()
