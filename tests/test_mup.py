@@ -125,6 +125,7 @@ def test_mismatched_base_and_delta_raise():
         kiz.mup.parametrize(mlp(64, inputs=32), base=mlp(16), delta=mlp(32))
 
 
+@pytest.mark.slow  # importing keras_hub takes seconds
 def test_tied_embeddings_are_refused():
     keras_hub = pytest.importorskip("keras_hub")
     tokens = keras.Input((6,), dtype="int32")
@@ -235,6 +236,21 @@ def test_config_round_trip_and_loss_scale_optimizer():
     assert all(np.isfinite(v).all() for v in values(model))
     with pytest.raises(ValueError, match="`multipliers` must list"):
         kiz.mup.SGD(multipliers=[{"variable": "kernel", "learning_rate": 0.5, "epsilon": -1.0}])
+
+
+def test_gradient_norm_logger_with_a_mup_optimizer(tmp_path, scalars):
+    x, y = batch()
+    model = mlp(32)
+    kiz.mup.parametrize(model, base=mlp(16))
+    model.compile(optimizer=kiz.mup.Adam(1e-3), loss="mse")
+    logger = kiz.GradientNormLogger(str(tmp_path))
+    target = np.eye(10, dtype="float32")[y]
+    model.fit(x, target, batch_size=16, epochs=1, verbose=0, callbacks=[logger])
+    logged = scalars(tmp_path)
+    steps = {step for series in logged.values() for step, _ in series}
+    assert len(steps) == 4 and all(  # 64 samples / 16: one row per step
+        math.isfinite(value) and value > 0 for series in logged.values() for _, value in series
+    ), logged
 
 
 def test_gradient_accumulation_steps_with_the_multipliers():
