@@ -9,18 +9,15 @@ sides are taken from the fans :func:`keras_initzoo.models.walk.walk` gives
 each kernel: a side is infinite when its fan differs, and its width
 multiplier is ``m = fan(model) / fan(base)``.
 
-==========  ==========================  =============  ============  ===========  ==========
-kind        which fans grow             init variance  Adam lr       SGD lr       Adam eps
-==========  ==========================  =============  ============  ===========  ==========
-input       fan_out (embeddings, the    ``s/fan_in``   ``1``         ``m_out``    ``1/m_out``
-            first layer)
-hidden      fan_in and fan_out          ``s/fan_in``   ``1/m_in``    ``m_out/m_in`` ``1/m_out``
-output      fan_in (the readout)        ``s/(fan_in    ``1/m_in``    ``1/m_in``   ``1``
-                                        m_in)``
-vector      biases, norm scales: one    kept           ``1``         ``m``        ``1/m``
-            width axis
-fixed       none                        ``s/fan_in``   ``1``         ``1``        ``1``
-==========  ==========================  =============  ============  ===========  ==========
+==========  ==============  ===================  ==========  ==============  ===========
+kind        fans that grow  init variance        Adam lr     SGD lr          Adam eps
+==========  ==============  ===================  ==========  ==============  ===========
+``input``   fan_out         ``s/fan_in``         ``1``       ``m_out``       ``1/m_out``
+``hidden``  both            ``s/fan_in``         ``1/m_in``  ``m_out/m_in``  ``1/m_out``
+``output``  fan_in          ``s/(fan_in m_in)``  ``1/m_in``  ``1/m_in``      ``1``
+``vector``  its one axis    kept                 ``1``       ``m``           ``1/m``
+``fixed``   none            ``s/fan_in``         ``1``       ``1``           ``1``
+==========  ==============  ===================  ==========  ==============  ===========
 
 (multipliers of the learning rate and epsilon tuned at the base width; ``s``
 the kernel initializer's scale). This is Table 3 of Tensor Programs V with
