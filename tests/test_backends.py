@@ -163,6 +163,16 @@ assert all(len(report) for report in reports)
 str(reports[-1])
 loaded["every model tool"] = tensorflow_modules()
 
+def mlp(width):
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(width, activation="relu"),
+                             keras.layers.Dense(2)])
+wide = mlp(16)
+kiz.mup.parametrize(wide, base=mlp(8))
+wide.compile(kiz.mup.Adam(), "mse")
+wide.fit(y, y[:, :2], batch_size=8, epochs=1, verbose=0)
+kiz.mup.coord_check(mlp, [8, 16], y, y[:, :2], steps=1, seeds=1)
+loaded["kiz.mup"] = tensorflow_modules()
+
 import tempfile
 model.compile("adam", "mse")
 log_dir = tempfile.mkdtemp()
@@ -198,5 +208,6 @@ def test_no_tensorflow_loaded(backend):
         "import keras_initzoo": [],
         "every alias on a layer": [],
         "every model tool": [],
+        "kiz.mup": [],
         "fit with GradientNormLogger": [],
     }
