@@ -12,7 +12,7 @@ Importing the package registers every initializer with Keras, so the
 backend-specific code.
 """
 
-from keras_initzoo import models
+from keras_initzoo import models, mup
 from keras_initzoo.fans import compute_fans, conv_transpose_axes, depthwise_axes
 from keras_initzoo.gains import calculate_gain, gain, leaky_relu_gain
 from keras_initzoo.initializers import (

@@ -44,9 +44,11 @@ BACKEND_SUITE = [
     "tests/test_keras_suite.py",
     "tests/test_keras_internals.py",
     "tests/test_torch_defaults.py",
+    "tests/test_mup.py",
     # the docstring examples of the initializers and the model tools
     "keras_initzoo/initializers",
     "keras_initzoo/models",
+    "keras_initzoo/mup",
     "keras_initzoo/fans.py",
     "keras_initzoo/gains.py",
     "keras_initzoo/registry.py",
@@ -162,6 +164,16 @@ assert all(len(report) for report in reports)
 str(reports[-1])
 loaded["every model tool"] = tensorflow_modules()
 
+def mlp(width):
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(width, activation="relu"),
+                             keras.layers.Dense(2)])
+wide = mlp(16)
+kiz.mup.parametrize(wide, base=mlp(8))
+wide.compile(kiz.mup.Adam(), "mse")
+wide.fit(y, y[:, :2], batch_size=8, epochs=1, verbose=0)
+kiz.mup.coord_check(mlp, [8, 16], y, y[:, :2], steps=1, seeds=1)
+loaded["kiz.mup"] = tensorflow_modules()
+
 import tempfile
 model.compile("adam", "mse")
 log_dir = tempfile.mkdtemp()
@@ -197,5 +209,6 @@ def test_no_tensorflow_loaded(backend):
         "import keras_initzoo": [],
         "every alias on a layer": [],
         "every model tool": [],
+        "kiz.mup": [],
         "fit with GradientNormLogger": [],
     }

@@ -14,6 +14,7 @@ from keras_initzoo.models.reinitialize import draw_kernel
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.trace import intercept, leaf_layers, tensors_in
 from keras_initzoo.models.walk import KernelSite, walk
+from keras_initzoo.mup.infshape import refuse_if_parametrized
 
 # Activations whose unit-variance fixed point repels (slope of the variance map
 # at 1: GELU 1.144, SiLU 1.173, Mish 1.076): even the exact gain drifts with
@@ -135,6 +136,7 @@ def auto_initialize(model: keras.Model, data: Any = None, *, skip: Any = None) -
     check_built(model)
     batch = synthetic_batch(model) if data is None else as_batch(data)
     found = walk(model, skip=skip)
+    refuse_if_parametrized((site.variable for site in found.kernels), "auto_initialize")
     by_layer: dict[int, list[KernelSite]] = {}
     for site in found.kernels:
         by_layer.setdefault(id(site.layer), []).append(site)

@@ -15,6 +15,7 @@ from keras_initzoo.models.reinitialize import draw_kernel
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.trace import first_tensor, intercept, moments
 from keras_initzoo.models.walk import KernelSite, walk
+from keras_initzoo.mup.infshape import refuse_if_parametrized
 
 # Recurrent layers call their cell once per time step: the first step's input
 # says little about the sequence, so a layer holding a recurrent kernel (the
@@ -149,6 +150,7 @@ def lsuv(
     max_iter = check_int("max_iter", max_iter, minimum=1)
     batch = as_batch(data)
     found = walk(model, skip=skip)
+    refuse_if_parametrized((site.variable for site in found.kernels), "lsuv")
 
     orthogonal = keras.initializers.get("zoo_orthogonal")
     for site in found.kernels:

@@ -17,6 +17,7 @@ from keras_initzoo.initializers.variance_scaling import TorchDefault, VarianceSc
 from keras_initzoo.models import torch_defaults
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.walk import KernelSite, Skip, walk
+from keras_initzoo.mup.infshape import refuse_if_parametrized
 from keras_initzoo.registry import get
 
 COLUMNS = ("path", "layer", "shape", "fan_in", "fan_out", "target var", "actual var", "note")
@@ -193,6 +194,7 @@ def reinitialize(
     found = walk(model, skip=skip)
     torch_kernels = isinstance(init, TorchDefault)
     seed = _seed_generator(init)
+    refuse_if_parametrized((site.variable for site in found.kernels), "reinitialize")
     rows = []
     if torch_kernels:  # each kernel as its layer's torch.nn counterpart draws its weight
         for parameter in torch_defaults.kernel_parameters(model, found):

@@ -1,0 +1,299 @@
+"""The coordinate check: does every layer's output keep its size across widths while training?"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_initzoo._validation import check_choice, check_int, check_positive
+from keras_initzoo.models.data import as_batch
+from keras_initzoo.models.report import Report
+from keras_initzoo.models.trace import first_tensor, intercept, leaf_layers
+from keras_initzoo.models.walk import walk
+from keras_initzoo.mup.infshape import infshape_of
+from keras_initzoo.mup.optimizers import SGD, Adam
+from keras_initzoo.mup.parametrization import infshapes, parametrize, redraw
+
+# microsoft/mup's bound: under muP each layer's mean |output| at widths 4x
+# apart agrees within this factor (widest over narrowest, either way).
+TOLERANCE = 1.2
+DEFAULT_LEARNING_RATE = {"adam": 1e-3, "sgd": 0.1}  # mup's coord-check defaults
+_SEED_STRIDE = 100_003  # seeds of (seed, width) pairs stay distinct for widths below it
+_OPTIMIZERS = {"adam": (Adam, keras.optimizers.Adam), "sgd": (SGD, keras.optimizers.SGD)}
+
+
+class CoordReport(Report):
+    """Rows ``(layer, t)`` of mean |output| per width; ``verdict``, ``where``, ``plot``.
+
+    ``t = 1`` is before the first step, ``t = k + 1`` after step ``k``.
+    ``values`` holds every measurement, shape ``(widths, seeds, steps + 1,
+    layers)``.
+    """
+
+    verdict: str = "stable"
+    where: str | None = None
+    widths: tuple[int, ...] = ()
+    layers: tuple[str, ...] = ()
+    values: np.ndarray | None = None
+
+    def __str__(self) -> str:
+        where = f" at {self.where}" if self.where else ""
+        return f"{super().__str__()}\nverdict: {self.verdict}{where}"
+
+    def plot(self, path: str) -> str:
+        """Writes one panel per step, mean |output| against width on log axes, as a PNG."""
+        from keras_initzoo.experiments.plotting import pyplot, save_figure
+
+        try:
+            plt = pyplot()
+        except ImportError as error:
+            raise ImportError("`plot` needs matplotlib: pip install matplotlib") from error
+        means = self.values.mean(axis=1)  # (widths, t, layers)
+        panels = means.shape[1]
+        figure, axes = plt.subplots(
+            1, panels, figsize=(3.2 * panels, 3.4), sharey=True, squeeze=False
+        )
+        for t, axis in enumerate(axes[0]):
+            for index, name in enumerate(self.layers):
+                curve = np.where(means[:, t, index] > 0, means[:, t, index], np.nan)
+                axis.plot(self.widths, curve, marker="o", markersize=3, label=name)
+            axis.set_xscale("log")
+            axis.set_xticks(self.widths, [str(w) for w in self.widths], minor=False)
+            axis.minorticks_off()
+            axis.set_yscale("log")
+            axis.set_title(f"t = {t + 1}")
+            axis.set_xlabel("width")
+            axis.grid(True, which="both", alpha=0.3)
+        axes[0][0].set_ylabel("mean |output|")
+        axes[0][-1].legend(fontsize=6, loc="best")
+        figure.suptitle(
+            f"{self.title}: {self.verdict}" + (f" at {self.where}" if self.where else "")
+        )
+        figure.tight_layout()
+        return save_figure(figure, path)
+
+
+def _check_widths(widths: object) -> tuple[int, ...]:
+    if (
+        not isinstance(widths, Sequence)
+        or isinstance(widths, str)
+        or len(set(widths)) < 2
+        or not all(
+            isinstance(w, numbers.Integral) and not isinstance(w, bool) and w > 0 for w in widths
+        )
+    ):
+        raise ValueError(
+            f"`widths` must list at least two different integers > 0; received widths={widths!r}."
+        )
+    return tuple(sorted({int(w) for w in widths}))
+
+
+def _loss_for(y: Any, loss: Any) -> Any:
+    if loss is not None:
+        return loss
+    dtype = keras.backend.standardize_dtype(np.asarray(y).dtype)
+    if "int" in dtype:  # class ids against logits
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return "mean_squared_error"
+
+
+def _attention_factor(layer: keras.layers.Layer) -> float:
+    """The ``alpha`` a parametrized attention query carries (1 for any other layer)."""
+    factors = [getattr(infshape_of(v), "attention", 1.0) for v in layer.trainable_variables]
+    return factors[0] if factors else 1.0
+
+
+def _mean_abs_outputs(model: keras.Model, layers: list, x: Any) -> list[float]:
+    """mean |output| of each of ``layers`` in one eager forward pass (nan if not called).
+
+    A query's output is divided by its ``alpha``: muP's own coordinate, whose
+    logits are ``q.k / d`` (the query here carries ``alpha`` for Keras'
+    ``1/sqrt(d)``).
+    """
+    values: dict[int, float] = {}
+
+    def handler(layer, call, args, kwargs):
+        output = call(*args, **kwargs)
+        if id(layer) not in values:
+            array = keras.ops.convert_to_numpy(first_tensor(output))
+            size = float(np.mean(np.abs(np.asarray(array, dtype="float64"))))
+            values[id(layer)] = size / _attention_factor(layer)
+        return output
+
+    with intercept(layers, handler):
+        model(x, training=False)
+    return [values.get(id(layer), math.nan) for layer in layers]
+
+
+def _label(layer: keras.layers.Layer) -> str:
+    """The layer's path inside its model (the model's own, numbered, name left out)."""
+    path = layer.path or layer.name
+    return path.split("/", 1)[1] if "/" in path else path
+
+
+def _ratio(narrow: float, wide: float) -> float:
+    if not (math.isfinite(narrow) and math.isfinite(wide)):
+        return math.inf
+    if narrow == wide:  # a zero readout at t = 1 is 0 at every width
+        return 1.0
+    return math.inf if narrow == 0.0 else wide / narrow
+
+
+def coord_check(
+    build: Callable[[int], keras.Model],
+    widths: Sequence[int],
+    x: Any,
+    y: Any,
+    *,
+    base_width: int | None = None,
+    parametrization: str = "mup",
+    optimizer: str = "adam",
+    learning_rate: float | None = None,
+    loss: Any = None,
+    steps: int = 3,
+    seeds: int = 2,
+    zero_readout: bool = False,
+    zero_query: bool = False,
+) -> CoordReport:
+    """The coordinate check of microsoft/mup: mean |output| per layer against width.
+
+    For each seed and width, ``build(width)`` is parametrized against
+    ``build(base_width)`` (default: the narrowest), compiled with the
+    optimizer at ``learning_rate`` (default 1e-3 for Adam, 0.1 for SGD, as
+    mup's) and ``loss`` (default: sparse categorical cross-entropy on logits
+    for integer ``y``, else mean squared error), and trained ``steps`` steps
+    with ``train_on_batch`` on the one batch ``(x, y)``. Every leaf layer's
+    mean |output| on ``x`` is measured at ``t = 1`` (before the first step)
+    and after each step. Under muP each stays the same size across widths;
+    ``parametrization="standard"`` draws the same fan-in init without muP's
+    multipliers and uses Keras' optimizer (Tensor Programs V's standard
+    parametrization), where the updates grow with width.
+
+    The ``verdict`` is "stable" when every layer's mean |output| at the widest
+    width is within a factor :data:`TOLERANCE` (1.2) of the narrowest's at
+    every ``t``; otherwise "blows up" or "vanishes", ``where`` naming the
+    layer (and ``t``) that moves most. Under muP a readout that is not zero
+    starts at ``1/sqrt(width)`` of the base's, by design, until its updates
+    dominate: a readout that shrinks is not counted (``zero_readout=True``
+    starts it at exactly 0; ``zero_query`` is :func:`parametrize`'s). The
+    query of attention is measured divided by the ``alpha`` it carries.
+
+    Example:
+
+    >>> def build(width):
+    ...     return keras.Sequential([keras.Input((8,)),
+    ...         keras.layers.Dense(width, activation="relu"), keras.layers.Dense(1)])
+    >>> x = np.random.default_rng(0).standard_normal((32, 8)).astype("float32")
+    >>> report = coord_check(build, [32, 128], x, x[:, :1], steps=1, seeds=1, zero_readout=True)
+    >>> report.verdict
+    'stable'
+
+    Returns:
+        A :class:`CoordReport`: one row per layer and ``t`` with the mean over
+        seeds at each width and the widest-to-narrowest ratio.
+    """
+    widths = _check_widths(widths)
+    parametrization = check_choice("parametrization", parametrization, ("mup", "standard"))
+    optimizer = check_choice("optimizer", optimizer, tuple(_OPTIMIZERS))
+    rate = DEFAULT_LEARNING_RATE[optimizer] if learning_rate is None else learning_rate
+    rate = check_positive("learning_rate", rate)
+    steps = check_int("steps", steps, minimum=0)
+    seeds = check_int("seeds", seeds, minimum=1)
+    base_width = widths[0] if base_width is None else check_int("base_width", base_width, 1)
+    batch = as_batch(x, name="x")
+    targets = as_batch(y, name="y")
+    mup_class, keras_class = _OPTIMIZERS[optimizer]
+    values = np.full((len(widths), seeds, steps + 1, 0), math.nan)
+    names: list[str] = []
+    readouts: set[int] = set()
+    for seed in range(seeds):
+        base = build(base_width)
+        other = next(w for w in widths if w != base_width)
+        for w_index, width in enumerate(widths):
+            model = build(width)
+            delta = build(other) if width == base_width else None
+            # every kernel is re-drawn from this seed (keras.utils.set_random_seed
+            # would import TensorFlow on every backend)
+            draw_seed = _SEED_STRIDE * seed + width
+            if parametrization == "mup":
+                parametrize(
+                    model,
+                    base,
+                    delta,
+                    zero_readout=zero_readout,
+                    zero_query=zero_query,
+                    seed=draw_seed,
+                )
+                chosen = mup_class(learning_rate=rate)
+            else:
+                records = infshapes(model, base, delta)
+                redraw(walk(model).kernels, records, standard=True, seed=draw_seed)
+                chosen = keras_class(learning_rate=rate)
+            model.compile(optimizer=chosen, loss=_loss_for(targets, loss))
+            layers = leaf_layers(model)
+            if not names:
+                names = [_label(layer) for layer in layers]
+                values = np.full((len(widths), seeds, steps + 1, len(layers)), math.nan)
+                readouts = {
+                    i
+                    for i, layer in enumerate(layers)
+                    if any(
+                        getattr(infshape_of(v), "kind", None) == "output"
+                        for v in layer.trainable_variables
+                    )
+                }
+            if len(layers) != len(names):
+                raise ValueError(
+                    f"`build({width})` has {len(layers)} layers, `build({widths[0]})` "
+                    f"{len(names)}: `build` must give the same architecture at every width."
+                )
+            values[w_index, seed, 0] = _mean_abs_outputs(model, layers, batch)
+            for t in range(1, steps + 1):
+                model.train_on_batch(batch, targets)
+                values[w_index, seed, t] = _mean_abs_outputs(model, layers, batch)
+    called = [i for i in range(len(names)) if not np.isnan(values[..., i]).all()]
+    readouts = {called.index(i) for i in readouts if i in called}
+    names = [names[i] for i in called]  # an InputLayer is never called
+    values = values[..., called]
+    return _report(values, widths, names, readouts, parametrization, optimizer, rate, zero_readout)
+
+
+def _report(values, widths, names, readouts, parametrization, optimizer, rate, zero_readout):
+    means = values.mean(axis=1)  # (widths, t, layers)
+    columns = ("layer", "t", *(f"width {w}" for w in widths), "ratio")
+    report = CoordReport(
+        columns=columns,
+        title=f"coordinate check: {parametrization}, {optimizer} at {rate:g}",
+    )
+    worst, worst_octaves = None, 0.0
+    for index, name in enumerate(names):
+        for t in range(means.shape[1]):
+            ratio = _ratio(means[0, t, index], means[-1, t, index])
+            report.add(
+                layer=name,
+                t=t + 1,
+                ratio=ratio,
+                **{f"width {w}": means[i, t, index] for i, w in enumerate(widths)},
+            )
+            by_design = (
+                parametrization == "mup" and not zero_readout and index in readouts and ratio < 1
+            )
+            octaves = math.inf if ratio in (0.0, math.inf) else abs(math.log2(ratio))
+            if not by_design and octaves > math.log2(TOLERANCE) and octaves > worst_octaves:
+                worst, worst_octaves = (name, t + 1, ratio), octaves
+    if worst is not None:
+        name, t, ratio = worst
+        report.verdict = "blows up" if ratio > 1 else "vanishes"
+        report.where = f"{name} (t={t}: x{ratio:.3g} from width {widths[0]} to {widths[-1]})"
+    if parametrization == "mup" and not zero_readout and readouts:
+        report.notes.append(
+            "the readout starts at 1/sqrt(width) of the base's, by design: its shrinking "
+            "is not counted (zero_readout=True starts it at 0)"
+        )
+    report.widths, report.layers, report.values = tuple(widths), tuple(names), values
+    return report

@@ -1,0 +1,254 @@
+"""Keras' Adam, AdamW and SGD with muP's per-variable learning-rate (and epsilon) multipliers.
+
+Each optimizer reads the :class:`~keras_initzoo.mup.infshape.InfShape` that
+:func:`~keras_initzoo.mup.parametrize` left on every variable when it is
+built, and keeps each variable's learning-rate and epsilon multipliers, in
+the order of the variables it is built on, in its config: Keras saves a
+compiled model's optimizer config and rebuilds the optimizer from it on load
+(variable attributes are not saved, and variable paths change on loading),
+so a loaded model trains on with the same multipliers. The update
+itself is Keras' own: variables are grouped by multiplier and each group
+goes through the backend's ``_backend_update_step`` with
+``learning_rate * multiplier``, inside the jitted stateless step on JAX, the
+``tf.function`` (and ``tf.distribute`` merge) on TensorFlow, and through
+Keras' fused ``torch._foreach`` update on PyTorch. So schedules,
+``LossScaleOptimizer``, ``gradient_accumulation_steps``, EMA and
+``GradientNormLogger`` work as with Keras' optimizers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from collections.abc import Iterator, Mapping
+
+import keras
+
+from keras_initzoo.mup.infshape import InfShape, infshape_of
+
+
+def _check_multipliers(multipliers: object) -> list[dict]:
+    """``[{"variable", "shape", "learning_rate", "epsilon"}, ...]`` as the config holds them."""
+    if multipliers is None:
+        return []
+    problem = None
+    if not isinstance(multipliers, (list, tuple)):
+        problem = multipliers
+    else:
+        for entry in multipliers:
+            numbers_ok = isinstance(entry, Mapping) and all(
+                isinstance(entry.get(key), numbers.Real)
+                and not isinstance(entry.get(key), bool)
+                and 0 < entry[key] < float("inf")
+                for key in ("learning_rate", "epsilon")
+            )
+            if not numbers_ok or not isinstance(entry.get("variable"), str):
+                problem = entry
+                break
+    if problem is not None:
+        raise ValueError(
+            "`multipliers` must list, per variable in the order the optimizer is built on, "
+            '{"variable": name, "shape": [...], "learning_rate": x, "epsilon": y} with x, y '
+            f"finite and > 0 (kiz.mup.parametrize fills it in); received {problem!r}."
+        )
+    return [
+        {
+            "variable": entry["variable"],
+            "shape": [int(d) for d in entry.get("shape", [])],
+            "learning_rate": float(entry["learning_rate"]),
+            "epsilon": float(entry["epsilon"]),
+        }
+        for entry in multipliers
+    ]
+
+
+def _torch_fused_step(optimizer: keras.optimizers.Optimizer):
+    """On PyTorch, the ``torch._foreach`` update Keras swaps in for its exact classes.
+
+    Keras replaces ``keras.optimizers.Adam`` (AdamW, SGD) by a fused class
+    only when it is instantiated exactly, so a subclass would update one
+    variable at a time; each multiplier group goes through the fused update
+    instead (private Keras code: ``tests/test_mup.py`` checks it is there).
+    None on other backends.
+    """
+    if keras.backend.backend() != "torch":
+        return None
+    import torch
+    from keras.src.backend.torch.optimizers import torch_adam, torch_adamw, torch_sgd
+
+    fused = (
+        (keras.optimizers.AdamW, torch_adamw.AdamW),
+        (keras.optimizers.Adam, torch_adam.Adam),
+        (keras.optimizers.SGD, torch_sgd.SGD),
+    )
+    for keras_class, torch_class in fused:
+        if isinstance(optimizer, keras_class):
+
+            def step(grads, variables, learning_rate, _update=torch_class._parallel_update_step):
+                with torch.no_grad():
+                    _update(optimizer, grads, variables, learning_rate)
+
+            return step
+    return None
+
+
+class MupOptimizer:
+    """The muP part of :class:`Adam`, :class:`AdamW` and :class:`SGD` (a mixin)."""
+
+    def _multipliers_of(self, record: InfShape) -> list[float]:
+        raise NotImplementedError
+
+    def __init__(self, *args, multipliers: list | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._mup_multipliers = _check_multipliers(multipliers)
+        self._mup_by_index: list[tuple[float, float]] = []
+
+    def take_multipliers(self, variables) -> None:
+        """Copies the multipliers of parametrized ``variables``, in order (``compile`` calls this).
+
+        Raises when some of them were parametrized and others not; keeps the
+        multipliers it holds (from a saved config) when none was.
+        """
+        variables = list(variables)
+        records = [infshape_of(v) for v in variables]
+        missing = [v.path for v, r in zip(variables, records, strict=True) if r is None]
+        if len(missing) == len(variables):
+            return
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__} (kiz.mup) has no muP multipliers for "
+                f"{len(missing)} of its {len(variables)} variables ({', '.join(missing[:3])}"
+                f"{', ...' if len(missing) > 3 else ''}): they were added after "
+                "kiz.mup.parametrize. Parametrize the model as it is trained."
+            )
+        self._mup_multipliers = [
+            dict(
+                zip(
+                    ("variable", "shape", "learning_rate", "epsilon"),
+                    (v.name, list(v.shape), *self._multipliers_of(r)),
+                    strict=True,
+                )
+            )
+            for v, r in zip(variables, records, strict=True)
+        ]
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self.take_multipliers(variables)
+        saved = self._mup_multipliers
+        if not saved and variables:
+            raise ValueError(
+                f"{type(self).__name__} (kiz.mup) was built on variables that "
+                f"kiz.mup.parametrize never saw (such as {variables[0].path}): call "
+                "kiz.mup.parametrize(model, base=...) before training, or use a Keras "
+                "optimizer for a model that is not parametrized."
+            )
+        found = [(v.name, list(v.shape)) for v in variables]
+        if [(e["variable"], e["shape"]) for e in saved] != found:
+            raise ValueError(
+                f"{type(self).__name__} (kiz.mup) holds multipliers for {len(saved)} variables "
+                f"that do not match the {len(variables)} it is built on: the saved optimizer "
+                "belongs to another model (or the model changed after kiz.mup.parametrize)."
+            )
+        self._mup_by_index = [(e["learning_rate"], e["epsilon"]) for e in saved]
+
+    @contextlib.contextmanager
+    def _epsilon_times(self, factor: float) -> Iterator[None]:
+        """Inside the block ``self.epsilon`` is scaled by ``factor`` (read while tracing)."""
+        if factor == 1.0 or not hasattr(self, "epsilon"):
+            yield
+            return
+        epsilon = self.epsilon
+        self.epsilon = epsilon * factor
+        try:
+            yield
+        finally:
+            self.epsilon = epsilon
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        step = _torch_fused_step(self) or super()._backend_update_step
+        groups: dict[tuple[float, float], tuple[list, list]] = {}
+        for grad, variable in zip(grads, trainable_variables, strict=True):
+            key = self._mup_by_index[self._get_variable_index(variable)]
+            group = groups.setdefault(key, ([], []))
+            group[0].append(grad)
+            group[1].append(variable)
+        for (rate, epsilon), (group_grads, group_variables) in groups.items():
+            scaled = learning_rate if rate == 1.0 else learning_rate * rate
+            with self._epsilon_times(epsilon):
+                step(group_grads, group_variables, scaled)
+
+    def get_config(self):
+        config = super().get_config()
+        config["multipliers"] = [dict(entry) for entry in self._mup_multipliers]
+        return config
+
+
+class _AdamType(MupOptimizer):
+    def _multipliers_of(self, record: InfShape) -> list[float]:
+        return [record.adam_lr, record.epsilon]
+
+
+_NOTES = """
+    muP's multipliers (see :mod:`keras_initzoo.mup.infshape`) scale the
+    learning rate (a float, a schedule or a callable) per variable{eps}.
+    ``weight_decay`` is decoupled, as in all Keras optimizers: every step
+    multiplies each variable by ``1 - learning_rate * weight_decay`` with the
+    *base* learning rate, not the variable's scaled one, so the decay per
+    step is the same at every width. This is microsoft/mup's convention
+    (``MuAdamW`` divides a hidden weight's rate by ``m`` and multiplies its
+    decay by ``m``; the warning of mup's PR #73 is against coupled L2 decay in
+    the gradient, which Keras does not do). ``clipnorm``, ``global_clipnorm``
+    and ``clipvalue`` act on gradients whose size changes with width under
+    muP: a threshold tuned at the base width does not carry over.
+    ``multipliers`` is filled in by :func:`kiz.mup.parametrize` and
+    ``model.compile``; it is in the config so that saving keeps it.
+"""
+
+
+@keras.saving.register_keras_serializable(package="keras_initzoo.mup")
+class Adam(_AdamType, keras.optimizers.Adam):
+    __doc__ = (
+        "Keras' Adam with muP's per-variable multipliers; Keras' arguments.\n"
+        + _NOTES.format(
+            eps=(
+                " and ``epsilon`` per variable by the scale of its gradient (``1/m_out``: "
+                "muP shrinks the gradients of every variable that feeds a wide layer, and "
+                "a fixed epsilon would stop being negligible as width grows)"
+            )
+        )
+        + """
+    Example:
+
+    >>> import keras_initzoo as kiz
+    >>> def build(width):
+    ...     return keras.Sequential([keras.Input((8,)),
+    ...         keras.layers.Dense(width, activation="relu"), keras.layers.Dense(2)])
+    >>> model = build(64)
+    >>> _ = kiz.mup.parametrize(model, base=build(16))
+    >>> model.compile(optimizer=kiz.mup.Adam(learning_rate=1e-3), loss="mse")
+    >>> entry = model.optimizer.get_config()["multipliers"][2]   # the readout's kernel
+    >>> entry["variable"], entry["shape"], entry["learning_rate"], entry["epsilon"]
+    ('kernel', [64, 2], 0.25, 1.0)
+"""
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_initzoo.mup")
+class AdamW(_AdamType, keras.optimizers.AdamW):
+    __doc__ = (
+        "Keras' AdamW (default ``weight_decay=0.004``) with muP's multipliers.\n"
+        + _NOTES.format(eps=" and ``epsilon`` by its gradient's scale, as :class:`Adam`")
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_initzoo.mup")
+class SGD(MupOptimizer, keras.optimizers.SGD):
+    __doc__ = "Keras' SGD (with momentum and Nesterov) with muP's multipliers.\n" + _NOTES.format(
+        eps=" (``alpha**2 m_out / m_in``: input weights and biases step faster as width grows)"
+    )
+
+    def _multipliers_of(self, record: InfShape) -> list[float]:
+        return [record.sgd_lr, 1.0]

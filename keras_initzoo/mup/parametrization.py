@@ -1,0 +1,421 @@
+"""The maximal update parametrization of a built Keras model, against a base model."""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from typing import Any
+
+import keras
+
+from keras_initzoo.initializers.base import _make_seed_generator
+from keras_initzoo.initializers.variance_scaling import VarianceScaling
+from keras_initzoo.models.data import check_built
+from keras_initzoo.models.reinitialize import draw_kernel, resolve
+from keras_initzoo.models.report import Report
+from keras_initzoo.models.walk import KernelSite, walk
+from keras_initzoo.mup.infshape import ATTRIBUTE, InfShape, infshape_of
+from keras_initzoo.mup.optimizers import MupOptimizer
+
+COLUMNS = (
+    "path",
+    "kind",
+    "shape",
+    "base shape",
+    "width mult",
+    "init std x",
+    "adam lr x",
+    "sgd lr x",
+    "epsilon x",
+    "init",
+)
+
+# Where each kernel role keeps its initializer on its layer.
+_INITIALIZER_ATTRIBUTE = {
+    "kernel": "kernel_initializer",
+    "recurrent_kernel": "recurrent_initializer",
+    "depthwise_kernel": "depthwise_initializer",
+    "pointwise_kernel": "pointwise_initializer",
+    "embeddings": "embeddings_initializer",
+    "reverse_embeddings": "reverse_embeddings_initializer",
+}
+_DEFAULT_SCALE, _DEFAULT_DISTRIBUTION = 1.0, "truncated_normal"  # LeCun normal
+
+
+def _matched(model: keras.layers.Layer, other: keras.layers.Layer, name: str) -> list:
+    """``other``'s variables in the order of ``model``'s, checked to be the same architecture.
+
+    Instances of one architecture hold their variables in the same order, so
+    they are matched by position (Keras' global names, ``dense_3/kernel``,
+    differ between instances); each pair must agree in name and rank.
+    """
+    check_built(other)
+    mine, theirs = list(model.weights), list(other.weights)
+    if len(mine) != len(theirs):
+        raise ValueError(
+            f"`{name}` does not match `model`: it has {len(theirs)} variables, the model "
+            f"{len(mine)}. Pass another instance of the same architecture (another width)."
+        )
+    for index, (a, b) in enumerate(zip(mine, theirs, strict=True)):
+        if a.name != b.name or len(a.shape) != len(b.shape):
+            raise ValueError(
+                f"`{name}` does not match `model` at variable #{index}: {a.path} "
+                f"{tuple(a.shape)} in the model, {b.path} {tuple(b.shape)} in `{name}`. "
+                "Pass another instance of the same architecture (another width)."
+            )
+    return theirs
+
+
+def _sides(site: KernelSite, base: KernelSite, other: KernelSite) -> tuple[float, float]:
+    """The kernel's ``(m_in, m_out)``; a side is infinite when base and other fans differ."""
+    mults = []
+    for side in ("fan_in", "fan_out"):
+        fan, base_fan, other_fan = (getattr(s, side) for s in (site, base, other))
+        if base_fan == other_fan and fan != base_fan:
+            raise ValueError(
+                f"{site.path}: its {side} is the same in `base` and `delta` ({base_fan}) "
+                f"but {fan} in the model: `delta` must differ from `base` in every width "
+                "the model differs in."
+            )
+        mults.append(fan / base_fan if base_fan != other_fan else 1.0)
+    return mults[0], mults[1]
+
+
+def _kernel_kind(site: KernelSite, base: KernelSite, other: KernelSite) -> str:
+    grows_in, grows_out = (getattr(base, s) != getattr(other, s) for s in ("fan_in", "fan_out"))
+    return {
+        (False, True): "input",
+        (True, True): "hidden",
+        (True, False): "output",
+        (False, False): "fixed",
+    }[(grows_in, grows_out)]
+
+
+def _attention_layers(model: keras.layers.Layer) -> list:
+    """Every ``MultiHeadAttention`` inside ``model`` (KerasHub's subclass it)."""
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=True, recursive=True)
+        if isinstance(layer, keras.layers.MultiHeadAttention)
+    ]
+
+
+def _attention_factors(
+    model: keras.layers.Layer, base_shapes: dict[int, tuple]
+) -> dict[int, float]:
+    """``alpha = sqrt(d_base / d)`` by variable id, for the query kernel and bias of each attention.
+
+    Keras' ``MultiHeadAttention`` scales its logits by ``1/sqrt(key_dim)``
+    (a private constant, not in its config); ``alpha`` on the query makes
+    that ``sqrt(d_base) / d``: muP's ``1/d``, equal to Keras' at the base.
+    """
+    factors = {}
+    for layer in _attention_layers(model):
+        query = layer.query_dense
+        if tuple(query.kernel.shape)[-1] != layer.key_dim:
+            raise ValueError(
+                f"{layer.path}: its query kernel {tuple(query.kernel.shape)} does not end in "
+                f"key_dim={layer.key_dim}, the layout muP's 1/d logits are set through."
+            )
+        base_key_dim = base_shapes[id(query.kernel)][-1]
+        alpha = math.sqrt(base_key_dim / layer.key_dim)
+        for variable in (query.kernel, getattr(query, "bias", None)):
+            if variable is not None and alpha != 1.0:
+                factors[id(variable)] = alpha
+    return factors
+
+
+def infshapes(
+    model: keras.layers.Layer, base: keras.layers.Layer, delta=None
+) -> dict[int, InfShape]:
+    """Each trainable variable's :class:`InfShape` by id, from ``base`` and ``delta``.
+
+    Kernels (what :func:`~keras_initzoo.models.walk.walk` finds) get their
+    kind from which fans grow; biases, and other variables with at most one
+    width axis, are vector-like. A variable with two width axes that is no
+    kernel has no known kind: that raises.
+    """
+    base_vars = _matched(model, base, "base")
+    other_vars = list(model.weights) if delta is None else _matched(model, delta, "delta")
+    base_shapes = {id(v): tuple(b.shape) for v, b in zip(model.weights, base_vars, strict=True)}
+    found = walk(model)
+    for site in found.kernels:
+        if site.role == "embeddings" and getattr(site.layer, "tie_weights", False):
+            raise ValueError(
+                f"{site.layer.path}: a tied embedding is both the input (width grows in "
+                "fan_out) and the readout (width grows in fan_in), whose muP learning rates "
+                "and init differ; build it with tie_weights=False (an untied readout)."
+            )
+    base_sites = _sites_by_position(base)
+    other_sites = None if delta is None else _sites_by_position(delta)
+    alpha = _attention_factors(model, base_shapes)
+    records: dict[int, InfShape] = {}
+    kernels = {id(site.variable): site for site in found.kernels}
+    biases = {id(v) for v in found.biases}
+    for index, variable in enumerate(model.weights):
+        if not variable.trainable and id(variable) not in kernels:
+            continue
+        shape, base_shape = tuple(variable.shape), tuple(base_vars[index].shape)
+        other_shape = tuple(other_vars[index].shape)
+        infinite = tuple(b != o for b, o in zip(base_shape, other_shape, strict=True))
+        for axis, grows in enumerate(infinite):
+            if not grows and shape[axis] != base_shape[axis]:
+                raise ValueError(
+                    f"{variable.path}: axis {axis} is the same in `base` and `delta` "
+                    f"({base_shape[axis]}) but {shape[axis]} in the model: `delta` must differ "
+                    "from `base` in every width the model differs in."
+                )
+        factor = alpha.get(id(variable), 1.0)
+        if id(variable) in kernels:
+            site = kernels[id(variable)]
+            base_site = _counterpart(base_sites, index, variable, "base")
+            other_site = (
+                site if other_sites is None else _counterpart(other_sites, index, variable, "delta")
+            )
+            kind = _kernel_kind(site, base_site, other_site)
+            m_in, m_out = _sides(site, base_site, other_site)
+            records[id(variable)] = InfShape(
+                variable.path, shape, base_shape, infinite, kind, m_in, m_out, factor
+            )
+            continue
+        if sum(infinite) > 1 and id(variable) not in biases:
+            raise ValueError(
+                f"{variable.path} {shape} has {sum(infinite)} axes that grow with width but "
+                "is no kernel of a known layer: muP cannot tell whether it is a hidden, "
+                "input or output weight."
+            )
+        mult = math.prod(shape) / math.prod(base_shape) if any(infinite) else 1.0
+        kind = "vector" if any(infinite) else "fixed"
+        records[id(variable)] = InfShape(
+            variable.path, shape, base_shape, infinite, kind, 1.0, mult, factor
+        )
+    return records
+
+
+def _sites_by_position(model: keras.layers.Layer) -> dict[int, KernelSite]:
+    position = {id(v): i for i, v in enumerate(model.weights)}
+    return {position[id(site.variable)]: site for site in walk(model).kernels}
+
+
+def _counterpart(sites: dict[int, KernelSite], index: int, variable, name: str) -> KernelSite:
+    if index not in sites:
+        raise ValueError(
+            f"`{name}` does not match `model` at variable #{index}: {variable.path} is a "
+            f"kernel in the model but not in `{name}`."
+        )
+    return sites[index]
+
+
+def _own_scale(site: KernelSite, initializer: Any) -> tuple[float, str, str]:
+    """``(scale, distribution, note)`` of the fan-in re-draw of ``site``.
+
+    The scale and distribution of ``initializer`` when given, else of the
+    kernel's own initializer when that is a ``VarianceScaling`` (Keras' or the
+    zoo's: Glorot, He, LeCun), else LeCun normal's (scale 1).
+    """
+    chosen = initializer
+    if chosen is None:
+        chosen = getattr(site.layer, _INITIALIZER_ATTRIBUTE.get(site.role, ""), None)
+    init = resolve(chosen) if chosen is not None else None
+    if isinstance(init, VarianceScaling):
+        name = type(init).__name__
+        return init.scale, init.distribution, f"{name} scale {init.scale:g}, fan_in"
+    if initializer is not None:
+        raise ValueError(
+            "`initializer` must be a fan-based VarianceScaling initializer (zoo_he, "
+            f"zoo_lecun_normal, keras' HeNormal, ...); received initializer={initializer!r}."
+        )
+    return _DEFAULT_SCALE, _DEFAULT_DISTRIBUTION, "not fan-based: LeCun normal, fan_in"
+
+
+def redraw(
+    sites: list[KernelSite],
+    records: dict[int, InfShape],
+    *,
+    zeros: dict[int, str] | None = None,
+    standard: bool = False,
+    initializer: Any = None,
+    seed: Any = None,
+) -> dict[int, str]:
+    """Re-draws every kernel with variance ``scale * init_std**2 / fan_in``; notes by id.
+
+    The kernels in ``zeros`` (variable id to the reason) are set to zero instead.
+    With ``standard=True`` every ``init_std`` counts as 1: the standard
+    parametrization with the same fan-in draw (Tensor Programs V, Table 3's
+    parenthesized column), for comparisons.
+    """
+    generator = _make_seed_generator(seed)
+    zeros = zeros or {}
+    notes = {}
+    for site in sites:
+        record = records[id(site.variable)]
+        if id(site.variable) in zeros:
+            site.variable.assign(keras.ops.zeros(site.shape, dtype=site.variable.dtype))
+            notes[id(site.variable)] = zeros[id(site.variable)]
+            continue
+        scale, distribution, note = _own_scale(site, initializer)
+        std = 1.0 if standard else record.init_std
+        draw_kernel(site, VarianceScaling(scale * std**2, "fan_in", distribution, seed=generator))
+        notes[id(site.variable)] = note
+    return notes
+
+
+def _check_optimizer(model: keras.Model) -> None:
+    """Hands the records to a kiz.mup optimizer; warns about any other optimizer."""
+    optimizer = getattr(model, "optimizer", None)
+    inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's
+    if isinstance(inner, MupOptimizer):
+        inner.take_multipliers(model.trainable_variables)
+    elif inner is not None:
+        warnings.warn(
+            f"`model` {model.name!r} was parametrized by kiz.mup.parametrize but is compiled "
+            f"with {type(inner).__name__}, which applies none of muP's learning-rate "
+            "multipliers: use kiz.mup.Adam, kiz.mup.AdamW or kiz.mup.SGD.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _guard_compile(model: keras.Model) -> None:
+    """After each ``model.compile``, check its optimizer (an instance attribute, not saved)."""
+    if "compile" in model.__dict__ or not hasattr(model, "compile"):
+        return
+    compile_ = model.compile
+
+    @functools.wraps(compile_)
+    def compile_with_mup_check(*args, **kwargs):
+        result = compile_(*args, **kwargs)
+        _check_optimizer(model)
+        return result
+
+    object.__setattr__(model, "compile", compile_with_mup_check)  # past Keras' tracking
+
+
+def parametrize(
+    model: keras.layers.Layer,
+    base: keras.layers.Layer,
+    delta: keras.layers.Layer | None = None,
+    *,
+    zero_readout: bool = False,
+    zero_query: bool = False,
+    initializer: Any = None,
+    seed: Any = None,
+) -> Report:
+    """The maximal update parametrization (muP) of a built ``model``, in place.
+
+    ``base`` (and ``delta``) are other built instances of the same
+    architecture at other widths; their variables are matched to the
+    model's by position. An axis is infinite when it differs between
+    ``base`` and ``delta`` (without ``delta``: between ``base`` and the
+    model), as in microsoft/mup's ``set_base_shapes``, and each trainable
+    variable gets a kind and width multipliers ``m = model / base`` (see
+    :mod:`keras_initzoo.mup.infshape` for the table). Then:
+
+    * every kernel is re-drawn with variance ``s / fan_in`` for its true fans
+      (Keras' default ``glorot_uniform`` scales with ``fan_out``, which muP
+      must not): ``s`` the scale of the kernel's own fan-based initializer
+      (Glorot 1, He 2) or ``initializer``'s, LeCun's 1 for others;
+    * the readout (fan-in grows, fan-out does not) is drawn with a further
+      ``1 / m_in``, or zero with ``zero_readout=True``. muP multiplies the
+      readout's output by ``1 / m``; a Keras ``Dense`` has no multiplier, so
+      the symmetry of muP (forward multiplier ``a``, init ``b``, Adam rate
+      ``c`` act as ``(a theta, b/theta, c/theta)``) moves it into the init
+      (``b / m``) and the rate (``c / m``): the same training, no layer
+      rewritten;
+    * attention logits scale as ``1/d``: each ``MultiHeadAttention`` (and
+      KerasHub's, which subclass it) keeps its private ``1/sqrt(d)``, and its
+      query kernel and bias carry ``alpha = sqrt(d_base / d)`` by the same
+      symmetry (init std times ``alpha``, Adam rate times ``alpha``, SGD
+      rate times ``alpha**2``, epsilon over ``alpha``), so the logits are
+      ``sqrt(d_base) / d`` times ``q.k``: Keras' own at the base width, muP's
+      ``1/d`` beyond. That form was chosen because Keras' scale is not in the
+      layer's config, and rewriting the user's layer would not survive saving;
+    * biases and normalization scales are kept (Keras' zeros and ones do
+      not depend on width); a tied embedding is refused (its input and
+      readout roles need different rates).
+
+    The records are left on the variables for :class:`Adam`,
+    :class:`AdamW` and :class:`SGD`, which copy them into their config so a
+    saved model keeps them. ``model.compile`` with any other optimizer warns.
+
+    Example:
+
+    >>> def build(width):
+    ...     return keras.Sequential([keras.Input((16,)),
+    ...         keras.layers.Dense(width, activation="relu", name="hidden_1"),
+    ...         keras.layers.Dense(width, activation="relu", name="hidden_2"),
+    ...         keras.layers.Dense(4, name="readout")], name="mlp")
+    >>> report = parametrize(build(256), base=build(64))
+    >>> [(row["kind"], row["adam lr x"]) for row in report][::2]
+    [('input', 1.0), ('hidden', 0.25), ('output', 0.25)]
+
+    Args:
+        model: a built ``keras.Model`` or layer.
+        base: the same architecture at the width the hyperparameters were
+            tuned at.
+        delta: the same architecture at another width, naming the axes that
+            grow (needed when ``model`` is as wide as ``base``).
+        zero_readout: initialize the readout to zero (its output is then
+            exactly 0 at the start).
+        zero_query: initialize each attention query kernel to zero, as
+            microsoft/mup's Transformer examples do: attention starts uniform
+            at every width (muP's limit), not peaked at narrow widths.
+        initializer: a fan-based initializer for every kernel (its scale and
+            distribution, drawn with ``fan_in``), instead of each kernel's own.
+        seed: None, an integer or a ``keras.random.SeedGenerator`` for the
+            re-draw.
+
+    Returns:
+        A :class:`~keras_initzoo.models.Report`, one row per trainable
+        variable: kind, shapes, width multiplier, init and learning-rate
+        multipliers.
+    """
+    check_built(model)
+    for name, flag in (("zero_readout", zero_readout), ("zero_query", zero_query)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"`{name}` must be True or False; received {name}={flag!r}.")
+    records = infshapes(model, base, delta)
+    sites = [s for s in walk(model).kernels if id(s.variable) in records]
+    zeros = {
+        id(s.variable): "zero readout" for s in sites if records[id(s.variable)].kind == "output"
+    }
+    zeros = zeros if zero_readout else {}
+    if zero_query:
+        zeros.update({id(a.query_dense.kernel): "zero query" for a in _attention_layers(model)})
+    notes = redraw(sites, records, zeros=zeros, initializer=initializer, seed=seed)
+    report = Report(columns=COLUMNS, title="muP: variables, kinds and multipliers")
+    for variable in model.weights:
+        record = records.get(id(variable))
+        if record is None:
+            continue
+        setattr(variable, ATTRIBUTE, record)
+        report.add(
+            path=record.path,
+            kind=record.kind,
+            shape=record.shape,
+            **{
+                "base shape": record.base_shape,
+                "width mult": record.width_mult,
+                "init std x": record.init_std if id(variable) in notes else None,
+                "adam lr x": record.adam_lr,
+                "sgd lr x": record.sgd_lr,
+                "epsilon x": record.epsilon,
+                "init": notes.get(id(variable), "kept"),
+            },
+        )
+    if not any(r.kind != "fixed" for r in records.values()):
+        report.notes.append(
+            "no axis differs between `base` and the model: every multiplier is 1 "
+            "(pass `delta` to name the width axes of a model as wide as its base)"
+        )
+    if isinstance(model, keras.Model):
+        _guard_compile(model)
+        if getattr(model, "compiled", False):
+            _check_optimizer(model)
+    return report
+
+
+def is_parametrized(model: keras.layers.Layer) -> bool:
+    """Whether any trainable variable of ``model`` carries a muP record."""
+    return any(infshape_of(v) is not None for v in model.trainable_variables)
