@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 import keras_initzoo  # noqa: F401  (registers the zoo_* aliases)
-from keras_initzoo.experiments import EpochScalars, fresh_run_dir
+from keras_initzoo.experiments import EpochScalars, fresh_run_dir, set_seed
 from keras_initzoo.experiments.plotting import plot_curves
 from keras_initzoo.experiments.scripts import example_parser, finish
 
@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = example_parser("minimal", __doc__.splitlines()[0]).parse_args(argv)
     start = time.perf_counter()
     inputs, targets = make_data(seed=args.seed)
-    keras.utils.set_random_seed(args.seed)
+    set_seed(args.seed)
     layer = keras.layers.Dense(
         1, kernel_initializer="zoo_uniform", bias_initializer="zoo_uniform", name="output"
     )

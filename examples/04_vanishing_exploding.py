@@ -17,8 +17,6 @@ import sys
 import time
 from collections.abc import Sequence
 
-import keras
-
 from keras_initzoo.experiments import (
     ExperimentConfig,
     LayerStats,
@@ -27,6 +25,7 @@ from keras_initzoo.experiments import (
     get_dataset,
     layer_stats,
     run_comparison,
+    set_seed,
 )
 from keras_initzoo.experiments.plotting import (
     plot_activation_histograms,
@@ -42,7 +41,7 @@ def init_profiles(config: ExperimentConfig, data, keep: int = 0) -> dict[str, li
     """Per-layer statistics at initialization, one model per scheme, same seed."""
     profiles = {}
     for scheme in SCHEMES:
-        keras.utils.set_random_seed(config.seed)
+        set_seed(config.seed)
         model = build_mlp(config, scheme, data.input_dim, data.n_classes)
         profiles[scheme] = layer_stats(
             model, data.x_train[:256], data.y_train[:256], keep_activations=keep

@@ -173,15 +173,8 @@ def comparison_table() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # regenerates the README tables
+if __name__ == "__main__":  # prints the README tables
+    # The copy `initzoo list` ships is the command line's: python -m keras_initzoo_cli.schemes
     print(markdown_table())
     print()
     print(comparison_table())
-    import sys
-
-    if "--write" in sys.argv[1:]:  # also rewrite the table `initzoo list` prints
-        from keras_initzoo_cli.commands import schemes_table_path
-
-        with open(schemes_table_path(), "w", encoding="utf-8") as table:
-            table.write(markdown_table() + "\n")
-        print(f"\nwrote {schemes_table_path()}", file=sys.stderr)

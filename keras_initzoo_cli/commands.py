@@ -1,9 +1,9 @@
 """What each ``initzoo`` subcommand does once its arguments are parsed.
 
-``list`` reads the scheme table shipped next to this module, so it loads no
-framework. ``demo``, ``compare`` and ``report`` import TensorFlow through
-:func:`keras_initzoo_cli.quiet.import_tensorflow` first, so their output holds
-no framework start-up lines.
+``list`` reads the scheme table shipped with the package (:mod:`.schemes`), so it
+loads no framework. ``demo``, ``compare`` and ``report`` run on whichever backend
+Keras is set to; they import it through :func:`keras_initzoo_cli.quiet.import_backend`
+first, so their output holds no TensorFlow start-up lines.
 """
 
 from __future__ import annotations
@@ -16,84 +16,50 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .settings import DEMO_SCHEMES, DEMO_SETTINGS
-
-SCHEMES_FILE = "schemes.md"  # keras_initzoo.registry.markdown_table(), shipped as package data
-
-
-def schemes_table_path() -> str:
-    """Where the scheme table lives: next to this module (package data of the wheel)."""
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), SCHEMES_FILE)
-
-
-def schemes_table() -> str:
-    """The table ``initzoo list`` prints, as ``keras_initzoo.registry.markdown_table()`` made it.
-
-    Read from a file so that ``list`` loads no framework; a test keeps the file equal
-    to the registry, and ``python -m keras_initzoo.registry --write`` regenerates it.
-    """
-    with open(schemes_table_path(), encoding="utf-8") as table:
-        return table.read()
+from .quiet import import_backend, keras_backend
+from .schemes import read_table
+from .settings import DEMO_QUICK_SETTINGS, DEMO_SCHEMES, DEMO_SETTINGS
 
 
 def print_list() -> int:
-    print(schemes_table().rstrip("\n"))
+    print(read_table().rstrip("\n"))
     return 0
 
 
-def _load() -> None:
-    """Imports TensorFlow quietly where Keras will use it (its start-up lines filtered)."""
+# The package each Keras backend runs on, and the extra that installs it.
+BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def _backend_missing(command: str) -> str | None:
+    """Why ``command`` cannot run here (Keras' backend is not installed), or None."""
     import importlib.util
 
-    if _backend() == "tensorflow" and importlib.util.find_spec("tensorflow") is not None:
-        from .quiet import import_tensorflow
-
-        import_tensorflow()
-
-
-def _backend() -> str:
-    """Keras' backend as Keras will choose it, without importing Keras."""
-    backend = os.environ.get("KERAS_BACKEND")
-    if backend:
-        return backend
-    import json
-
-    config = os.path.join(
-        os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras")), "keras.json"
+    backend = keras_backend()
+    package = BACKEND_PACKAGES.get(backend)
+    if package is None or importlib.util.find_spec(package) is not None:
+        return None  # an unknown backend: Keras' own error names the choices
+    others = ", ".join(f"KERAS_BACKEND={b}" for b in BACKEND_PACKAGES if b != backend)
+    return (
+        f"initzoo {command}: error: Keras is set to the {backend!r} backend (KERAS_BACKEND "
+        f"or ~/.keras/keras.json), and {package} is not installed; run: python -m pip "
+        f"install 'keras_initzoo[{backend}]', or choose another backend ({others})"
     )
-    try:
-        with open(config) as file:
-            return json.load(file).get("backend", "tensorflow")
-    except (OSError, ValueError):
-        return "tensorflow"
 
 
-def _tensorflow_missing(command: str) -> str | None:
-    """Why ``demo`` and ``compare`` cannot run here, or None: their experiments use TensorFlow."""
-    import importlib.util
-
-    backend = _backend()
-    if backend != "tensorflow":
-        return (
-            f"initzoo {command}: error: the experiments run on Keras' TensorFlow backend, "
-            f"and Keras is set to {backend!r} (KERAS_BACKEND or ~/.keras/keras.json); "
-            f"run: KERAS_BACKEND=tensorflow initzoo {command}"
-        )
-    if importlib.util.find_spec("tensorflow") is None:
-        return (
-            f"initzoo {command}: error: the experiments need TensorFlow, which is not "
-            "installed; run: python -m pip install 'keras_initzoo[tensorflow]'"
-        )
-    return None
+def _load(command: str) -> bool:
+    """Imports the backend (TensorFlow quietly); False, with the reason printed, if missing."""
+    problem = _backend_missing(command)
+    if problem:
+        print(problem, file=sys.stderr)
+        return False
+    import_backend()
+    return True
 
 
 def run_schemes(schemes: Sequence[Any], args: argparse.Namespace, settings: dict) -> int:
     """``demo`` and ``compare``: train under each scheme, print the table and what to look at."""
-    problem = _tensorflow_missing(args.command)
-    if problem:
-        print(problem, file=sys.stderr)
+    if not _load(args.command):
         return 2
-    _load()
     from keras_initzoo.experiments import ExperimentConfig, format_table, run_comparison
 
     config = ExperimentConfig(seed=args.seed, **settings)
@@ -163,7 +129,8 @@ def report(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.model):
         print(f"initzoo report: error: no such model file: {args.model}", file=sys.stderr)
         return 2
-    _load()
+    if not _load("report"):
+        return 2
     import keras
     import numpy as np
 
@@ -194,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "list":
         return print_list()
     if args.command == "demo":
-        return run_schemes(DEMO_SCHEMES, args, DEMO_SETTINGS)
+        return run_schemes(DEMO_SCHEMES, args, DEMO_QUICK_SETTINGS if args.quick else DEMO_SETTINGS)
     if args.command == "report":
         return report(args)
     settings = {

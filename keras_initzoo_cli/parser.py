@@ -36,9 +36,9 @@ def _positive_float(text: str) -> float:
 
 
 def _schemes(text: str) -> list[str]:
-    from .quiet import import_tensorflow
+    from .quiet import import_backend
 
-    import_tensorflow()
+    import_backend()
     from keras_initzoo.experiments import parse_schemes
 
     try:
@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the same 12-layer ReLU MLP on generated data under zoo_he, "
         "zoo_glorot, zoo_small, zoo_large and zoo_zeros; print a comparison "
         "table, write one TensorBoard run per scheme and say what to look at there.",
+    )
+    demo.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 epochs on 512 samples: the same table and runs in a fraction of the time",
     )
     _add_run_options(demo, os.path.join("runs", "demo"))
 

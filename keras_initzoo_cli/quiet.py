@@ -80,6 +80,31 @@ def keep_lines(text: str, level: int, drop_probes: bool) -> list[str]:
     return kept
 
 
+def keras_backend() -> str:
+    """Keras' backend as Keras will choose it, without importing Keras."""
+    backend = os.environ.get("KERAS_BACKEND")
+    if backend:
+        return backend
+    import json
+
+    config = os.path.join(
+        os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras")), "keras.json"
+    )
+    try:
+        with open(config) as file:
+            return json.load(file).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def import_backend() -> None:
+    """Imports TensorFlow quietly where Keras will run on it; JAX and PyTorch need no filter."""
+    import importlib.util
+
+    if keras_backend() == "tensorflow" and importlib.util.find_spec("tensorflow") is not None:
+        import_tensorflow()
+
+
 def import_tensorflow() -> None:
     """Imports TensorFlow and scans its devices with the start-up noise filtered out.
 

@@ -18,3 +18,5 @@ DATASETS = ("blobs", "spirals", "digits")
 # minute on two CPU cores.
 DEMO_SCHEMES = ("zoo_he", "zoo_glorot", "zoo_small", "zoo_large", "zoo_zeros")
 DEMO_SETTINGS = {"depth": 12, "width": 32, "activation": "relu", "epochs": 5, "dataset": "blobs"}
+# `initzoo demo --quick`: the same model and table on a quarter of the data, 2 epochs (tests).
+DEMO_QUICK_SETTINGS = {**DEMO_SETTINGS, "epochs": 2, "n_samples": 512}

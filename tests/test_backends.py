@@ -45,6 +45,9 @@ BACKEND_SUITE = [
     "tests/test_keras_internals.py",
     "tests/test_torch_defaults.py",
     "tests/test_mup.py",
+    # the experiments' contracts and the quick lessons (01-03; 04 and 05 are slow)
+    "tests/test_experiments.py",
+    "tests/test_examples.py",
     # the docstring examples of the initializers and the model tools
     "keras_initzoo/initializers",
     "keras_initzoo/models",

@@ -18,7 +18,7 @@ import pytest
 import keras_initzoo as kiz
 import keras_initzoo_cli
 from keras_initzoo import cli, registry
-from keras_initzoo_cli import commands, quiet
+from keras_initzoo_cli import quiet, schemes
 
 # Framework start-up lines that must not reach the command line's output.
 NOISE = ("cuda", "absl", "onednn", "cpu_feature_guard", "i0000", "w0000", "e0000")
@@ -107,9 +107,29 @@ def test_list_prints_every_registered_alias(capsys):
 
 def test_shipped_scheme_table_is_the_registry_s():
     # `initzoo list` prints a file so that it loads no framework; this keeps the file true.
-    assert commands.schemes_table() == registry.markdown_table() + "\n", (
-        f"{commands.schemes_table_path()} is stale: python -m keras_initzoo.registry --write"
+    assert schemes.read_table() == registry.markdown_table() + "\n", (
+        f"{schemes.table_path()} is stale: python -m keras_initzoo_cli.schemes"
     )
+
+
+def test_the_library_never_imports_the_command_line():
+    """Imports run one way: keras_initzoo_cli reads the library, the library not the CLI.
+
+    ``keras_initzoo/cli.py`` is the entry point that hands over to it (``python -m
+    keras_initzoo``); the experiments share the CLI's plain choices (``settings``).
+    """
+    from pathlib import Path
+
+    package = Path(kiz.__file__).parent
+    allowed = {"cli.py", "experiments/config.py", "experiments/data.py"}
+    importing = re.compile(r"^\s*(from|import)\s+keras_initzoo_cli\b", re.M)
+    reaching_up = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if importing.search(path.read_text(encoding="utf-8"))
+        and str(path.relative_to(package)) not in allowed
+    )
+    assert reaching_up == []
 
 
 def test_cli_package_version_is_the_library_s():
@@ -296,18 +316,8 @@ def test_compare_trains_each_scheme_and_writes_one_run_per_scheme(tmp_path, caps
     assert small_ratio < 1e-5
     assert f"tensorboard --logdir {tmp_path}" in out
     assert "grad_norm_by_depth" in out
-    for scheme in ("zoo_he", "zoo_small"):
-        # The depth heatmap the closing lines point to is really there.
-        assert _has_depth_image(events, tmp_path / scheme)
-        tags = _tags(events, tmp_path / scheme)
-        expected = {
-            "grad_norm/global",
-            "grad_norm/output",
-            "loss/train",
-            "accuracy/validation",
-            "init_by_depth/grad_norm",
-        } | {f"grad_norm/dense_{i:02d}" for i in range(1, 9)}
-        assert expected <= tags, expected - tags
+    # The depth heatmap the closing lines point to is really there, with every tag.
+    _check_runs(events, tmp_path, ("zoo_he", "zoo_small"), 8)
 
 
 @pytest.mark.slow
@@ -343,17 +353,104 @@ def test_demo_shows_the_lesson(tmp_path, events):
         )
 
 
-@pytest.mark.parametrize("command", ["demo", "compare"])
-def test_experiments_on_another_backend_fail_with_the_way_out(command):
-    # The experiments use TensorFlow's GradientTape: on JAX they must stop at
-    # once with the command that works, not crash mid-run.
-    done = subprocess.run(
-        [sys.executable, "-m", "keras_initzoo_cli", command],
-        env=os.environ | {"KERAS_BACKEND": "jax"},
-        capture_output=True,
-        text=True,
-        timeout=60,
+# Runs the command line and reports, at exit, whether TensorFlow got loaded.
+TENSORFLOW_PROBE = """
+import atexit, sys
+def report():
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow")
+    sys.stderr.write("TENSORFLOW=" + ",".join(loaded) + "\\n")
+atexit.register(report)
+from keras_initzoo_cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _check_runs(events, logdir, schemes, depth: int) -> None:
+    """One run per scheme with the tags and the depth image a TensorFlow run has."""
+    for scheme in schemes:
+        assert _has_depth_image(events, logdir / scheme), scheme
+        tags = _tags(events, logdir / scheme)
+        expected = {
+            "grad_norm/global",
+            "grad_norm/output",
+            "loss/train",
+            "loss/validation",
+            "accuracy/train",
+            "accuracy/validation",
+            "init_by_depth/grad_norm",
+            "init_by_depth/backprop_norm",
+            "init_by_depth/activation_std",
+        } | {f"grad_norm/dense_{i:02d}" for i in range(1, depth + 1)}
+        assert expected <= tags, (scheme, expected - tags)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_demo_and_compare_run_on_every_backend(backend, tmp_path, events):
+    """``demo --quick`` and ``compare`` on JAX and PyTorch: the table, the runs, no TensorFlow."""
+    from test_backends import backend_env, require_backend
+
+    require_backend(backend)
+    for command, trained, depth in (
+        (["demo", "--quick"], cli.DEMO_SCHEMES, cli.DEMO_SETTINGS["depth"]),
+        (
+            ["compare", "--schemes", "zoo_he,zoo_small", "--depth", "3", "--epochs", "1"],
+            ("zoo_he", "zoo_small"),
+            3,
+        ),
+    ):
+        logdir = tmp_path / command[0]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                TENSORFLOW_PROBE,
+                *command,
+                "--no-progress",
+                "--logdir",
+                str(logdir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=backend_env(backend),
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stderr.rsplit("TENSORFLOW=", 1)[1].strip() == "", "TensorFlow got imported"
+        rows = _table_rows(done.stdout)
+        assert list(rows) == list(trained), done.stdout
+        for cells in rows.values():  # loss and accuracy numbers (nan where a scheme exploded)
+            assert all(re.fullmatch(r"nan|inf|[-+\d.e]+", cell) for cell in cells), cells
+        header = next(line for line in done.stdout.splitlines() if line.startswith("scheme"))
+        assert header.split() == [
+            "scheme",
+            "final",
+            "loss",
+            "test",
+            "acc",
+            "|g|",
+            "L1",
+            "@init",
+            "|g|",
+            f"L{depth}",
+            "@init",
+            "ratio",
+            f"L1/L{depth}",
+        ]
+        _check_runs(events, logdir, trained, depth)
+        if command[0] == "demo":
+            assert "IMAGES tab, grad_norm_by_depth" in done.stdout
+
+
+def test_a_missing_backend_stops_with_the_way_out(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real(name, *a)
     )
-    assert done.returncode == 2
-    assert "KERAS_BACKEND=tensorflow initzoo " + command in done.stderr
-    assert "Traceback" not in done.stderr
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert cli.main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert "Keras is set to the 'jax' backend" in err
+    assert "pip install 'keras_initzoo[jax]'" in err and "KERAS_BACKEND=torch" in err

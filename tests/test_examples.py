@@ -61,7 +61,7 @@ def test_minimal_example_recovers_weights_and_bias(tmp_path, events):
     assert result["least_squares"] == pytest.approx([2.0, -3.0, 5.0], abs=0.05)
     assert result["loss"][-1] < 0.6  # noise U(-1, 1) has variance 1/3: the floor
     assert run_dirs(tmp_path) == {"zoo_uniform"}
-    assert "loss/train" in events(tmp_path / "runs" / "zoo_uniform").Tags()["tensors"]
+    assert "loss/train" in events(tmp_path / "runs" / "zoo_uniform").Tags()["scalars"]
 
 
 def test_gradient_descent_by_hand(tmp_path):

@@ -80,3 +80,32 @@ def test_no_progress_prints_nothing(capsys):
     config = ExperimentConfig(depth=2, width=8, epochs=1, n_samples=64, batch_size=32)
     run_comparison(("zoo_he",), config)
     assert capsys.readouterr().out == ""
+
+
+def test_set_seed_draws_what_keras_set_random_seed_draws():
+    """experiments.set_seed reproduces Keras' seeding (it reaches into keras.src on JAX
+    and PyTorch to leave TensorFlow unloaded): the same global seed, the same draws of
+    an unseeded initializer and of keras.random, Python's and NumPy's."""
+    import random
+
+    import keras
+    import numpy as np
+    from keras.src.utils.rng_utils import get_random_seed
+
+    from keras_initzoo.experiments import set_seed
+    from keras_initzoo.experiments.seed import set_seed as direct
+
+    def draws(seeding):
+        seeding(7)
+        layer = keras.layers.Dense(4, kernel_initializer="zoo_he")
+        layer.build((None, 3))
+        return (
+            get_random_seed(),
+            keras.ops.convert_to_numpy(layer.kernel).tolist(),
+            keras.ops.convert_to_numpy(keras.random.normal((3,))).tolist(),
+            random.random(),
+            np.random.random(),
+        )
+
+    assert set_seed is direct
+    assert draws(set_seed) == draws(keras.utils.set_random_seed)

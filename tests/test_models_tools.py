@@ -280,6 +280,50 @@ def test_signal_report_gradients_match_the_backends_autodiff(compiled):
     assert report[frozen.path]["grad norm"] is None
 
 
+def test_layer_signals_output_gradients_match_the_chain_rule():
+    """``out grad norm`` and ``out grad sample``: dL/d(each layer's output), by hand in float64.
+
+    A frozen tanh layer first, so that nothing upstream of its output is
+    trainable: its gradient must come all the same. Forward and backward in
+    NumPy float64 against the backend's float32: they agree to ~1e-6
+    relative; 1e-4 still tells a missed tanh derivative (a factor ~0.5) or a
+    wrong layer apart.
+    """
+    from keras_initzoo.models.signal import layer_signals
+
+    keras.utils.set_random_seed(5)
+    frozen = keras.layers.Dense(8, activation="tanh", trainable=False, name="frozen")
+    hidden = keras.layers.Dense(8, activation="tanh", name="hidden")
+    head = keras.layers.Dense(3, name="head")
+    model = keras.Sequential([keras.Input((6,)), frozen, hidden, head], name="net")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((10, 6)).astype("float32")
+    y = rng.standard_normal((10, 3)).astype("float32")
+    rows = layer_signals(model, x, y, _mean_squared_error, output_gradients=True, keep=30)
+
+    w1, b1, w2, b2, w3, b3 = (
+        np.asarray(keras.ops.convert_to_numpy(w), dtype="float64")
+        for layer in (frozen, hidden, head)
+        for w in (layer.kernel, layer.bias)
+    )
+    h1 = np.tanh(x @ w1 + b1)
+    h2 = np.tanh(h1 @ w2 + b2)
+    out = h2 @ w3 + b3
+    g_out = 2.0 * (out - y) / out.size
+    g_h2 = g_out @ w3.T
+    g_h1 = (g_h2 * (1.0 - h2**2)) @ w2.T
+    assert [row["layer"] for row in rows] == ["net/frozen", "net/hidden", "net/head"]
+    for row, expected in zip(rows, (g_h1, g_h2, g_out), strict=True):
+        assert row["out grad norm"] == pytest.approx(np.linalg.norm(expected), rel=1e-4)
+        np.testing.assert_allclose(
+            row["out grad sample"], expected.ravel()[:30], rtol=1e-4, atol=1e-9
+        )
+    assert rows[0]["grad norm"] is None  # frozen: no variable gradient, but a signal
+    np.testing.assert_allclose(rows[1]["sample"], h2.ravel()[:30], rtol=1e-5, atol=1e-6)
+    # without output_gradients the rows are signal_report's
+    assert "out grad norm" not in layer_signals(model, x, y, _mean_squared_error)[0]
+
+
 @pytest.mark.parametrize(
     "initializer, verdict",
     [("zoo_he", "healthy"), ("zoo_small", "vanishing"), ("zoo_large", "exploding")],

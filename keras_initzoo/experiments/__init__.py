@@ -3,6 +3,7 @@
 * :mod:`.config` — :class:`ExperimentConfig` (checked on creation) and scheme names;
 * :mod:`.data` — the offline datasets;
 * :mod:`.model` — the MLP, its loss and optimizer;
+* :mod:`.seed` — :func:`set_seed`, Keras' seeding without TensorFlow on other backends;
 * :mod:`.stats` — per-layer activation and gradient statistics at one moment;
 * :mod:`.summaries` — TensorBoard writing besides GradientNormLogger;
 * :mod:`.training` — :func:`train_scheme` and :func:`run_comparison`;
@@ -23,6 +24,7 @@ from .config import (
 )
 from .data import Dataset, get_dataset
 from .model import build_mlp, loss_fn, make_optimizer
+from .seed import set_seed
 from .stats import LayerStats, depth_ratio, layer_stats
 from .summaries import EpochScalars, fresh_run_dir, write_depth_profile, write_scalar_series
 from .table import format_table
@@ -52,6 +54,7 @@ __all__ = [
     "resolve_scheme",
     "run_comparison",
     "scheme_label",
+    "set_seed",
     "train_scheme",
     "with_overrides",
     "write_depth_profile",

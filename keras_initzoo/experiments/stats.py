@@ -1,4 +1,8 @@
-"""Per-layer signal statistics of a Dense stack for one batch: activations and gradient norms."""
+"""Per-layer signal statistics of a Dense stack for one batch: activations and gradient norms.
+
+Measured by the package's one per-layer pass (:func:`keras_initzoo.models.signal.layer_signals`,
+the one behind ``signal_report``), so on every backend.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,14 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from ..models.signal import layer_signals
 from .model import loss_fn as default_loss_fn
 
 
 @dataclass
 class LayerStats:
-    """Signal statistics of one Dense layer for one batch, at the moment measured."""
+    """Signal statistics of one layer with a kernel for one batch, at the moment measured."""
 
     name: str
     activation_mean: float
@@ -43,40 +47,33 @@ def layer_stats(
     loss_fn: Callable | None = None,
     keep_activations: int = 0,
 ) -> list[LayerStats]:
-    """Per-Dense-layer activation mean/std and gradient norms for one batch.
+    """Per-layer activation mean/std and gradient norms for one batch, for layers with a kernel.
 
-    Runs the layers one by one under a GradientTape, so it works for any
-    Sequential stack of Dense layers. ``keep_activations`` > 0 keeps that many
-    output values per layer (for histograms).
+    ``loss_fn(y, y_pred)`` defaults to the experiments' cross-entropy on logits;
+    ``keep_activations`` > 0 keeps that many output values per layer (for histograms).
     """
-    loss_fn = loss_fn or default_loss_fn()
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    outputs = []
-    with tf.GradientTape() as tape:
-        h = tf.convert_to_tensor(x)
-        for layer in model.layers:
-            h = layer(h)
-            if isinstance(layer, keras.layers.Dense):
-                outputs.append(h)
-        loss = loss_fn(y, h)
-    weights = [[w.value for w in layer.trainable_weights] for layer in dense]
-    flat = [w for ws in weights for w in ws]
-    grads = tape.gradient(loss, flat + outputs, unconnected_gradients="zero")
-    weight_grads, output_grads = grads[: len(flat)], grads[len(flat) :]
-    stats, i = [], 0
-    for layer, out, out_grad, ws in zip(dense, outputs, output_grads, weights, strict=True):
-        layer_grads = weight_grads[i : i + len(ws)]
-        i += len(ws)
-        values = np.asarray(out, dtype="float64")
-        sample = values.ravel()[:keep_activations].copy() if keep_activations else None
-        stats.append(
-            LayerStats(
-                layer.name,
-                float(values.mean()),
-                float(values.std()),
-                grad_norm=float(tf.linalg.global_norm(layer_grads)),
-                backprop_norm=float(tf.norm(out_grad)),
-                activations=sample,
-            )
+    rows = layer_signals(
+        model,
+        x,
+        y,
+        loss=loss_fn or default_loss_fn(),
+        output_gradients=True,
+        keep=keep_activations,
+    )
+    return [
+        LayerStats(
+            row["layer"].rsplit("/", 1)[-1],  # the layer's name: its path's last part
+            row["act mean"],
+            row["act std"],
+            grad_norm=_or_zero(row["grad norm"]),
+            backprop_norm=row["out grad norm"],
+            activations=row.get("sample"),
         )
-    return stats
+        for row in rows
+        if row["weight var"] is not None
+    ]
+
+
+def _or_zero(norm: float | None) -> float:
+    # a layer that has a kernel but no trainable variable gets no gradient
+    return 0.0 if norm is None else norm

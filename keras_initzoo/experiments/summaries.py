@@ -1,16 +1,32 @@
-"""What the experiments write for TensorBoard besides GradientNormLogger's gradient norms."""
+"""What the experiments write for TensorBoard besides GradientNormLogger's gradient norms.
+
+Through the package's own event writer (:mod:`keras_initzoo.callbacks.writer`),
+so on every backend and without TensorFlow.
+"""
 
 from __future__ import annotations
 
 import glob
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import keras
-import tensorflow as tf
+from tensorboard.compat.proto import summary_pb2
 
+from ..callbacks.writer import EventWriter
 from .stats import LayerStats
+
+
+def _writer(log_dir: str) -> EventWriter:
+    os.makedirs(log_dir, exist_ok=True)
+    return EventWriter(log_dir)
+
+
+def _scalars(values: Iterable[tuple[str, float]]) -> summary_pb2.Summary:
+    return summary_pb2.Summary(
+        value=[summary_pb2.Summary.Value(tag=tag, simple_value=value) for tag, value in values]
+    )
 
 
 class EpochScalars(keras.callbacks.Callback):
@@ -22,13 +38,14 @@ class EpochScalars(keras.callbacks.Callback):
 
     def __init__(self, log_dir: str) -> None:
         super().__init__()
-        self._writer = tf.summary.create_file_writer(log_dir)
+        self._writer = _writer(log_dir)
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
-        with self._writer.as_default():
-            for key, value in (logs or {}).items():
-                tag = f"{key[4:]}/validation" if key.startswith("val_") else f"{key}/train"
-                tf.summary.scalar(tag, float(value), step=epoch + 1)
+        tags = (
+            (f"{key[4:]}/validation" if key.startswith("val_") else f"{key}/train", float(value))
+            for key, value in (logs or {}).items()
+        )
+        self._writer.write_summary(epoch + 1, _scalars(tags))
         self._writer.flush()
 
     def on_train_end(self, logs: Mapping[str, float] | None = None) -> None:
@@ -41,25 +58,26 @@ def write_depth_profile(log_dir: str, stats: Sequence[LayerStats]) -> None:
     The log10 copies exist because TensorBoard charts start on a linear axis, where
     1e-15 and 1e-2 both look like 0; 0, inf and NaN have no log and are left out.
     """
-    with tf.summary.create_file_writer(log_dir).as_default() as writer:
-        for depth, s in enumerate(stats, start=1):
-            for name in ("activation_std", "backprop_norm", "grad_norm"):
-                value = getattr(s, name)
-                tf.summary.scalar(f"init_by_depth/{name}", value, step=depth)
-                if value > 0 and math.isfinite(value):
-                    tf.summary.scalar(f"init_by_depth/log10_{name}", math.log10(value), step=depth)
-        writer.flush()
+    writer = _writer(log_dir)
+    for depth, s in enumerate(stats, start=1):
+        values = []
+        for name in ("activation_std", "backprop_norm", "grad_norm"):
+            value = getattr(s, name)
+            values.append((f"init_by_depth/{name}", value))
+            if value > 0 and math.isfinite(value):
+                values.append((f"init_by_depth/log10_{name}", math.log10(value)))
+        writer.write_summary(depth, _scalars(values))
+    writer.close()
 
 
 def write_scalar_series(
     log_dir: str, series: Mapping[str, Sequence[float]], start_step: int = 0
 ) -> None:
     """Write ``{tag: values}`` to one TensorBoard run, value i at step ``start_step + i``."""
-    writer = tf.summary.create_file_writer(log_dir)
-    with writer.as_default():
-        for tag, values in series.items():
-            for i, value in enumerate(values):
-                tf.summary.scalar(tag, float(value), step=start_step + i)
+    writer = _writer(log_dir)
+    for tag, values in series.items():
+        for i, value in enumerate(values):
+            writer.write_summary(start_step + i, _scalars([(tag, float(value))]))
     writer.close()
 
 

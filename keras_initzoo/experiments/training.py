@@ -17,6 +17,7 @@ import keras
 from .config import ExperimentConfig, Scheme, resolve_scheme, scheme_label
 from .data import Dataset, get_dataset
 from .model import build_mlp, loss_fn, make_optimizer
+from .seed import set_seed
 from .stats import LayerStats, depth_ratio, layer_stats
 from .summaries import EpochScalars, fresh_run_dir, write_depth_profile
 
@@ -100,7 +101,7 @@ def train_scheme(
     data = data or get_dataset(config.dataset, seed=config.seed, n_samples=config.n_samples)
     start = time.perf_counter()
     # Same seed for every scheme: same data order, same random draws, only the scheme differs.
-    keras.utils.set_random_seed(config.seed)
+    set_seed(config.seed)
     model = build_mlp(config, scheme, data.input_dim, data.n_classes)
     probe = min(256, len(data.x_train))
     init_stats = layer_stats(

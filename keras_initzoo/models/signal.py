@@ -78,47 +78,226 @@ def _is_traced(tensor: Any) -> bool:
     return isinstance(tensor, jax.core.Tracer)
 
 
-def _forward_and_gradients(model, batch, y, forward, traced: dict):
-    """Runs ``forward()`` once and, with targets, takes one backward pass of the loss.
+def _probed(output: Any) -> bool:
+    """Whether the pass takes the gradient with respect to this layer output."""
+    return keras.ops.is_tensor(output) and keras.backend.is_float_dtype(output.dtype)
 
-    On JAX that pass is traced by ``jax.grad``: the layer outputs the pass put
-    in ``traced`` (by layer id) come back from it as its auxiliary output, and
-    replace the tracers there.
+
+def _norm(gradient: Any) -> float:
+    values = np.asarray(keras.ops.convert_to_numpy(gradient), dtype="float64")
+    return float(np.sqrt(np.sum(np.square(values))))
+
+
+class _SignalPass:
+    """The one per-layer forward-and-backward pass (see :func:`layer_signals`).
+
+    Every leaf layer's call goes through :meth:`handler`, which measures the
+    first call of each layer. With ``output_gradients`` a zero "probe" is
+    added to each layer's output during the backward pass: the gradient with
+    respect to the probe is the gradient with respect to that output, whatever
+    feeds it (a frozen first layer included), and ``x + 0`` leaves every value
+    as it was.
     """
-    variables = model.trainable_variables
-    if y is None or not variables:
-        forward()
-        return {}
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
 
-        with tf.GradientTape() as tape:
-            loss = _loss(model, y, first_tensor(forward()))
-        grads = tape.gradient(loss, variables)
-    elif backend == "torch":
-        import torch
+    def __init__(self, model: keras.Model, output_gradients: bool, keep: int) -> None:
+        self.model = model
+        self.output_gradients = output_gradients
+        self.keep = keep
+        self.sites = {
+            id(site.layer): site for site in walk(model).kernels if site.role != "recurrent_kernel"
+        }
+        self.kinds = SignalKinds()
+        self.rows: dict[int, dict] = {}
+        # JAX's backward pass is traced: those outputs are measured once the trace is done
+        self.traced: dict[int, Any] = {}
+        self.traced_layers: dict[int, tuple[keras.layers.Layer, Kind]] = {}
+        self.measuring = True  # False in JAX's shape-only trace
+        self.probe: Any = None  # (layer, output) -> output, while probing
+        self.probed: set[int] = set()
 
-        with torch.enable_grad():
-            loss = _loss(model, y, first_tensor(forward()))
-            grads = torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True)
-    else:  # jax: one pass, a stateless call traced by jax.grad
-        import jax
+    def handler(self, layer, call, args, kwargs):
+        output = call(*args, **kwargs)
+        if self.probe is not None and id(layer) not in self.probed and _probed(output):
+            self.probed.add(id(layer))
+            output = self.probe(layer, output)
+        if not self.measuring:
+            return output
+        fed_by = self.kinds.fed_by(args, kwargs)
+        self.kinds.record(layer, args, kwargs, output)  # the probed tensor is what flows on
+        key = id(layer)
+        if key not in self.rows and key not in self.traced:
+            tensor = first_tensor(output)
+            if _is_traced(tensor):
+                self.traced[key], self.traced_layers[key] = tensor, (layer, fed_by)
+            else:
+                self.rows[key] = self._row(layer, tensor, fed_by)
+        return output
 
-        trainable = [v.value for v in variables]
-        others = [v.value for v in model.non_trainable_variables]
+    def _row(self, layer, output, fed_by: Kind) -> dict:
+        row = _layer_row(layer, output, fed_by, self.sites.get(id(layer)))
+        if self.keep:
+            values = np.asarray(keras.ops.convert_to_numpy(output), dtype="float64")
+            row["sample"] = values.ravel()[: self.keep].copy()
+        return row
 
-        def loss_of(values):
-            y_pred, _ = model.stateless_call(values, others, batch, training=False)
-            return _loss(model, y, first_tensor(y_pred)), dict(traced)
+    def run(self, batch: Any, y: Any, loss: Any) -> tuple[dict[str, float], dict[int, Any]]:
+        """Measures every layer; returns gradient norms by variable path and by layer id."""
+        with intercept(leaf_layers(self.model), self.handler):
+            grads = self._forward_and_gradients(batch, y, loss)
+        for key, output in self.traced.items():
+            layer, fed_by = self.traced_layers[key]
+            self.rows[key] = self._row(layer, output, fed_by)
+        return grads
 
-        grads, values = jax.grad(loss_of, has_aux=True)(trainable)
-        traced.update(values)
-    return {
-        v.path: float(np.sqrt(np.sum(np.square(keras.ops.convert_to_numpy(g)))))
-        for v, g in zip(variables, grads, strict=True)
-        if g is not None
-    }
+    def _forward_and_gradients(self, batch, y, loss):
+        """Runs the model once and, with targets, takes one backward pass of the loss.
+
+        On JAX that pass is traced by ``jax.grad``: the layer outputs it put in
+        ``traced`` come back from it as its auxiliary output, and replace the
+        tracers there; the probes' shapes come from a shape-only trace first.
+        """
+        model = self.model
+        variables = model.trainable_variables
+        if y is None or not (variables or self.output_gradients):
+            model(batch, training=False)
+            return {}, {}
+        backend = keras.backend.backend()
+        probes: dict[int, Any] = {}
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            def watched(layer, output):
+                probes[id(layer)] = tf.zeros_like(output)
+                tape.watch(probes[id(layer)])
+                return output + probes[id(layer)]
+
+            with tf.GradientTape() as tape:
+                self.probe = watched if self.output_gradients else None
+                value = loss(y, first_tensor(model(batch, training=False)))
+            grads = tape.gradient(value, [*variables, *probes.values()])
+        elif backend == "torch":
+            import torch
+
+            def leaf(layer, output):
+                probes[id(layer)] = torch.zeros_like(output, requires_grad=True)
+                return output + probes[id(layer)]
+
+            with torch.enable_grad():
+                self.probe = leaf if self.output_gradients else None
+                value = loss(y, first_tensor(model(batch, training=False)))
+                inputs = [*(v.value for v in variables), *probes.values()]
+                grads = torch.autograd.grad(value, inputs, allow_unused=True)
+        else:  # jax: one pass, a stateless call traced by jax.grad
+            import jax
+
+            trainable = [v.value for v in variables]
+            others = [v.value for v in model.non_trainable_variables]
+
+            def predict(values):
+                return model.stateless_call(values, others, batch, training=False)[0]
+
+            if self.output_gradients:
+                self.measuring, self.probe = False, _shape_recorder(probes)
+                jax.eval_shape(predict, trainable)
+                self.measuring, self.probed = True, set()
+                probes = {k: jax.numpy.zeros(s.shape, s.dtype) for k, s in probes.items()}
+
+            def loss_of(values, probe_values):
+                if self.output_gradients:
+                    self.probe = lambda layer, output: output + probe_values[id(layer)]
+                return loss(y, first_tensor(predict(values))), dict(self.traced)
+
+            (grads, probe_grads), values = jax.grad(loss_of, argnums=(0, 1), has_aux=True)(
+                trainable, probes
+            )
+            self.traced.update(values)
+            grads = [*grads, *(probe_grads[k] for k in probes)]
+        self.probe = None
+        by_path = {
+            v.path: _norm(g)
+            for v, g in zip(variables, grads[: len(variables)], strict=True)
+            if g is not None
+        }
+        by_layer = dict(zip(probes, grads[len(variables) :], strict=True))
+        return by_path, by_layer
+
+
+def _shape_recorder(shapes: dict[int, Any]):
+    """A probe that only records each output's shape and dtype (JAX's shape-only trace)."""
+    import jax
+
+    def record(layer, output):
+        shapes[id(layer)] = jax.ShapeDtypeStruct(output.shape, output.dtype)
+        return output
+
+    return record
+
+
+def layer_signals(
+    model: keras.Model,
+    x: Any,
+    y: Any = None,
+    loss: Any = None,
+    *,
+    output_gradients: bool = False,
+    keep: int = 0,
+) -> list[dict]:
+    """The per-layer pass behind :func:`signal_report` and the experiments, on every backend.
+
+    One forward pass on ``x`` and, with targets ``y``, one backward pass of
+    ``loss(y, y_pred)`` (by default the compiled loss, or the mean squared
+    error), by the backend's own autodiff (``tf.GradientTape``,
+    ``torch.autograd``, ``jax.grad``). One row per layer that ran, in forward
+    order, with :func:`signal_report`'s columns (``grad norm`` is the L2 norm
+    of the layer's variables' gradients, None without targets or variables).
+    With ``output_gradients`` a row also holds ``out grad norm``,
+    ``||dL/d output||_2``: the signal the layer sends back down (0 where the
+    loss does not depend on it; JAX traces the model once more for the
+    shapes). ``keep`` > 0 keeps that many values of each output as
+    ``sample`` and, with ``output_gradients``, of its gradient as
+    ``out grad sample``.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden"),
+    ...                           keras.layers.Dense(1, name="head")], name="net")
+    >>> rows = layer_signals(model, np.ones((2, 4)), np.zeros((2, 1)),
+    ...                      loss=lambda y, y_pred: keras.ops.sum(y_pred), output_gradients=True)
+    >>> [row["layer"] for row in rows], rows[-1]["out grad norm"]  # dL/d head = ones((2, 1))
+    (['net/hidden', 'net/head'], 1.414...)
+    """
+    check_built(model)
+    batch = as_batch(x, name="x")
+    targets = None if y is None else as_batch(y, name="y")
+    if targets is not None:  # a loss may subtract them from the backend's tensors
+        targets = keras.tree.map_structure(keras.ops.convert_to_tensor, targets)
+    signal = _SignalPass(model, output_gradients, keep)
+    if loss is None:
+
+        def loss(y, y_pred):
+            return _loss(model, y, y_pred)
+
+    grad_norms, output_grads = signal.run(batch, targets, loss)
+    rows = []
+    for layer in leaf_layers(model):
+        row = signal.rows.get(id(layer))
+        if row is None:
+            continue
+        prefix = f"{layer.path}/" if layer.path else None
+        owned = [n for p, n in grad_norms.items() if prefix and p.startswith(prefix)]
+        row["grad norm"] = float(np.sqrt(sum(n**2 for n in owned))) if owned else None
+        if output_gradients:
+            gradient = output_grads.get(id(layer))
+            row["out grad norm"] = None if targets is None else _norm_or_zero(gradient)
+            if keep and gradient is not None:
+                values = np.asarray(keras.ops.convert_to_numpy(gradient), dtype="float64")
+                row["out grad sample"] = values.ravel()[:keep].copy()
+        rows.append(row)
+    return rows
+
+
+def _norm_or_zero(gradient: Any) -> float:
+    return 0.0 if gradient is None else _norm(gradient)
 
 
 def signal_report(model: keras.Model, x: Any, y: Any = None) -> SignalReport:
@@ -149,40 +328,7 @@ def signal_report(model: keras.Model, x: Any, y: Any = None) -> SignalReport:
     >>> signal_report(model, keras.random.normal((64, 32), seed=0)).verdict
     'vanishing'
     """
-    check_built(model)
-    batch = as_batch(x, name="x")
-    targets = None if y is None else as_batch(y, name="y")
-    sites = {
-        id(site.layer): site for site in walk(model).kernels if site.role != "recurrent_kernel"
-    }
-    kinds = SignalKinds()
-    rows: dict[int, dict] = {}
-    # JAX's one pass is traced: those outputs are measured once the trace is done
-    traced: dict[int, Any] = {}
-    traced_layers: dict[int, tuple[keras.layers.Layer, Kind]] = {}
-
-    def handler(layer, call, args, kwargs):
-        fed_by = kinds.fed_by(args, kwargs)
-        output = call(*args, **kwargs)
-        kinds.record(layer, args, kwargs, output)
-        if id(layer) not in rows and id(layer) not in traced:
-            if _is_traced(first_tensor(output)):
-                traced[id(layer)], traced_layers[id(layer)] = first_tensor(output), (layer, fed_by)
-            else:
-                rows[id(layer)] = _layer_row(
-                    layer, first_tensor(output), fed_by, sites.get(id(layer))
-                )
-        return output
-
-    layers = leaf_layers(model)
-    with intercept(layers, handler):
-        grad_norms = _forward_and_gradients(
-            model, batch, targets, lambda: model(batch, training=False), traced
-        )
-    for key, output in traced.items():
-        layer, fed_by = traced_layers[key]
-        rows[key] = _layer_row(layer, output, fed_by, sites.get(key))
-
+    rows = layer_signals(model, x, y)
     report = SignalReport(
         title="Signal at initialization, layer by layer",
         columns=(
@@ -198,13 +344,7 @@ def signal_report(model: keras.Model, x: Any, y: Any = None) -> SignalReport:
             "grad norm",
         ),
     )
-    for layer in layers:
-        row = rows.get(id(layer))
-        if row is None:
-            continue
-        prefix = f"{layer.path}/" if layer.path else None
-        owned = [n for p, n in grad_norms.items() if prefix and p.startswith(prefix)]
-        row["grad norm"] = float(np.sqrt(sum(n**2 for n in owned))) if owned else None
+    for row in rows:
         report.add(**row)
     report.verdict, report.where = _verdict(report)
     if y is None:
