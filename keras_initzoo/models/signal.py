@@ -10,6 +10,7 @@ import numpy as np
 
 from keras_initzoo.models.auto import Kind, SignalKinds, gain_of
 from keras_initzoo.models.data import as_batch, check_built
+from keras_initzoo.models.losses import model_loss
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.trace import first_tensor, intercept, leaf_layers
 from keras_initzoo.models.walk import walk
@@ -25,6 +26,7 @@ class SignalReport(Report):
 
     verdict: str = "healthy"
     where: str | None = None
+    loss: str | None = None  # which loss the gradients are of
 
     def __str__(self) -> str:
         where = f", starting at {self.where}" if self.where else ""
@@ -64,12 +66,6 @@ def _or_nan(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def _loss(model: keras.Model, y: Any, y_pred: Any) -> Any:
-    if getattr(model, "compiled", False) and getattr(model, "loss", None) is not None:
-        return model.compute_loss(y=y, y_pred=y_pred)
-    return keras.ops.mean(keras.ops.square(keras.ops.convert_to_tensor(y, y_pred.dtype) - y_pred))
-
-
 def _is_traced(tensor: Any) -> bool:
     if keras.backend.backend() != "jax":
         return False
@@ -78,7 +74,7 @@ def _is_traced(tensor: Any) -> bool:
     return isinstance(tensor, jax.core.Tracer)
 
 
-def _forward_and_gradients(model, batch, y, forward, traced: dict):
+def _forward_and_gradients(model, batch, y, forward, traced: dict, loss=None):
     """Runs ``forward()`` once and, with targets, takes one backward pass of the loss.
 
     On JAX that pass is traced by ``jax.grad``: the layer outputs the pass put
@@ -94,14 +90,14 @@ def _forward_and_gradients(model, batch, y, forward, traced: dict):
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            loss = _loss(model, y, first_tensor(forward()))
-        grads = tape.gradient(loss, variables)
+            value = loss(y, forward())
+        grads = tape.gradient(value, variables)
     elif backend == "torch":
         import torch
 
         with torch.enable_grad():
-            loss = _loss(model, y, first_tensor(forward()))
-            grads = torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True)
+            value = loss(y, forward())
+            grads = torch.autograd.grad(value, [v.value for v in variables], allow_unused=True)
     else:  # jax: one pass, a stateless call traced by jax.grad
         import jax
 
@@ -110,7 +106,7 @@ def _forward_and_gradients(model, batch, y, forward, traced: dict):
 
         def loss_of(values):
             y_pred, _ = model.stateless_call(values, others, batch, training=False)
-            return _loss(model, y, first_tensor(y_pred)), dict(traced)
+            return loss(y, y_pred), dict(traced)
 
         grads, values = jax.grad(loss_of, has_aux=True)(trainable)
         traced.update(values)
@@ -121,12 +117,15 @@ def _forward_and_gradients(model, batch, y, forward, traced: dict):
     }
 
 
-def signal_report(model: keras.Model, x: Any, y: Any = None) -> SignalReport:
+def signal_report(model: keras.Model, x: Any, y: Any = None, loss: Any = None) -> SignalReport:
     """Per layer at initialization: weights against their target, activations, gradients.
 
     One forward pass on ``x`` (and, with targets ``y``, one backward pass of
-    the compiled loss, or the mean squared error when the model is not
-    compiled) gives, for every layer in forward order:
+    ``loss``, else the compiled loss, else the loss that fits ``y`` and the
+    output: sparse categorical cross-entropy for integer labels, categorical
+    for one-hot, binary for a sigmoid output, mean squared error for targets
+    of the output's shape, see :mod:`keras_initzoo.models.losses`; the report's
+    ``loss`` and a note say which) gives, for every layer in forward order:
 
     * ``weight var`` and ``target var``: the variance of its kernel against
       ``gain(f)**2 / fan_in``, ``f`` the nonlinearity that feeds it (as
@@ -142,6 +141,10 @@ def signal_report(model: keras.Model, x: Any, y: Any = None) -> SignalReport:
     when most units saturate), else "healthy"; ``where`` names the first
     layer past ``2**1`` in that direction.
 
+    ``x`` or ``y`` holding NaN or inf, or a ``y`` no loss fits, raise a
+    ValueError that says where. ``loss``: any Keras loss identifier or
+    callable ``loss(y_true, y_pred)``, applied to each output.
+
     Example:
 
     >>> model = keras.Sequential([keras.Input((32,))] + [keras.layers.Dense(
@@ -152,6 +155,7 @@ def signal_report(model: keras.Model, x: Any, y: Any = None) -> SignalReport:
     check_built(model)
     batch = as_batch(x, name="x")
     targets = None if y is None else as_batch(y, name="y")
+    fitted = None if targets is None else model_loss(model, batch, targets, loss)
     sites = {
         id(site.layer): site for site in walk(model).kernels if site.role != "recurrent_kernel"
     }
@@ -177,7 +181,7 @@ def signal_report(model: keras.Model, x: Any, y: Any = None) -> SignalReport:
     layers = leaf_layers(model)
     with intercept(layers, handler):
         grad_norms = _forward_and_gradients(
-            model, batch, targets, lambda: model(batch, training=False), traced
+            model, batch, targets, lambda: model(batch, training=False), traced, fitted
         )
     for key, output in traced.items():
         layer, fed_by = traced_layers[key]
@@ -209,6 +213,9 @@ def signal_report(model: keras.Model, x: Any, y: Any = None) -> SignalReport:
     report.verdict, report.where = _verdict(report)
     if y is None:
         report.notes.append("no targets given: no gradient norms (pass y for them)")
+    else:
+        report.loss = fitted.description
+        report.notes.append(f"loss: {fitted.description}")
     return report
 
 
