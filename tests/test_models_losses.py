@@ -132,3 +132,20 @@ def test_non_finite_data_is_named_by_every_tool():
         inputs = {"a": keras.Input((8,), name="a")}
         functional = keras.Model(inputs, keras.layers.Dense(2)(inputs["a"]))
         kiz.lsuv(functional, {"a": bad})
+
+
+def test_report_command_takes_a_loss(tmp_path, capsys):
+    from keras_initzoo_cli.commands import run
+    from keras_initzoo_cli.parser import build_parser
+
+    path = tmp_path / "model.keras"
+    _classifier().save(path)
+    data = tmp_path / "batch.npz"
+    np.savez(data, x=X, y=RNG.integers(0, 10, (10,)))
+    argv = ["report", str(path), "--data", str(data)]
+    assert run(build_parser().parse_args([*argv, "--loss", "sparse_categorical_crossentropy"])) == 0
+    assert "loss: loss='sparse_categorical_crossentropy' (given)" in capsys.readouterr().out
+    assert run(build_parser().parse_args(argv)) == 0
+    assert "loss: output: sparse categorical cross-entropy" in capsys.readouterr().out
+    assert run(build_parser().parse_args([*argv, "--loss", "nonsense"])) == 2
+    assert "`loss` must be a Keras loss identifier" in capsys.readouterr().err
