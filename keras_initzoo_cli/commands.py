@@ -148,7 +148,11 @@ def report(args: argparse.Namespace) -> int:
                 )
                 return 2
             x, y = arrays["x"], arrays["y"] if "y" in arrays else None
-    result = signal_report(model, synthetic_batch(model) if x is None else x, y)
+    try:
+        result = signal_report(model, synthetic_batch(model) if x is None else x, y, args.loss)
+    except ValueError as error:
+        print(f"initzoo report: error: {error}", file=sys.stderr)
+        return 2
     print(result)
     if args.png:
         result.plot(args.png)

@@ -162,4 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: a synthetic batch shaped like the model's input)",
     )
     report.add_argument("--png", help="also write the depth plot of signal and gradients here")
+    report.add_argument(
+        "--loss",
+        help="the Keras loss the gradient norms are of (e.g. mse, "
+        "sparse_categorical_crossentropy; default: the compiled loss, else one inferred "
+        "from y and the output)",
+    )
     return parser

@@ -37,6 +37,7 @@ BACKEND_SUITE = [
     "tests/test_saving.py",
     "tests/test_models_walk.py",
     "tests/test_models_tools.py",
+    "tests/test_models_losses.py",
     "tests/test_registry.py",
     "tests/test_gains.py",
     "tests/test_fans.py",

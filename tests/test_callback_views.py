@@ -195,3 +195,113 @@ def test_150_layer_model_writes_a_readable_layout(tmp_path):
     assert sum(len(t) for t in chart_tags[1:]) == 150
     width, height, _ = _images(tmp_path)[-1]
     assert height % 150 == 0
+
+
+def _wrapped_mobilenet():
+    backbone = keras.applications.MobileNetV2(
+        include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35
+    )
+    return keras.Sequential(
+        [backbone, keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, name="head")]
+    )
+
+
+def test_blocks_of_a_wrapped_keras_applications_model():
+    names = [g.name for g in resolve_layer_groups(_wrapped_mobilenet(), "block")]
+    inside = "mobilenetv2_0.35_32/"
+    assert [n for n in names if n.startswith(inside + "block_")] == [
+        f"{inside}block_{i}" for i in range(1, 17)
+    ]
+    assert names[0] == inside + "Conv1" and names[-1] == "head"
+    assert len(names) == 25  # 16 blocks, block 0's 4 layers, Conv1/Conv_1 and their BNs, head
+
+
+class _Subclassed(keras.Model):
+    """A subclassed model holding a list of auto-named blocks between auto-named Dense layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = keras.layers.Dense(6)
+        self.blocks = [Block() for _ in range(3)]
+        self.head = keras.layers.Dense(1)
+
+    def call(self, x):
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+def test_blocks_of_a_subclassed_model_are_named_the_same_in_every_build():
+    names = []
+    for _ in range(2):  # Keras numbers the second build's layers block_3..., dense_2...
+        model = _Subclassed()
+        model(np.zeros((2, 6), "float32"))
+        names.append([g.name for g in resolve_layer_groups(model, "block")])
+    assert names[0] == names[1] == ["dense", "block", "block_1", "block_2", "dense_1"]
+    assert model.blocks[0].name != "block"  # the second build's own names did change
+
+
+def test_block_names_keep_explicit_names_and_stay_distinct():
+    keras.utils.set_random_seed(0)
+    for _ in range(3):  # moves Keras' counter past block_1, so the names cannot clash
+        Block()
+    inputs = keras.Input((6,))
+    x = Block(name="block_0")(inputs)  # Keras never numbers a name _0: the user's own
+    x = Block(name="block_1")(x)  # a name Keras could have chosen: numbered like the others
+    x = Block()(Block()(x))
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(x))
+    names = [g.name for g in resolve_layer_groups(model, "block")]
+    assert names == ["block_0", "block_1", "block_2", "block_3", "head"]
+
+
+@pytest.mark.slow
+def test_blocks_of_a_keras_hub_backbone_inside_a_functional_model():
+    keras_hub = pytest.importorskip("keras_hub")
+
+    def build():
+        backbone = keras_hub.models.GPT2Backbone(
+            vocabulary_size=32,
+            num_layers=3,
+            num_heads=2,
+            hidden_dim=8,
+            intermediate_dim=16,
+            max_sequence_length=8,
+        )
+        inputs = {
+            "token_ids": keras.Input((None,), dtype="int32", name="token_ids"),
+            "padding_mask": keras.Input((None,), dtype="int32", name="padding_mask"),
+        }
+        logits = keras.layers.Dense(32, name="lm_head")(backbone(inputs))
+        return keras.Model(inputs, logits)
+
+    first, second = ([g.name for g in resolve_layer_groups(build(), "block")] for _ in range(2))
+    assert (
+        first
+        == second
+        == [
+            "gpt2_backbone/token_embedding",
+            "gpt2_backbone/position_embedding",
+            "gpt2_backbone/transformer_layer_0",
+            "gpt2_backbone/transformer_layer_1",
+            "gpt2_backbone/transformer_layer_2",
+            "gpt2_backbone/layer_norm",
+            "lm_head",
+        ]
+    )
+
+
+@pytest.mark.slow
+def test_fine_tuning_a_wrapped_mobilenet_logs_one_tag_per_block(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = _wrapped_mobilenet()
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, size=(8,))
+    cb = kiz.GradientNormLogger(tmp_path, group_by="block")
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[cb])
+    tags = {t for t in load_events(tmp_path).Tags()["scalars"] if t.startswith("grad_norm/")}
+    expected = {f"grad_norm/mobilenetv2_0.35_32/block_{i}" for i in range(1, 17)}
+    assert expected <= tags
+    assert len(tags) == 26  # global + the 25 groups

@@ -155,10 +155,13 @@ def test_lsuv_iterates_where_a_bias_makes_the_output_affine_in_the_kernel():
 
 
 def test_signal_report_runs_each_layer_once():
-    """One forward pass (and one backward): no layer is called twice."""
+    """One forward pass (and one backward): no layer is called twice. Inferring the
+    loss (no ``loss=``, not compiled) costs one more inference pass, no more."""
     model, calls = _counted_mlp(10)
-    kiz.signal_report(model, _batch(), _batch(1))
+    kiz.signal_report(model, _batch(), _batch(1), loss="mse")
     assert list(calls.values()) == [1] * 10
+    kiz.signal_report(model, _batch(), _batch(1))
+    assert list(calls.values()) == [3] * 10
 
 
 def test_lsuv_takes_arrays_datasets_and_pydatasets():

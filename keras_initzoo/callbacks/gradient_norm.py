@@ -107,7 +107,9 @@ class GradientNormLogger(keras.callbacks.Callback):
     Groups: by default one per layer that owns trainable variables, named by
     its path inside the model (``block_3/mlp/dense_1``), also inside custom
     layers that hold sublayers. ``group_by="block"`` makes each repeated block
-    (``transformer_layer_3``, MobileNetV2's ``block_6``) one group; a regex
+    one group wherever it sits (``transformer_layer_3``, MobileNetV2's
+    ``block_6``, a wrapped backbone's ``gpt2_backbone/transformer_layer_2``;
+    the rule: :func:`~keras_initzoo.callbacks.groups.resolve_layer_groups`); a regex
     names the group by its first capture group; a callable maps a layer path
     to a group name. Groups are in forward order wherever order shows.
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from keras_initzoo.models.auto import Kind, SignalKinds, gain_of
 from keras_initzoo.models.data import as_batch, check_built
+from keras_initzoo.models.losses import model_loss
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.trace import first_tensor, intercept, leaf_layers
 from keras_initzoo.models.walk import walk
@@ -25,6 +26,7 @@ class SignalReport(Report):
 
     verdict: str = "healthy"
     where: str | None = None
+    loss: str | None = None  # which loss the gradients are of
 
     def __str__(self) -> str:
         where = f", starting at {self.where}" if self.where else ""
@@ -62,12 +64,6 @@ class SignalReport(Report):
 
 def _or_nan(value: Any) -> float:
     return math.nan if value is None else float(value)
-
-
-def _loss(model: keras.Model, y: Any, y_pred: Any) -> Any:
-    if getattr(model, "compiled", False) and getattr(model, "loss", None) is not None:
-        return model.compute_loss(y=y, y_pred=y_pred)
-    return keras.ops.mean(keras.ops.square(keras.ops.convert_to_tensor(y, y_pred.dtype) - y_pred))
 
 
 def _is_traced(tensor: Any) -> bool:
@@ -173,7 +169,7 @@ class _SignalPass:
 
             with tf.GradientTape() as tape:
                 self.probe = watched if self.output_gradients else None
-                value = loss(y, first_tensor(model(batch, training=False)))
+                value = loss(y, model(batch, training=False))
             grads = tape.gradient(value, [*variables, *probes.values()])
         elif backend == "torch":
             import torch
@@ -184,7 +180,7 @@ class _SignalPass:
 
             with torch.enable_grad():
                 self.probe = leaf if self.output_gradients else None
-                value = loss(y, first_tensor(model(batch, training=False)))
+                value = loss(y, model(batch, training=False))
                 inputs = [*(v.value for v in variables), *probes.values()]
                 grads = torch.autograd.grad(value, inputs, allow_unused=True)
         else:  # jax: one pass, a stateless call traced by jax.grad
@@ -205,7 +201,7 @@ class _SignalPass:
             def loss_of(values, probe_values):
                 if self.output_gradients:
                     self.probe = lambda layer, output: output + probe_values[id(layer)]
-                return loss(y, first_tensor(predict(values))), dict(self.traced)
+                return loss(y, predict(values)), dict(self.traced)
 
             (grads, probe_grads), values = jax.grad(loss_of, argnums=(0, 1), has_aux=True)(
                 trainable, probes
@@ -245,9 +241,10 @@ def layer_signals(
     """The per-layer pass behind :func:`signal_report` and the experiments, on every backend.
 
     One forward pass on ``x`` and, with targets ``y``, one backward pass of
-    ``loss(y, y_pred)`` (by default the compiled loss, or the mean squared
-    error), by the backend's own autodiff (``tf.GradientTape``,
-    ``torch.autograd``, ``jax.grad``). One row per layer that ran, in forward
+    ``loss(y, y_pred)`` (by default the compiled loss, or the one that fits
+    ``y`` and the output: :func:`keras_initzoo.models.losses.model_loss`), by
+    the backend's own autodiff (``tf.GradientTape``, ``torch.autograd``,
+    ``jax.grad``). One row per layer that ran, in forward
     order, with :func:`signal_report`'s columns (``grad norm`` is the L2 norm
     of the layer's variables' gradients, None without targets or variables).
     With ``output_gradients`` a row also holds ``out grad norm``,
@@ -269,14 +266,11 @@ def layer_signals(
     check_built(model)
     batch = as_batch(x, name="x")
     targets = None if y is None else as_batch(y, name="y")
+    if targets is not None and loss is None:
+        loss = model_loss(model, batch, targets)
     if targets is not None:  # a loss may subtract them from the backend's tensors
         targets = keras.tree.map_structure(keras.ops.convert_to_tensor, targets)
     signal = _SignalPass(model, output_gradients, keep)
-    if loss is None:
-
-        def loss(y, y_pred):
-            return _loss(model, y, y_pred)
-
     grad_norms, output_grads = signal.run(batch, targets, loss)
     rows = []
     for layer in leaf_layers(model):
@@ -300,12 +294,15 @@ def _norm_or_zero(gradient: Any) -> float:
     return 0.0 if gradient is None else _norm(gradient)
 
 
-def signal_report(model: keras.Model, x: Any, y: Any = None) -> SignalReport:
+def signal_report(model: keras.Model, x: Any, y: Any = None, loss: Any = None) -> SignalReport:
     """Per layer at initialization: weights against their target, activations, gradients.
 
     One forward pass on ``x`` (and, with targets ``y``, one backward pass of
-    the compiled loss, or the mean squared error when the model is not
-    compiled) gives, for every layer in forward order:
+    ``loss``, else the compiled loss, else the loss that fits ``y`` and the
+    output: sparse categorical cross-entropy for integer labels, categorical
+    for one-hot, binary for a sigmoid output, mean squared error for targets
+    of the output's shape, see :mod:`keras_initzoo.models.losses`; the report's
+    ``loss`` and a note say which) gives, for every layer in forward order:
 
     * ``weight var`` and ``target var``: the variance of its kernel against
       ``gain(f)**2 / fan_in``, ``f`` the nonlinearity that feeds it (as
@@ -321,6 +318,10 @@ def signal_report(model: keras.Model, x: Any, y: Any = None) -> SignalReport:
     when most units saturate), else "healthy"; ``where`` names the first
     layer past ``2**1`` in that direction.
 
+    ``x`` or ``y`` holding NaN or inf, or a ``y`` no loss fits, raise a
+    ValueError that says where. ``loss``: any Keras loss identifier or
+    callable ``loss(y_true, y_pred)``, applied to each output.
+
     Example:
 
     >>> model = keras.Sequential([keras.Input((32,))] + [keras.layers.Dense(
@@ -328,7 +329,8 @@ def signal_report(model: keras.Model, x: Any, y: Any = None) -> SignalReport:
     >>> signal_report(model, keras.random.normal((64, 32), seed=0)).verdict
     'vanishing'
     """
-    rows = layer_signals(model, x, y)
+    fitted = None if y is None else model_loss(model, as_batch(x, "x"), as_batch(y, "y"), loss)
+    rows = layer_signals(model, x, y, loss=fitted)
     report = SignalReport(
         title="Signal at initialization, layer by layer",
         columns=(
@@ -349,6 +351,9 @@ def signal_report(model: keras.Model, x: Any, y: Any = None) -> SignalReport:
     report.verdict, report.where = _verdict(report)
     if y is None:
         report.notes.append("no targets given: no gradient norms (pass y for them)")
+    else:
+        report.loss = fitted.description
+        report.notes.append(f"loss: {fitted.description}")
     return report
 
 
