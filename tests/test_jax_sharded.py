@@ -16,7 +16,6 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from jax_multiprocess import run_devices
 
 SCRIPT = textwrap.dedent(
@@ -36,7 +35,8 @@ SCRIPT = textwrap.dedent(
     out = {}
 
     # Keras' private rule for the jitted build, as this file relies on it.
-    sharding = jax.sharding.NamedSharding(mesh.backend_mesh, jax.sharding.PartitionSpec(None, "model"))
+    sharding = jax.sharding.NamedSharding(
+        mesh.backend_mesh, jax.sharding.PartitionSpec(None, "model"))
     out["rule"] = [keras_jax_core.should_shard_at_init(sharding, BIG),
                    keras_jax_core.should_shard_at_init(sharding, (1024, 1024))]
 
@@ -121,7 +121,8 @@ SCRIPT = textwrap.dedent(
         eager_init = info.make(seed=keras.random.SeedGenerator(3))
         jit_init = info.make(seed=keras.random.SeedGenerator(3))
         eager = [np.asarray(eager_init(shape, "float32")) for _ in range(2)]
-        values = [jitted(jit_init, shape, spec) for _ in range(2)]
+        # The jitted draw, then an eager one: it starts where the traced call left the state.
+        values = [jitted(jit_init, shape, spec), jit_init(shape, "float32")]
         got = [np.asarray(v) for v in values]
         ulps = max(int(np.max(np.abs(
             e.view(np.int32).astype(np.int64) - g.view(np.int32).astype(np.int64))))
@@ -198,7 +199,8 @@ SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     report = run_devices(SCRIPT, 8, str(tmp_path_factory.mktemp("sharded")), timeout=600)
-    print({key: report[key] for key in report if key == "memory" or key[0] in "st"})  # the README's figures (-s)
+    # The README's figures (pytest -s): per-device memory and wall times.
+    print({key: report[key] for key in report if key == "memory" or key[0] in "st"})
     return report
 
 

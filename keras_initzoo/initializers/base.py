@@ -54,8 +54,8 @@ def _seed_state(seed: int) -> int:
     return seed
 
 
-def _make_seed_generator(seed: object) -> keras.random.SeedGenerator | None:
-    """Turns a ``seed`` argument into the generator the instance draws from.
+def _first_state(seed: object) -> int | None:
+    """The first seed state of the generator an integer (or no) ``seed`` gives.
 
     Keras initializers with an integer (or no) seed return the same tensor on
     every call, so one instance shared by several layers gives them identical
@@ -66,18 +66,24 @@ def _make_seed_generator(seed: object) -> keras.random.SeedGenerator | None:
     or by loading a saved model, takes the next stream. No two of them draw
     the same kernel, while the same seed and the same build order reproduce
     every tensor exactly, in a fresh process or after ``clear_session()``.
-    A ``SeedGenerator`` passed in is used (and shared) as it is. ``None``
-    returns None: the instance makes its generator at its first draw (see
-    ``ZooInitializer._generator``).
+    ``None`` stays None: a random seed, taken when the generator is made.
     """
-    if isinstance(seed, keras.random.SeedGenerator) or seed is None:
-        return seed
+    if seed is None:
+        return None
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not (0 <= seed < 2**32):
         raise ValueError(
             "`seed` must be None, an integer in [0, 2**32) or a "
             f"keras.random.SeedGenerator; received seed={seed!r}."
         )
-    return keras.random.SeedGenerator(_seed_state(_next_stream(int(seed))))
+    return _seed_state(_next_stream(int(seed)))
+
+
+def _make_seed_generator(seed: object) -> keras.random.SeedGenerator:
+    """The generator a ``seed`` argument draws from (see ``_first_state``); a
+    ``SeedGenerator`` passed in is used (and shared) as it is."""
+    if isinstance(seed, keras.random.SeedGenerator):
+        return seed
+    return keras.random.SeedGenerator(_first_state(seed))
 
 
 def _outside_traces():
@@ -168,15 +174,16 @@ class ZooInitializer(keras.initializers.Initializer):
 
     * ``__call__`` checks ``shape`` (non-negative integers) and ``dtype``
       (floating point) before drawing;
-    * ``seed`` handling (see ``_make_seed_generator``): ``seed`` keeps the
+    * ``seed`` handling (see ``_first_state``): ``seed`` keeps the
       argument as given, ``seed_generator`` is what the draws advance. Each
       call reads the generator's state on the host, hands ``draw`` the
       call's seeds (:class:`_CallSeeds`) and moves the state on once the draw
       is done, so a draw that JAX traces (Keras' sharded build of a large
       kernel) leaves no tracer in the state, a user's ``SeedGenerator``
       included, and the eager and the traced build draw the same values.
-      ``seed=None`` makes the generator at the first draw, from Python's
-      ``random`` as ``SeedGenerator(None)`` does: after
+      The zoo's own generator is made at the first draw (an instance can be
+      made before ``keras.distribution.initialize``); for ``seed=None`` its
+      seed comes then from Python's ``random``, as ``SeedGenerator(None)``'s does: after
       ``keras.distribution.initialize`` (which seeds it alike in every
       process) or ``keras.utils.set_random_seed``, every process draws the
       same weights, as Keras' own unseeded initializers do;
@@ -195,11 +202,19 @@ class ZooInitializer(keras.initializers.Initializer):
             # the draws come from the next stream of its seed, so that layers
             # cloning one config (MultiHeadAttention's query, key and value)
             # still get different kernels.
-            generator = _make_seed_generator(_check_serialized_seed_generator(seed))
+            seed_or_generator = _check_serialized_seed_generator(seed)
         else:
-            generator = _make_seed_generator(seed)
+            seed_or_generator = seed
         self.seed = seed
-        self._generator = generator
+        # A generator of the zoo's own is made at the first draw: no backend
+        # variable exists before it (JAX refuses ``jax.distributed.initialize``
+        # once one does), and ``seed=None`` takes Python's ``random`` then.
+        self._generator: keras.random.SeedGenerator | None = None
+        self._first_state: int | None = None
+        if isinstance(seed_or_generator, keras.random.SeedGenerator):
+            self._generator = seed_or_generator
+        else:
+            self._first_state = _first_state(seed_or_generator)
         self._call_seeds: _CallSeeds | None = None  # set while a call draws
 
     @property
@@ -210,7 +225,7 @@ class ZooInitializer(keras.initializers.Initializer):
     def _stream(self) -> keras.random.SeedGenerator:
         if self._generator is None:
             with _outside_traces():
-                self._generator = keras.random.SeedGenerator()
+                self._generator = keras.random.SeedGenerator(self._first_state)
         return self._generator
 
     def __call__(self, shape, dtype=None):
