@@ -1,9 +1,9 @@
 """GradientNormLogger under ``keras.distribution.DataParallel`` on two JAX host CPUs.
 
 The device count is fixed when JAX starts (``XLA_FLAGS``), so the run happens
-in a fresh interpreter with ``KERAS_BACKEND=jax``, whatever backend this test
-session uses. The same model, weights and global batches are trained once on
-one device and once data-parallel over two; the logged norms must agree: the
+in a fresh interpreter (``tests/jax_multiprocess.py``). The same model,
+weights and global batches are trained once on one device and once
+data-parallel over two; the logged norms must agree: the
 norm of the aggregated (global-batch) gradient, not of one replica's half.
 Tolerance 1e-5 relative: the two runs differ only in how XLA splits the
 batch reductions (float32 summation order, ~1e-7).
@@ -11,13 +11,10 @@ batch reductions (float32 summation order, ~1e-7).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from jax_multiprocess import run_devices
 
 SCRIPT = textwrap.dedent(
     """
@@ -62,30 +59,14 @@ SCRIPT = textwrap.dedent(
 
     one, start = run(sys.argv[1] + "/one", None)
     two, _ = run(sys.argv[1] + "/two", keras.distribution.DataParallel(devices=devices), start)
-    print("RESULT" + json.dumps({"one": one, "two": two}))
+    print("RESULT " + json.dumps({"one": one, "two": two}))
     """
 )
 
 
 @pytest.mark.slow
 def test_data_parallel_logs_the_global_batch_gradient(tmp_path):
-    pytest.importorskip("jax", reason="the DataParallel run needs JAX")
-    env = os.environ | {
-        "KERAS_BACKEND": "jax",
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-        "JAX_PLATFORMS": "cpu",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("RESULT"))
-    runs = json.loads(line[len("RESULT") :])
+    runs = run_devices(SCRIPT, 2, str(tmp_path), timeout=600)
     one, two = runs["one"], runs["two"]
     assert set(one) == set(two) >= {"grad_norm/global", "grad_norm/hidden", "grad_norm/out"}
     for tag in ("grad_norm/global", "grad_norm/hidden", "grad_norm/out"):

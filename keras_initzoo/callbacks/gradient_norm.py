@@ -16,7 +16,12 @@ from keras_initzoo._validation import check_int
 from keras_initzoo.callbacks.capture import NOTHING, Capture, Record, capture_for
 from keras_initzoo.callbacks.groups import check_group_by
 from keras_initzoo.callbacks.views import DepthHistory, layout_summary
-from keras_initzoo.callbacks.writer import EventWriter, ScalarEncoder, histogram_summary
+from keras_initzoo.callbacks.writer import (
+    EventWriter,
+    ScalarEncoder,
+    histogram_summary,
+    processes,
+)
 
 
 class _Kept(NamedTuple):
@@ -37,7 +42,9 @@ def _check_log_dir(log_dir) -> str:
             f"directory; got {log_dir!r}."
         )
     path = os.fspath(log_dir)
-    if "://" in path:  # gs://, s3:// ...: left to TensorBoard's file layer
+    if "://" in path or processes()[0] != 0:
+        # gs://, s3:// ...: left to TensorBoard's file layer. A process other
+        # than process 0 of a multi-process run writes nothing, nor makes the directory.
         return path
     try:
         os.makedirs(path, exist_ok=True)
@@ -130,6 +137,13 @@ class GradientNormLogger(keras.callbacks.Callback):
     clipped run shows how large the raw gradients were. Layers are those of
     nested and functional sub-models, each shared layer once, frozen layers
     not at all.
+
+    Several processes (JAX, ``keras.distribution.initialize``): process 0
+    writes the one set of events; the others make no directory or file and do
+    no encoding, heatmap or histogram work. They still run the same recording
+    train step (it is one program across the processes) and drop its rows
+    unread; with ``stop_on_nonfinite`` every process reads the rows' global
+    norm, so that all of them stop at the same step.
 
     Example::
 
@@ -230,6 +244,8 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._read_at = 1
         self._last_read = 0.0
         self._warned_nonfinite = False
+        self._writes = True  # this process writes the events (process 0)
+        self._single_process = True
 
     # -- setup ------------------------------------------------------------------------
     def on_train_begin(self, logs=None) -> None:
@@ -237,7 +253,10 @@ class GradientNormLogger(keras.callbacks.Callback):
         if getattr(model, "optimizer", None) is None:
             raise ValueError("GradientNormLogger needs a model compiled with an optimizer.")
         # Open the file now so even a short or failing run leaves the layout.
-        self._open_writer()
+        index, count = processes()
+        self._writes, self._single_process = index == 0, count == 1
+        if self._writes:
+            self._open_writer()
         # fit() made Keras' train function before on_train_begin. It serves as the
         # variant that records nothing: traced without the capture (or, if new,
         # traced through the wrapper with nothing to record), and given back at
@@ -352,8 +371,12 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._iteration += 1
         if record != NOTHING:
             self._pending += self._rows_per_call
+            # Several processes read at the same steps only (no timed reads): a read
+            # re-synchronizes the step count, which picks the next call's program.
             if self._pending >= self._read_at or (
-                time.monotonic() - self._last_read >= self.READ_SECONDS
+                self._writes
+                and self._single_process
+                and time.monotonic() - self._last_read >= self.READ_SECONDS
             ):
                 self._read_device()
         return outputs
@@ -366,10 +389,10 @@ class GradientNormLogger(keras.callbacks.Callback):
         """Tags, the depth history and the custom-scalars layout, once the groups are known.
 
         At train begin for a built model, else at the first read (a subclassed
-        model builds in its first step).
+        model builds in its first step). Only where events are written.
         """
         capture = self._capture
-        if self._encoder is not None or capture is None or not capture.built:
+        if self._encoder is not None or capture is None or not capture.built or not self._writes:
             return
         layout = capture.layout
         self._encoder = ScalarEncoder(layout.tags())
@@ -386,7 +409,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         capture = self._capture
         self._pending = 0
         self._last_read = time.monotonic()
-        if capture is None or self._writer is None:
+        if capture is None:
             return
         if not capture.built:
             # Keras calls no optimizer for a model without trainable weights.
@@ -398,11 +421,16 @@ class GradientNormLogger(keras.callbacks.Callback):
             capture.uninstall()
             self._capture = None
             return
-        self._prepare_outputs()
-        self._flush_rows()
-        if self.histogram_freq:
-            self._flush_histograms()
-        self._writer.flush()
+        if self._writer is not None:
+            self._prepare_outputs()
+            self._flush_rows()
+            if self.histogram_freq:
+                self._flush_histograms()
+            self._writer.flush()
+        elif self.stop_on_nonfinite:
+            self._stop_where_nonfinite()
+        else:
+            capture.discard()
         if resync:
             # Re-synchronize the host's step count: a step the loss scaler
             # skipped did not advance the optimizer.
@@ -417,6 +445,18 @@ class GradientNormLogger(keras.callbacks.Callback):
         for r in fresh[np.argsort(steps[fresh])]:
             self._log_row(int(steps[r]), data[r], layout)
         if fresh.size:
+            self._last_logged = int(steps[fresh].max())
+
+    def _stop_where_nonfinite(self) -> None:
+        """A process that writes nothing: stops where process 0 stops, on the same rows."""
+        data = self._capture.read()
+        self._capture.discard()
+        layout = self._capture.layout
+        steps = data[:, layout.span("step").start]
+        fresh = (steps > self._last_logged) & (steps != self._unlogged_step)
+        if not np.isfinite(data[fresh, layout.span("global").start]).all():
+            self._model.stop_training = True
+        if fresh.any():
             self._last_logged = int(steps[fresh].max())
 
     def _log_row(self, step: int, row: np.ndarray, layout) -> None:

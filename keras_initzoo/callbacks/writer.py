@@ -19,11 +19,30 @@ import time
 from collections.abc import Sequence
 
 import google_crc32c
+import keras
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 _file_counter = itertools.count()
+
+
+def processes() -> tuple[int, int]:
+    """``(this process' index, the number of processes)``: process 0 writes the events.
+
+    Several processes exist only under JAX's ``keras.distribution.initialize``
+    (``jax.distributed``); TensorFlow's ``fit`` runs in one process (Keras 3 has
+    no ``fit`` under ``MultiWorkerMirroredStrategy``), PyTorch has no
+    ``keras.distribution``. Before ``jax.distributed`` is initialized nothing
+    asks JAX, so its backends stay unstarted for a later ``initialize``.
+    """
+    if keras.backend.backend() != "jax":
+        return 0, 1
+    import jax
+
+    if not jax.distributed.is_initialized():
+        return 0, 1
+    return jax.process_index(), jax.process_count()
 
 
 class EventWriter:

@@ -7,6 +7,7 @@ its aliases and its row of the scheme table on the class; the registry, ``get``,
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import numbers
 from collections.abc import Callable, Mapping
@@ -53,8 +54,8 @@ def _seed_state(seed: int) -> int:
     return seed
 
 
-def _make_seed_generator(seed: object) -> keras.random.SeedGenerator:
-    """Turns a ``seed`` argument into the generator the instance draws from.
+def _first_state(seed: object) -> int | None:
+    """The first seed state of the generator an integer (or no) ``seed`` gives.
 
     Keras initializers with an integer (or no) seed return the same tensor on
     every call, so one instance shared by several layers gives them identical
@@ -65,18 +66,64 @@ def _make_seed_generator(seed: object) -> keras.random.SeedGenerator:
     or by loading a saved model, takes the next stream. No two of them draw
     the same kernel, while the same seed and the same build order reproduce
     every tensor exactly, in a fresh process or after ``clear_session()``.
-    A ``SeedGenerator`` passed in is used (and shared) as it is.
+    ``None`` stays None: a random seed, taken when the generator is made.
     """
-    if isinstance(seed, keras.random.SeedGenerator):
-        return seed
     if seed is None:
-        return keras.random.SeedGenerator()
+        return None
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not (0 <= seed < 2**32):
         raise ValueError(
             "`seed` must be None, an integer in [0, 2**32) or a "
             f"keras.random.SeedGenerator; received seed={seed!r}."
         )
-    return keras.random.SeedGenerator(_seed_state(_next_stream(int(seed))))
+    return _seed_state(_next_stream(int(seed)))
+
+
+def _make_seed_generator(seed: object) -> keras.random.SeedGenerator:
+    """The generator a ``seed`` argument draws from (see ``_first_state``); a
+    ``SeedGenerator`` passed in is used (and shared) as it is."""
+    if isinstance(seed, keras.random.SeedGenerator):
+        return seed
+    return keras.random.SeedGenerator(_first_state(seed))
+
+
+def _outside_traces():
+    """A context where seed bookkeeping runs eagerly, even while JAX traces the draw.
+
+    Keras builds a large sharded kernel inside ``jax.jit(initializer.__call__,
+    out_shardings=...)`` (``keras/src/backend/jax/core.py``); the seed states are
+    read and written on the host all the same, so no tracer reaches them.
+    """
+    if _backend.backend() == "jax":
+        import jax
+
+        return jax.ensure_compile_time_eval()
+    return contextlib.nullcontext()
+
+
+class _CallSeeds(keras.random.SeedGenerator):
+    """The seeds of one ``__call__``: ``[seed, n]``, ``[seed, n + 1]``, ... counted on the host.
+
+    Exactly what ``SeedGenerator.next()`` returns from a state ``[seed, n]``,
+    but nothing is assigned while the draw runs (or is traced): the instance's
+    generator moves on by ``count`` once the draw is done. Holds no backend
+    variable.
+    """
+
+    def __init__(self, start: np.ndarray) -> None:  # no super().__init__: no state variable
+        self.name = "zoo_call_seeds"
+        self._initial_seed = None
+        self._start = start.astype(np.int64)
+        self.count = 0
+
+    def state_after(self, count: int) -> np.ndarray:
+        # Wraps like the backend's own integer add (uint32, or int32 on PyTorch).
+        after = self._start + np.array([0, count], np.int64)
+        return after.astype(_backend.random_seed_dtype())
+
+    def next(self, ordered=True):
+        seed = self.state_after(self.count)
+        self.count += 1
+        return _backend.convert_to_tensor(seed, dtype=_backend.random_seed_dtype())
 
 
 def _check_serialized_seed_generator(seed: dict) -> int | None:
@@ -127,8 +174,19 @@ class ZooInitializer(keras.initializers.Initializer):
 
     * ``__call__`` checks ``shape`` (non-negative integers) and ``dtype``
       (floating point) before drawing;
-    * ``seed`` handling (see ``_make_seed_generator``): ``seed`` keeps the
-      argument as given, ``seed_generator`` is what the draws advance;
+    * ``seed`` handling (see ``_first_state``): ``seed`` keeps the
+      argument as given, ``seed_generator`` is what the draws advance. Each
+      call reads the generator's state on the host, hands ``draw`` the
+      call's seeds (:class:`_CallSeeds`) and moves the state on once the draw
+      is done, so a draw that JAX traces (Keras' sharded build of a large
+      kernel) leaves no tracer in the state, a user's ``SeedGenerator``
+      included, and the eager and the traced build draw the same values.
+      The zoo's own generator is made at the first draw (an instance can be
+      made before ``keras.distribution.initialize``); for ``seed=None`` its
+      seed comes then from Python's ``random``, as ``SeedGenerator(None)``'s does: after
+      ``keras.distribution.initialize`` (which seeds it alike in every
+      process) or ``keras.utils.set_random_seed``, every process draws the
+      same weights, as Keras' own unseeded initializers do;
     * ``get_config`` with exactly the constructor's arguments, in JSON types;
     * ``from_config`` that rejects unknown keys and never executes code.
     """
@@ -144,14 +202,48 @@ class ZooInitializer(keras.initializers.Initializer):
             # the draws come from the next stream of its seed, so that layers
             # cloning one config (MultiHeadAttention's query, key and value)
             # still get different kernels.
-            generator = _make_seed_generator(_check_serialized_seed_generator(seed))
+            seed_or_generator = _check_serialized_seed_generator(seed)
         else:
-            generator = _make_seed_generator(seed)
+            seed_or_generator = seed
         self.seed = seed
-        self.seed_generator = generator
+        # A generator of the zoo's own is made at the first draw: no backend
+        # variable exists before it (JAX refuses ``jax.distributed.initialize``
+        # once one does), and ``seed=None`` takes Python's ``random`` then.
+        self._generator: keras.random.SeedGenerator | None = None
+        self._first_state: int | None = None
+        if isinstance(seed_or_generator, keras.random.SeedGenerator):
+            self._generator = seed_or_generator
+        else:
+            self._first_state = _first_state(seed_or_generator)
+        self._call_seeds: _CallSeeds | None = None  # set while a call draws
+
+    @property
+    def seed_generator(self) -> keras.random.SeedGenerator:
+        """What the draws take seeds from: the running call's seeds, else the generator."""
+        return self._call_seeds or self._stream()
+
+    def _stream(self) -> keras.random.SeedGenerator:
+        if self._generator is None:
+            with _outside_traces():
+                self._generator = keras.random.SeedGenerator(self._first_state)
+        return self._generator
 
     def __call__(self, shape, dtype=None):
-        return self.draw(check_shape(shape), check_float_dtype(dtype))
+        shape, dtype = check_shape(shape), check_float_dtype(dtype)
+        generator = self._stream()
+        if isinstance(generator, _CallSeeds):  # called from another initializer's draw
+            return self.draw(shape, dtype)
+        with _outside_traces():
+            start = np.asarray(keras.ops.convert_to_numpy(generator.state.value))
+        self._call_seeds = seeds = _CallSeeds(start)
+        try:
+            value = self.draw(shape, dtype)
+        finally:
+            self._call_seeds = None
+        if seeds.count:
+            with _outside_traces():
+                generator.state.assign(seeds.state_after(seeds.count))
+        return value
 
     def draw(self, shape: tuple[int, ...], dtype: str):
         """Returns a tensor of ``shape`` and ``dtype``; both already checked."""

@@ -205,6 +205,10 @@ class Capture:
         """Histogram rows (``n x groups x (3 + bins)``), or None without histograms."""
         raise NotImplementedError
 
+    def discard(self) -> None:
+        """Drops what was recorded since the last read, unread (a process that
+        writes no events); a ring of variables (TensorFlow) is overwritten anyway."""
+
     def iterations(self) -> int:
         """The optimizer's iteration count after the last step run."""
         raise NotImplementedError
@@ -228,6 +232,9 @@ class QueuedCapture(Capture):
     def _fetch(self, pairs: list) -> tuple[np.ndarray, np.ndarray]:
         """``(steps, stacked values)`` of ``(step, values)`` pairs, in one transfer."""
         raise NotImplementedError
+
+    def discard(self) -> None:
+        self._rows, self._hists = [], []  # no transfer: the device arrays are freed
 
     def read(self) -> np.ndarray:
         rows, self._rows = self._rows, []
