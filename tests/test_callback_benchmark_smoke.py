@@ -12,25 +12,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_benchmark_quick_mode_runs_and_writes_a_table(tmp_path):
-    out = tmp_path / "results.md"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_gradient_norm.py"),
-            "--quick",
-            "--models",
-            "mlp,deep",  # MobileNetV2's tracing alone takes minutes
-            "--write",
-            str(out),
-        ],
+def _run_bench(*args: str) -> subprocess.CompletedProcess:
+    """bench_gradient_norm.py with ``args``, importing this checkout's keras_initzoo."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_gradient_norm.py"), *args],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+
+
+@pytest.mark.slow
+def test_benchmark_quick_mode_runs_and_writes_a_table(tmp_path):
+    out = tmp_path / "results.md"
+    # No MobileNetV2: its tracing alone takes minutes.
+    proc = _run_bench("--quick", "--models", "mlp,deep", "--write", str(out))
     assert proc.returncode == 0, proc.stderr[-4000:]
     text = out.read_text()
     for row in (
@@ -47,18 +45,7 @@ def test_benchmark_quick_mode_runs_and_writes_a_table(tmp_path):
 @pytest.mark.slow
 def test_paired_mode_times_whole_fits_and_reports_the_pass_rule(tmp_path):
     out = tmp_path / "RESULTS_gradient_norm_paired_x.md"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_gradient_norm.py"),
-            *("--quick", "--paired", "2", "--models", "mlp", "--write", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    proc = _run_bench("--quick", "--paired", "2", "--models", "mlp", "--write", str(out))
     assert proc.returncode == 0, proc.stderr[-4000:]
     text = out.read_text()
     assert "| whole fit: ratio | 90 % interval | mean step: ratio |" in text
