@@ -36,6 +36,25 @@ Usage::
     python benchmarks/bench_gradient_norm.py --write benchmarks/RESULTS_gradient_norm.md
     KERAS_BACKEND=jax python benchmarks/bench_gradient_norm.py --models mlp,conv \
         --write benchmarks/RESULTS_gradient_norm_jax.md
+    python benchmarks/bench_gradient_norm.py --paired 100 --models mlp \
+        --write benchmarks/RESULTS_gradient_norm_paired_tensorflow.md
+
+``--paired N``: what a user waits for. Plain and logged ``fit``s of the same model,
+interleaved: N rounds, each running every configuration once in a shuffled
+order, timed whole (``fit`` from call to return, callbacks' train-begin,
+epoch-end and train-end work included: the heatmap, the layout, the flushes;
+on JAX also the wait for the last step's result). Each configuration keeps one
+callback instance for all its fits, so after one discarded warm-up round
+(which traces: Keras' own train function, the logger's recording variant)
+every timed fit runs traced functions, as a user's second and later fits do;
+the warm-up round (plain fit first, so that Keras' own tracing is its cost)
+is reported apart: each configuration's first-fit extra time over its median
+timed fit. Per round, the ratio of each configuration's fit to
+the no-callback fit of the same round; the median over rounds, with a
+bootstrap 90 % interval, beside the same fits' mean-step ratio (the step-level
+figure of the default mode). ``--write`` writes the results there and
+rebuilds the README's benchmark block from every
+``RESULTS_gradient_norm_paired_*.md`` present.
 """
 
 from __future__ import annotations
@@ -74,9 +93,10 @@ if BACKEND == "tensorflow":
 class StepTimer(keras.callbacks.Callback):
     """Wall time between consecutive batch begins: the whole step as fit sees it."""
 
-    def __init__(self, skip: int) -> None:
+    def __init__(self, skip: int, wait: bool = True) -> None:
         super().__init__()
         self.skip = skip
+        self.wait = wait  # JAX: wait for each step (False: as fit runs, asynchronously)
         self.times: list[float] = []
         self._last = None
 
@@ -97,7 +117,8 @@ class StepTimer(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             import jax
 
-            jax.block_until_ready(logs)  # the step's work, not only its dispatch
+            if self.wait:
+                jax.block_until_ready(logs)  # the step's work, not only its dispatch
 
     def per_step(self) -> tuple[float, float]:
         """Mean and median step time, after the skipped first steps."""
@@ -283,6 +304,125 @@ def run_suite(model, shape, batch, steps, repeats, configs, tmp) -> Suite:
     return suite
 
 
+class Paired(NamedTuple):
+    """Whole-fit results of ``run_paired``, per configuration."""
+
+    fit_seconds: dict[str, list[float]]  # per timed round: the whole fit (s)
+    fit_ratios: dict[str, list[float]]  # per round: fit / no-callback fit of the round
+    step_ratios: dict[str, list[float]]  # per round: mean step / no-callback mean step
+    first_extra: dict[str, float]  # warm-up fit minus the median timed fit (s)
+
+    def summary(self, name: str) -> tuple[float, float, float, float, float, float]:
+        """Median fit ratio and its 90 % interval, the same for the mean-step ratio."""
+        fits, steps = self.fit_ratios[name], self.step_ratios[name]
+        return (
+            statistics.median(fits),
+            *bootstrap_interval(fits),
+            statistics.median(steps),
+            *bootstrap_interval(steps),
+        )
+
+
+def settle() -> None:
+    """Wait for the device work a fit queued (JAX dispatches asynchronously)."""
+    if BACKEND == "jax":
+        import jax
+
+        jax.effects_barrier()
+
+
+def run_paired(model, shape, batch, steps, rounds, configs, tmp) -> Paired:
+    """Whole ``fit``s of ``model``: one warm-up round, then ``rounds`` timed ones.
+
+    Each round runs every configuration once, in a shuffled order, so drifts of
+    the machine hit all alike; each configuration keeps one set of callbacks for
+    all its fits (the logger then reuses its traced variants, as in a user's
+    later fits). The timer callback rides along in every fit, plain ones too,
+    and does not wait on JAX's steps, so the fits run as they would without it.
+    """
+    x, y, data = make_data(batch, shape)
+    order = random.Random(len(model.layers) + rounds)
+    callbacks = {
+        name: make(os.path.join(tmp, "paired", name.replace(" ", "_")), x[:batch], y[:batch])
+        for name, make in configs.items()
+    }
+    paired = Paired(*({name: [] for name in configs} for _ in range(3)), first_extra={})
+    warm_up = {}
+    skip = 3
+    for r in range(rounds + 1):
+        fit_s, step_s = {}, {}
+        # Warm-up: the plain fit first, so that Keras' own tracing is its cost
+        # and the logger's first-fit extra is the logger's alone.
+        names = list(configs) if r == 0 else order.sample(list(configs), len(configs))
+        for name in names:
+            timer = StepTimer(skip, wait=False)
+            gc.collect()  # earlier fits' garbage is not this fit's cost
+            t0 = time.perf_counter()
+            model.fit(
+                data,
+                epochs=1,
+                steps_per_epoch=steps,
+                callbacks=[timer] + callbacks[name],
+                verbose=0,
+            )
+            settle()
+            fit_s[name] = time.perf_counter() - t0
+            step_s[name] = timer.per_step()[0]
+        if r == 0:
+            warm_up = fit_s
+            continue
+        for name in configs:
+            paired.fit_seconds[name].append(fit_s[name])
+            paired.fit_ratios[name].append(fit_s[name] / fit_s["no callback"])
+            paired.step_ratios[name].append(step_s[name] / step_s["no callback"])
+    for name in configs:
+        paired.first_extra[name] = warm_up[name] - statistics.median(paired.fit_seconds[name])
+    return paired
+
+
+PAIRED_BEGIN, PAIRED_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
+
+
+def paired_report(results: dict[str, tuple[str, Paired, int, int]]) -> tuple[str, list[str]]:
+    """The Markdown table of ``run_paired`` results and the pass-rule verdicts."""
+    lines = [
+        "| backend | model | configuration | fit s (median) | whole fit: ratio "
+        "| 90 % interval | mean step: ratio | 90 % interval | first fit extra s |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    verdict = []
+    for label, paired, rounds, steps in results.values():
+        for name in paired.fit_seconds:
+            fit, lo, hi, step, slo, shi = paired.summary(name)
+            lines.append(
+                f"| {backend_version()} | {label} | {name} "
+                f"| {statistics.median(paired.fit_seconds[name]):.3f} | {fit:.3f} "
+                f"| {lo:.3f}–{hi:.3f} | {step:.3f} | {slo:.3f}–{shi:.3f} "
+                f"| {paired.first_extra[name]:+.2f} |"
+            )
+            if name in TARGETS:
+                limit = TARGETS[name]  # passed only by the interval's upper end
+                ok = "OK" if hi <= limit else "MISSED"
+                verdict.append(
+                    f"{backend_version()}, {label}, {name}: whole fit {fit:.3f} "
+                    f"(90 % interval {lo:.3f}–{hi:.3f}; {rounds} rounds of {steps}-step "
+                    f"fits): upper end <= {limit}: {ok}"
+                )
+    return "\n".join(lines), verdict
+
+
+def update_readme(results_dir: Path, readme: Path) -> None:
+    """Rebuild the README's benchmark block from every paired results file."""
+    blocks = []
+    for path in sorted(results_dir.glob("RESULTS_gradient_norm_paired_*.md")):
+        text = path.read_text()
+        blocks.append(text[text.index("Command:") :].strip())
+    body = readme.read_text()
+    head, rest = body.split(PAIRED_BEGIN)
+    _, tail = rest.split(PAIRED_END)
+    readme.write_text(head + PAIRED_BEGIN + "\n" + "\n\n".join(blocks) + "\n" + PAIRED_END + tail)
+
+
 def backend_version() -> str:
     module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[BACKEND]
     return f"{BACKEND} {__import__(module).__version__}"
@@ -303,6 +443,14 @@ def main(argv=None) -> int:
         help="which models to run: mlp (20 x Dense), deep (500 x Dense), conv (MobileNetV2)",
     )
     parser.add_argument("--conv-repeats", type=int, default=None, help="MobileNetV2 repeats")
+    parser.add_argument(
+        "--paired",
+        type=int,
+        metavar="N",
+        default=0,
+        help="whole-fit mode: N timed rounds of interleaved plain and logged fits "
+        "(--conv-repeats rounds for MobileNetV2)",
+    )
     args = parser.parse_args(argv)
     chosen = set(args.models.split(","))
 
@@ -332,6 +480,8 @@ def main(argv=None) -> int:
         ]
         configs["extra GradientTape pass per step"] = lambda d, x, y: [ExtraTapeNorms(d, x, y)]
     deep_configs = {k: configs[k] for k in ("no callback", gnl, "update_freq=100")}
+    if args.paired:
+        return main_paired(args, argv, deep_configs, quick, width, batch, conv_size, conv_batch)
 
     suites: dict[str, tuple[str, Suite, int, int]] = {}  # key: (label, suite, layers, steps)
     with tempfile.TemporaryDirectory() as tmp:
@@ -463,6 +613,50 @@ def main(argv=None) -> int:
             + "\n".join(f"- {v}" for v in verdict)
             + "\n"
         )
+    return 0
+
+
+def main_paired(args, argv, configs, quick, width, batch, conv_size, conv_batch) -> int:
+    """``--paired``: whole fits, interleaved; see the module docstring."""
+    chosen = set(args.models.split(","))
+    steps = args.steps or (6 if quick else 100)
+    conv_steps = 4 if quick else 30
+    conv_rounds = args.conv_repeats or (1 if quick else 12)
+    results: dict[str, tuple[str, Paired, int, int]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.time()
+        if "mlp" in chosen:
+            paired = run_paired(build(20, width), (width,), batch, steps, args.paired, configs, tmp)
+            results["mlp"] = (f"20 x Dense({width}), batch {batch}", paired, args.paired, steps)
+        if "conv" in chosen:
+            model = build_conv(conv_size)
+            shape = (conv_size, conv_size, 3)
+            paired = run_paired(model, shape, conv_batch, conv_steps, conv_rounds, configs, tmp)
+            label = f"MobileNetV2 {conv_size}x{conv_size}, batch {conv_batch}"
+            results["conv"] = (label, paired, conv_rounds, conv_steps)
+        elapsed = time.time() - t0
+    table, verdict = paired_report(results)
+    load = os.getloadavg()[0]
+    print(table)
+    print("\n".join(verdict))
+    print(f"({elapsed:.0f} s, {backend_version()}, load average at the end {load:.1f})")
+    if args.write:
+        cmd = " ".join(["python benchmarks/bench_gradient_norm.py", *(argv or sys.argv[1:])])
+        if BACKEND != "tensorflow":
+            cmd = f"KERAS_BACKEND={BACKEND} {cmd}"
+        Path(args.write).write_text(
+            f"# GradientNormLogger, whole fits ({BACKEND})\n\n"
+            f"Command: `{cmd}` ({elapsed / 60:.0f} min; {platform.machine()}, "
+            f"{os.cpu_count()} cores, Keras {keras.__version__}, CPU; 1-minute load "
+            f"average at the end {load:.1f}).\n\n"
+            + table
+            + "\n\n"
+            + "\n".join(f"- {v}" for v in verdict)
+            + "\n"
+        )
+        root = Path(__file__).resolve().parents[1]
+        if Path(args.write).resolve().parent == root / "benchmarks":
+            update_readme(root / "benchmarks", root / "README.md")
     return 0
 
 

@@ -12,25 +12,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_benchmark_quick_mode_runs_and_writes_a_table(tmp_path):
-    out = tmp_path / "results.md"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_gradient_norm.py"),
-            "--quick",
-            "--models",
-            "mlp,deep",  # MobileNetV2's tracing alone takes minutes
-            "--write",
-            str(out),
-        ],
+def _run_bench(*args: str) -> subprocess.CompletedProcess:
+    """bench_gradient_norm.py with ``args``, importing this checkout's keras_initzoo."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_gradient_norm.py"), *args],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+
+
+@pytest.mark.slow
+def test_benchmark_quick_mode_runs_and_writes_a_table(tmp_path):
+    out = tmp_path / "results.md"
+    # No MobileNetV2: its tracing alone takes minutes.
+    proc = _run_bench("--quick", "--models", "mlp,deep", "--write", str(out))
     assert proc.returncode == 0, proc.stderr[-4000:]
     text = out.read_text()
     for row in (
@@ -42,6 +40,28 @@ def test_benchmark_quick_mode_runs_and_writes_a_table(tmp_path):
     ):
         assert row in text
     assert "Command: `python benchmarks/bench_gradient_norm.py --quick --models" in text
+
+
+@pytest.mark.slow
+def test_paired_mode_times_whole_fits_and_reports_the_pass_rule(tmp_path):
+    out = tmp_path / "RESULTS_gradient_norm_paired_x.md"
+    proc = _run_bench("--quick", "--paired", "2", "--models", "mlp", "--write", str(out))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    text = out.read_text()
+    assert "| whole fit: ratio | 90 % interval | mean step: ratio |" in text
+    for name in ("no callback", "every step (update_freq=1)", "update_freq=100"):
+        assert f"| 20 x Dense(32), batch 16 | {name} |" in text
+    assert "every step (update_freq=1): whole fit " in text
+    assert "2 rounds of 6-step fits): upper end <= 1.05: " in text
+    # Written outside benchmarks/: the README is left alone; inside, its block is
+    # rebuilt (checked on a copy below).
+    bench = _bench_module()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{bench.PAIRED_BEGIN}\nold\n{bench.PAIRED_END}\n\n## next\n")
+    bench.update_readme(tmp_path, readme)
+    new = readme.read_text()
+    assert "old" not in new and new.endswith(f"{bench.PAIRED_END}\n\n## next\n")
+    assert text[text.index("Command:") :].strip() in new
 
 
 def _bench_module():

@@ -60,7 +60,7 @@ def png(pixels: np.ndarray) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IDAT", zlib.compress(raw, 1))  # level 6: twice the time, 2/3 the bytes
         + chunk(b"IEND", b"")
     )
 
