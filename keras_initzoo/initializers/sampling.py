@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import keras
 import ml_dtypes
@@ -70,9 +70,11 @@ def truncated_normal(
     return _draw(plan, shape, dtype, seed, math.sqrt(2.0) * stddev, mean, clip)
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """What to draw, before ``x * scale + shift``: ``U[low, high)`` (or ``N(0, 1)``), erfinv'd."""
+class _Plan(NamedTuple):
+    """What to draw before ``x * scale + shift``: ``U[low, high)`` or ``N(0, 1)``, erfinv'd or not.
+
+    A tuple of literals, so that ``tf.function`` and ``jax.jit`` trace once per plan.
+    """
 
     kind: str  # "uniform" or "normal"
     low: float
