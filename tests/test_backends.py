@@ -34,6 +34,7 @@ BACKEND_SUITE = [
     "tests/test_symmetry.py",
     "tests/test_structured.py",
     "tests/test_parity.py",
+    "tests/test_low_precision.py",
     "tests/test_saving.py",
     "tests/test_models_walk.py",
     "tests/test_models_tools.py",

@@ -7,6 +7,7 @@ import math
 import keras
 
 from keras_initzoo._validation import check_axes, check_int, check_positive
+from keras_initzoo.initializers import sampling
 from keras_initzoo.initializers.base import Seed, ZooInitializer, scheme
 
 
@@ -65,9 +66,9 @@ class Orthogonal(ZooInitializer):
         if rows == 0 or cols == 0:
             return keras.ops.zeros(shape, dtype=dtype)
         # QR in float32 at least: float16 and bfloat16 lose orthogonality.
-        compute_dtype = "float64" if dtype == "float64" else "float32"
-        a = keras.random.normal(
-            (max(rows, cols), min(rows, cols)), dtype=compute_dtype, seed=self.seed_generator
+        compute_dtype = sampling.compute_dtype(dtype)
+        a = sampling.normal(
+            (max(rows, cols), min(rows, cols)), 1.0, compute_dtype, self.seed_generator
         )
         q, r = keras.ops.qr(a)
         q = q * keras.ops.sign(keras.ops.diagonal(r))

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 
-import keras
+import keras  # noqa: F401  (the docstring examples use it)
 
 from keras_initzoo._validation import check_finite, check_positive
+from keras_initzoo.initializers import sampling
 from keras_initzoo.initializers.base import Seed, ZooInitializer, scheme
 
 _SIMPLE = "course's simple initialization"
@@ -67,9 +68,7 @@ class SimpleUniform(ZooInitializer):
         super().__init__(seed=seed)
 
     def draw(self, shape, dtype):
-        return keras.random.uniform(
-            shape, minval=self.low, maxval=self.high, dtype=dtype, seed=self.seed_generator
-        )
+        return sampling.uniform(shape, self.low, self.high, dtype, self.seed_generator)
 
 
 @scheme(
@@ -94,9 +93,7 @@ class SimpleNormal(ZooInitializer):
         super().__init__(seed=seed)
 
     def draw(self, shape, dtype):
-        return keras.random.normal(
-            shape, mean=self.mean, stddev=self.stddev, dtype=dtype, seed=self.seed_generator
-        )
+        return sampling.normal(shape, self.stddev, dtype, self.seed_generator, mean=self.mean)
 
 
 class _ScaledStandardNormal(SimpleNormal):
@@ -280,42 +277,12 @@ class TruncatedNormal(ZooInitializer):
         super().__init__(seed=seed)
 
     def draw(self, shape, dtype):
-        if (self.lower, self.upper) == (-2.0, 2.0):  # the backends' own sampler
-            x = standard_truncated_normal(shape, dtype, self.seed_generator)
-        else:
-            x = _inverse_cdf_truncated_normal(
-                shape, self.lower, self.upper, dtype, self.seed_generator
-            )
-        return keras.ops.cast(self.mean + self.stddev * x, dtype)
+        return sampling.truncated_normal(
+            shape, self.lower, self.upper, dtype, self.seed_generator, self.stddev, self.mean
+        )
 
 
 def _check_bound(name: str, value: object) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isinf(value):
         return float(value)
     return check_finite(name, value, what="a number (infinite allowed)")
-
-
-def standard_truncated_normal(shape, dtype, seed, stddev: float = 1.0):
-    """``stddev`` times ``N(0, 1)`` truncated to ``[-2, 2]``, the backend's own sampler's interval.
-
-    ``keras.random.truncated_normal`` on PyTorch draws four candidates per
-    entry and keeps the first inside ``(-2, 2)``, or, when none is (probability
-    ``0.0455**4 = 4.3e-6`` per entry), the first anyway: about four entries of
-    a 1000 x 1000 kernel lie outside the bounds. There the inverse CDF draws
-    it instead, exactly.
-    """
-    if keras.backend.backend() != "torch":
-        return keras.random.truncated_normal(shape, stddev=stddev, dtype=dtype, seed=seed)
-    compute_dtype = "float64" if dtype == "float64" else "float32"
-    x = _inverse_cdf_truncated_normal(shape, -2.0, 2.0, compute_dtype, seed)
-    return keras.ops.cast(stddev * x, dtype)
-
-
-def _inverse_cdf_truncated_normal(shape, lower, upper, dtype, seed):
-    """``N(0, 1)`` truncated to ``[lower, upper]`` as ``Phi^-1(U(Phi(lower), Phi(upper)))``."""
-    compute_dtype = "float64" if dtype == "float64" else "float32"  # erfinv loses float16
-    low, high = _standard_normal_cdf(lower), _standard_normal_cdf(upper)
-    u = keras.random.uniform(shape, minval=low, maxval=high, dtype=compute_dtype, seed=seed)
-    x = math.sqrt(2.0) * keras.ops.erfinv(2.0 * u - 1.0)
-    # rounding at the ends of the interval may step just outside it, or to +-inf
-    return keras.ops.cast(keras.ops.clip(x, max(lower, -1e30), min(upper, 1e30)), dtype)

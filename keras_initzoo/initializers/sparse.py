@@ -8,6 +8,7 @@ from fractions import Fraction
 import keras
 
 from keras_initzoo._validation import check_in_range, check_positive
+from keras_initzoo.initializers import sampling
 from keras_initzoo.initializers.base import Seed, ZooInitializer, scheme
 
 
@@ -70,11 +71,9 @@ class Sparse(ZooInitializer):
             return keras.ops.zeros(shape, dtype=dtype)
         zeros = math.ceil(Fraction(repr(self.sparsity)) * rows)
         # Draw in float32 at least, as Orthogonal does; the cast comes last.
-        compute_dtype = "float64" if dtype == "float64" else "float32"
-        values = keras.random.normal(
-            (rows, cols), stddev=self.stddev, dtype=compute_dtype, seed=self.seed_generator
-        )
-        noise = keras.random.uniform((rows, cols), dtype=compute_dtype, seed=self.seed_generator)
+        compute_dtype = sampling.compute_dtype(dtype)
+        values = sampling.normal((rows, cols), self.stddev, compute_dtype, self.seed_generator)
+        noise = sampling.uniform((rows, cols), 0.0, 1.0, compute_dtype, self.seed_generator)
         # Each entry's rank within its column: a uniform random permutation per
         # column, even where the noise ties, so the zero count is exact.
         rank = keras.ops.argsort(keras.ops.argsort(noise, axis=0), axis=0)

@@ -22,14 +22,15 @@ from keras_initzoo._validation import (
 )
 from keras_initzoo.fans import FAN_MODES, check_axes_pair, compute_fans, scaled_variance
 from keras_initzoo.gains import gain, leaky_relu_gain
+from keras_initzoo.initializers import sampling
 from keras_initzoo.initializers.base import Seed, ZooInitializer, scheme
-from keras_initzoo.initializers.simple import standard_truncated_normal, truncated_normal_variance
+from keras_initzoo.initializers.simple import truncated_normal_variance
 
 # "untruncated_normal" is Keras' spelling of the zoo's (and JAX's) "normal".
 DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
 
 # Standard deviation of N(0, 1) truncated to [-2, 2], the interval
-# keras.random.truncated_normal keeps.
+# keras.random.truncated_normal keeps, and the zoo's truncated normals.
 TRUNCATED_NORMAL_STDDEV = math.sqrt(truncated_normal_variance(-2.0, 2.0))
 
 _GLOROT = "Glorot & Bengio 2010"
@@ -141,15 +142,14 @@ class VarianceScaling(ZooInitializer, keras.initializers.VarianceScaling):
     def _sample(self, shape, dtype, variance):
         stddev = math.sqrt(variance)
         if self.distribution == "truncated_normal":
-            return standard_truncated_normal(
-                shape, dtype, self.seed_generator, stddev=stddev / TRUNCATED_NORMAL_STDDEV
+            before_truncation = stddev / TRUNCATED_NORMAL_STDDEV
+            return sampling.truncated_normal(
+                shape, -2.0, 2.0, dtype, self.seed_generator, stddev=before_truncation
             )
         if self.distribution in ("normal", "untruncated_normal"):
-            return keras.random.normal(shape, stddev=stddev, dtype=dtype, seed=self.seed_generator)
+            return sampling.normal(shape, stddev, dtype, self.seed_generator)
         limit = math.sqrt(3.0) * stddev
-        return keras.random.uniform(
-            shape, minval=-limit, maxval=limit, dtype=dtype, seed=self.seed_generator
-        )
+        return sampling.uniform(shape, -limit, limit, dtype, self.seed_generator)
 
 
 class _GainPreset(VarianceScaling):
