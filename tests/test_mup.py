@@ -378,3 +378,16 @@ def test_coord_check_arguments_are_checked():
         kiz.mup.coord_check(mlp, [16, 64], x, y, parametrization="ntk")
     with pytest.raises(ValueError, match="`optimizer` must be one of"):
         kiz.mup.coord_check(mlp, [16, 64], x, y, optimizer="lion")
+
+
+def test_signal_report_takes_a_zero_readout_as_by_design():
+    x = np.random.default_rng(0).normal(size=(32, 16)).astype("float32")
+    model = mlp(64)
+    kiz.mup.parametrize(model, base=mlp(16), zero_readout=True)
+    report = kiz.signal_report(model, x)
+    assert report.verdict == "healthy"
+    assert any("zero readout by design" in note for note in report.notes)
+    # The same silent readout without muP's record is what the verdict exists to catch.
+    plain = mlp(64)
+    plain.layers[-1].kernel.assign(np.zeros(plain.layers[-1].kernel.shape, "float32"))
+    assert kiz.signal_report(plain, x).verdict == "vanishing"

@@ -14,6 +14,7 @@ from keras_initzoo.models.losses import model_loss
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.trace import first_tensor, intercept, leaf_layers
 from keras_initzoo.models.walk import walk
+from keras_initzoo.mup.infshape import infshape_of
 
 # A signal whose RMS moves by more than 2**DRIFT_OCTAVES from the first layer's is not healthy.
 DRIFT_OCTAVES = 4.0
@@ -348,7 +349,13 @@ def signal_report(model: keras.Model, x: Any, y: Any = None, loss: Any = None) -
     )
     for row in rows:
         report.add(**row)
-    report.verdict, report.where = _verdict(report)
+    zero_readouts = _zero_readouts(model)
+    report.verdict, report.where = _verdict(report, zero_readouts)
+    if zero_readouts:
+        report.notes.append(
+            f"zero readout by design (kiz.mup.parametrize(zero_readout=True)): "
+            f"{', '.join(sorted(zero_readouts))} left out of the verdict"
+        )
     if y is None:
         report.notes.append("no targets given: no gradient norms (pass y for them)")
     else:
@@ -387,8 +394,23 @@ def _layer_row(layer, output, fed_by: Kind, site) -> dict:
     }
 
 
-def _verdict(report: Report) -> tuple[str, str | None]:
-    rms = [(row["layer"], row["act rms"]) for row in report if row["weight var"] is not None]
+def _zero_readouts(model: keras.Model) -> set[str]:
+    """Paths of the layers whose muP readout kernel is zero: silent at t = 0 on purpose."""
+    return {
+        site.layer.path or site.layer.name
+        for site in walk(model).kernels
+        if getattr(infshape_of(site.variable), "kind", None) == "output"
+        and not np.any(keras.ops.convert_to_numpy(site.variable))
+    }
+
+
+def _verdict(report: Report, by_design: set[str] = frozenset()) -> tuple[str, str | None]:
+    """The verdict from each weighted layer's activation RMS; ``by_design`` layers are left out."""
+    rms = [
+        (row["layer"], row["act rms"])
+        for row in report
+        if row["weight var"] is not None and row["layer"] not in by_design
+    ]
     if not rms:
         return "healthy", None
     first = rms[0][1]
