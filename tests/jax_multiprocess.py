@@ -6,6 +6,10 @@ a fresh interpreter with ``KERAS_BACKEND=jax`` and this checkout first on
 ``PYTHONPATH``, whatever backend the test session uses. A script reports by
 printing one line ``RESULT <json>``; every run is bounded by ``timeout`` and
 killed in a ``finally``, so a hung collective fails the test instead of CI.
+
+The scripts' side: :func:`small_model` and :func:`fit_logged`, the model and
+the logged fit the distributed tests compare with a one-device run (they import
+Keras when called, in the script's JAX interpreter).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
 MARK = "RESULT "
 
 
@@ -29,7 +34,8 @@ def jax_env(devices: int = 1) -> dict[str, str]:
         "KERAS_BACKEND": "jax",
         "JAX_PLATFORMS": "cpu",
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        # tests/ too: the scripts import the helpers below (and conftest's readers).
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")]),
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
 
@@ -90,3 +96,61 @@ def run_processes(script: str, count: int, *args: str, timeout: float = 300) -> 
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
+
+
+# -- used inside the scripts ------------------------------------------------------------
+def small_model(outputs: int = 1):
+    """``Dense(8, tanh) -> Dense(outputs)`` on 6 inputs, seeded zoo kernels, SGD(0.05) on MSE.
+
+    Built under whatever distribution is set; layers ``hidden`` and ``out``.
+    """
+    import keras
+
+    import keras_initzoo as kiz
+
+    net = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(
+                8, activation="tanh", name="hidden", kernel_initializer=kiz.HeNormal(seed=1)
+            ),
+            keras.layers.Dense(outputs, name="out", kernel_initializer=kiz.GlorotUniform(seed=2)),
+        ]
+    )
+    net.compile(keras.optimizers.SGD(0.05), "mse")
+    return net
+
+
+def fit_logged(log_dir, distribution, x, y, weights=None, *, batch_size: int, epochs: int):
+    """Fits :func:`small_model` under ``distribution`` with a GradientNormLogger every step.
+
+    Starts from ``weights`` (else the model's own): a second zoo initializer
+    with the same integer seed in one process draws that seed's next stream,
+    so a comparison run must be handed the first run's start. Returns the
+    logged scalars ``{tag: [(step, value), ...]}``, the starting weights and
+    the sharding spec of the ``hidden`` kernel (``"None"`` off a distribution).
+    """
+    import keras
+    from conftest import load_scalars
+
+    import keras_initzoo as kiz
+
+    keras.distribution.set_distribution(distribution)
+    try:
+        net = small_model(y.shape[1])
+        if weights is None:
+            weights = [v.numpy() for v in net.weights]
+        net.set_weights(weights)
+        spec = str(getattr(net.get_layer("hidden").kernel.value.sharding, "spec", None))
+        net.fit(
+            x,
+            y,
+            batch_size=batch_size,
+            epochs=epochs,
+            shuffle=False,
+            verbose=0,
+            callbacks=[kiz.GradientNormLogger(log_dir, update_freq=1)],
+        )
+    finally:
+        keras.distribution.set_distribution(None)
+    return load_scalars(log_dir), weights, spec

@@ -22,9 +22,7 @@ SCRIPT = textwrap.dedent(
     import jax
     import keras
     import numpy as np
-    from tensorboard.backend.event_processing import event_accumulator as ea
-
-    import keras_initzoo as kiz
+    from jax_multiprocess import fit_logged
 
     assert keras.backend.backend() == "jax", keras.backend.backend()
     devices = jax.devices("cpu")
@@ -32,33 +30,10 @@ SCRIPT = textwrap.dedent(
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 6)).astype("float32")
     y = rng.normal(size=(64, 1)).astype("float32")
-
-    def run(log_dir, distribution, weights=None):
-        keras.distribution.set_distribution(distribution)
-        try:
-            model = keras.Sequential([
-                keras.Input((6,)),
-                keras.layers.Dense(8, activation="tanh", name="hidden",
-                                   kernel_initializer=kiz.HeNormal(seed=1)),
-                keras.layers.Dense(1, name="out", kernel_initializer=kiz.GlorotUniform(seed=2)),
-            ])
-            model.compile(keras.optimizers.SGD(0.05), "mse")
-            # The same starting weights: a second zoo initializer with the same
-            # integer seed in one process draws the seed's next stream.
-            if weights is None:
-                weights = [v.numpy() for v in model.weights]
-            model.set_weights(weights)
-            cb = kiz.GradientNormLogger(log_dir, update_freq=1)
-            model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0, callbacks=[cb])
-        finally:
-            keras.distribution.set_distribution(None)
-        acc = ea.EventAccumulator(log_dir, size_guidance={ea.SCALARS: 0})
-        acc.Reload()
-        logged = {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
-        return logged, weights
-
-    one, start = run(sys.argv[1] + "/one", None)
-    two, _ = run(sys.argv[1] + "/two", keras.distribution.DataParallel(devices=devices), start)
+    tmp = sys.argv[1]
+    one, start, _ = fit_logged(tmp + "/one", None, x, y, batch_size=16, epochs=2)
+    two, _, _ = fit_logged(tmp + "/two", keras.distribution.DataParallel(devices=devices), x, y,
+                           start, batch_size=16, epochs=2)
     print("RESULT " + json.dumps({"one": one, "two": two}))
     """
 )
