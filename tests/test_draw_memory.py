@@ -12,8 +12,9 @@ The issue's bound is the tensor plus one temporary in the compute dtype: 2x a
 float32 tensor's bytes, 3x a 16-bit one's drawn in float32. On JAX's CPU
 backend the zoo measures 4x (float32) and 9x (bfloat16), exactly what Keras'
 own draws and a bare ``jax.random.normal`` take: threefry's random bits are
-three uint32 temporaries per element (two output words and a counter), and
-XLA fuses the scaling and the cast into them. The ``rbg`` key takes none
+three uint32 temporaries per element (two output words and a counter); XLA
+fuses the float32 scaling into them, and a 16-bit draw also holds the float32
+value before its one rounding. The ``rbg`` key takes none
 (1x: the output alone), but Keras 3.15's seeds are threefry's ``uint32[2]``
 raw keys, so ``jax_default_prng_impl="rbg"`` breaks every Keras draw, its
 own and the zoo's (checked below); and ``rbg``'s numbers depend on the
