@@ -45,7 +45,15 @@ def _accumulator(x) -> jnp.dtype:
 
 
 def squared_sums(tensors: Sequence) -> jax.Array:
-    """``sum(t**2)`` of each tensor as one float32 vector; XLA fuses the reductions."""
+    """``sum(t**2)`` of each tensor as one float32 vector, each tensor read once.
+
+    The optimization barrier keeps XLA from sharing ``t**2`` with the
+    optimizer's own square of the gradient (Adam's second moment): shared,
+    the square is written out in full and read twice more, three reads of every
+    gradient where the fused reduction needs one (``cost_analysis`` of the
+    recording step; tests/test_callback_gradient_norm_cost.py).
+    """
+    tensors = jax.lax.optimization_barrier(list(tensors))
     return jnp.stack([jnp.sum(jnp.square(t.astype(_accumulator(t)))) for t in tensors]).astype(
         jnp.float32
     )
@@ -62,6 +70,7 @@ class JaxCapture(QueuedCapture):
         super().__init__(model, **options)
         self._out: dict | None = None  # filled while our train step traces
         self._last_iterations = None  # the iteration count of the last state returned
+        self.steps: dict[Record, Callable] = {}  # the step each train function runs
 
     # -- installing -----------------------------------------------------------------
     def install(self, optimizer) -> None:
@@ -126,6 +135,7 @@ class JaxCapture(QueuedCapture):
                 # As Keras' own make_train_function: the state keeps its layout.
                 shardings = (None, self._state_shardings, None)
             step = jax.jit(train_step, donate_argnums=0, out_shardings=shardings)
+        self.steps[record] = step  # its compiled cost is inspectable (tests)
 
         def one_step(state, data):
             previous, capture.record = capture.record, record  # read while tracing
