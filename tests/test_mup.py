@@ -148,6 +148,59 @@ def test_whole_model_tools_refuse_a_parametrized_model():
             call()
 
 
+def test_a_loaded_parametrized_model_is_still_parametrized(tmp_path):
+    """``load_model`` builds the kiz.mup optimizer, which puts the saved records back.
+
+    Variable attributes are not saved: without the records in the optimizer's
+    config the loaded model would be re-drawn by the tools, and its zero
+    readout read as vanishing (the ``compile=False`` load below shows both).
+    """
+    x, _ = batch()
+    model = mlp(64)
+    kiz.mup.parametrize(model, base=mlp(16), zero_readout=True)
+    model.compile(optimizer=kiz.mup.Adam(1e-3), loss="mse")
+    model.optimizer.build(model.trainable_variables)  # saved with its slots, as after a step
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    records = [kiz.mup.infshape_of(v) for v in loaded.trainable_variables]
+    assert [r.to_config() for r in records] == [
+        kiz.mup.infshape_of(v).to_config() for v in model.trainable_variables
+    ]
+    assert [r.path for r in records] == [v.path for v in loaded.trainable_variables]
+    for tool, call in (
+        ("reinitialize", lambda: kiz.reinitialize(loaded)),
+        ("lsuv", lambda: kiz.lsuv(loaded, x)),
+        ("auto_initialize", lambda: kiz.auto_initialize(loaded, x)),
+    ):
+        with pytest.raises(ValueError, match=f"`{tool}` would re-draw"):
+            call()
+    report = kiz.signal_report(loaded, x)
+    assert report.verdict == "healthy", str(report)
+    assert any("zero readout by design" in note for note in report.notes)
+    # Loaded without its optimizer nothing says it was parametrized.
+    bare = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    assert not kiz.mup.is_parametrized(bare)
+    assert kiz.signal_report(bare, x).verdict == "vanishing"
+
+
+def test_an_unbuilt_mup_optimizer_holding_multipliers_is_refused_too():
+    model = mlp(32)
+    kiz.mup.parametrize(model, base=mlp(16))
+    model.compile(optimizer=kiz.mup.SGD(0.1), loss="mse")
+    config = model.optimizer.get_config()
+    twin = mlp(32)  # a model compiled with a saved config, before its first step
+    twin.compile(optimizer=kiz.mup.SGD.from_config(config), loss="mse")
+    assert not twin.optimizer.built and not kiz.mup.is_parametrized(twin)
+    with pytest.raises(ValueError, match=r"holds muP multipliers\): `reinitialize` would re-draw"):
+        kiz.reinitialize(twin)
+    twin.optimizer.build(twin.trainable_variables)
+    assert kiz.mup.is_parametrized(twin)
+    # A record that is not one is refused when the config is read.
+    config["multipliers"][0]["infshape"]["kind"] = "wide"
+    with pytest.raises(ValueError, match="must hold kind"):
+        kiz.mup.SGD.from_config(config)
+
+
 # ---------------------------------------------------------------- optimizers
 
 
