@@ -383,9 +383,16 @@ def test_saved_model_trains_on_with_the_same_multipliers_in_a_fresh_process(tmp_
 WIDTHS = [256, 1024]
 
 
-def test_coord_check_quick_on_every_backend():
+@pytest.fixture(scope="module")
+def quick_mup_check():
+    """The quick muP check, shared by the tests that read it (one check is ~10 s on TF)."""
     x, y = batch()
-    mup = kiz.mup.coord_check(mlp, WIDTHS, x, y, steps=2, seeds=1, zero_readout=True)
+    return kiz.mup.coord_check(mlp, WIDTHS, x, y, steps=2, seeds=1, zero_readout=True)
+
+
+def test_coord_check_quick_on_every_backend(quick_mup_check):
+    x, y = batch()
+    mup = quick_mup_check
     standard = kiz.mup.coord_check(mlp, WIDTHS, x, y, parametrization="standard", steps=2, seeds=1)
     assert mup.verdict == "stable" and max_ratio(mup) < 1.2, str(mup)
     assert standard.verdict == "blows up" and max_ratio(standard) > 1.2, str(standard)
@@ -421,6 +428,37 @@ def test_coord_check_transformer_with_multi_head_attention():
     standard = kiz.mup.coord_check(transformer, widths, x, y, parametrization="standard", **args)
     assert max_ratio(mup) < 1.2, str(mup)
     assert max_ratio(standard) > 1.2 and standard.verdict == "blows up", str(standard)
+
+
+def test_coord_check_tensorboard_view(quick_mup_check, tmp_path, scalars):
+    """One run per width, ``coord/<layer>`` at the report's ``t``; text and image beside."""
+    from conftest import load_events
+
+    report = quick_mup_check
+    runs = report.write_tensorboard(tmp_path, image=True)
+    assert [Path(run).name for run in runs] == ["width_0256", "width_1024", "summary"]
+    for width in WIDTHS:
+        logged = scalars(tmp_path / f"width_{width:04d}")
+        assert sorted(logged) == ["coord/h1", "coord/h2", "coord/out"]
+        for row in report:
+            step, value = logged[f"coord/{row['layer']}"][row["t"] - 1]
+            # TensorBoard keeps a float32: 1e-6 relative is a few of its ulps
+            assert step == row["t"] and value == pytest.approx(row[f"width {width}"], rel=1e-6)
+    summary = load_events(tmp_path / "summary")
+    assert sorted(summary.Tags()["tensors"]) == ["coord_check/plot", "coord_check/report"]
+    (text,) = summary.Tensors("coord_check/report")
+    assert (
+        text.tensor_proto.string_val[0].decode().splitlines()[-1].strip()
+        == str(report).splitlines()[-1]
+    )
+    (picture,) = summary.Tensors("coord_check/plot")
+    width, height, png = picture.tensor_proto.string_val
+    assert png.startswith(b"\x89PNG") and int(width) > 300 and int(height) > 100
+    report.write_tensorboard(tmp_path, image=False)  # a rerun replaces, not appends
+    assert len(scalars(tmp_path / "width_1024")["coord/out"]) == 3
+    assert load_events(tmp_path / "summary").Tags()["tensors"] == ["coord_check/report"]
+    with pytest.raises(ValueError, match="`image` must be None, True or False"):
+        report.write_tensorboard(tmp_path, image="yes")
 
 
 def test_coord_check_arguments_are_checked():
