@@ -135,10 +135,8 @@ def test_tied_embeddings_are_refused():
         kiz.mup.parametrize(model, base=model)
 
 
-def test_whole_model_tools_refuse_a_parametrized_model():
-    model = mlp(32)
-    kiz.mup.parametrize(model, base=mlp(16))
-    x, _ = batch()
+def assert_tools_refuse(model, x):
+    """``reinitialize``, ``lsuv`` and ``auto_initialize`` each raise: they would undo muP's init."""
     for tool, call in (
         ("reinitialize", lambda: kiz.reinitialize(model)),
         ("lsuv", lambda: kiz.lsuv(model, x)),
@@ -146,6 +144,12 @@ def test_whole_model_tools_refuse_a_parametrized_model():
     ):
         with pytest.raises(ValueError, match=f"`{tool}` would re-draw"):
             call()
+
+
+def test_whole_model_tools_refuse_a_parametrized_model():
+    model = mlp(32)
+    kiz.mup.parametrize(model, base=mlp(16))
+    assert_tools_refuse(model, batch()[0])
 
 
 def test_a_loaded_parametrized_model_is_still_parametrized(tmp_path):
@@ -167,13 +171,7 @@ def test_a_loaded_parametrized_model_is_still_parametrized(tmp_path):
         kiz.mup.infshape_of(v).to_config() for v in model.trainable_variables
     ]
     assert [r.path for r in records] == [v.path for v in loaded.trainable_variables]
-    for tool, call in (
-        ("reinitialize", lambda: kiz.reinitialize(loaded)),
-        ("lsuv", lambda: kiz.lsuv(loaded, x)),
-        ("auto_initialize", lambda: kiz.auto_initialize(loaded, x)),
-    ):
-        with pytest.raises(ValueError, match=f"`{tool}` would re-draw"):
-            call()
+    assert_tools_refuse(loaded, x)
     report = kiz.signal_report(loaded, x)
     assert report.verdict == "healthy", str(report)
     assert any("zero readout by design" in note for note in report.notes)
