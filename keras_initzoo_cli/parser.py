@@ -222,7 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     coord.add_argument(
-        "--optimizer", choices=OPTIMIZERS, default="adam", help="(default: %(default)s)"
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default="adam",
+        help="kiz.mup's under muP, Keras' under standard (default: %(default)s)",
     )
     coord.add_argument(
         "--lr", type=_positive_float, help="learning rate (default: 1e-3 for adam, 0.1 for sgd)"
@@ -238,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     coord.add_argument(
         "--data",
+        metavar="FILE.npz",
         help="an .npz file with the batch as 'x' and its targets as 'y' (default: a "
         "synthetic batch shaped like the model's input, seed 0, and N(0, 1) targets "
         "shaped like its output, with mean squared error)",
@@ -247,6 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the Keras loss to train with (default: sparse categorical cross-entropy on "
         "logits for integer y, else mean squared error)",
     )
-    coord.add_argument("--plot", help="also write the picture here (PNG; needs matplotlib)")
-    coord.add_argument("--log-dir", help="also write a TensorBoard view here: one run per width")
+    coord.add_argument(
+        "--plot", metavar="PATH", help="also write the picture here (PNG; needs matplotlib)"
+    )
+    coord.add_argument(
+        "--logdir",
+        "--log-dir",
+        dest="log_dir",
+        metavar="DIR",
+        help="also write a TensorBoard view here: one run per width (--logdir as in compare)",
+    )
     return parser

@@ -514,7 +514,7 @@ def test_coord_check_command_prints_the_library_s_check(builder_module, tmp_path
             *options,
             *("--data", str(tmp_path / "batch.npz")),
             *("--plot", str(tmp_path / "coord.png")),
-            *("--log-dir", str(tmp_path / "runs")),
+            *("--logdir", str(tmp_path / "runs")),
         ]
     )
     out = capsys.readouterr().out

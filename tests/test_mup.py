@@ -444,6 +444,8 @@ def test_coord_check_tensorboard_view(quick_mup_check, tmp_path, scalars):
             assert step == row["t"] and value == pytest.approx(row[f"width {width}"], rel=1e-6)
     summary = load_events(tmp_path / "summary")
     assert sorted(summary.Tags()["tensors"]) == ["coord_check/plot", "coord_check/report"]
+    for tag, plugin in (("coord_check/plot", "images"), ("coord_check/report", "text")):
+        assert summary.SummaryMetadata(tag).plugin_data.plugin_name == plugin  # the tab it shows in
     (text,) = summary.Tensors("coord_check/report")
     assert (
         text.tensor_proto.string_val[0].decode().splitlines()[-1].strip()
