@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -158,3 +159,18 @@ def check_axes(name: str, axes: object, rank: int | None = None) -> tuple[int, .
     if len(set(normalized)) != len(normalized):
         raise ValueError(f"`{name}` repeats an axis; received {name}={list(axes)!r}.")
     return tuple(normalized)
+
+
+def check_loss(loss: Any) -> Any:
+    """Returns ``loss`` as a Keras loss callable: an identifier (``"mse"``) or a callable."""
+    if callable(loss):
+        return loss
+    if isinstance(loss, str):
+        try:
+            return keras.losses.get(loss)
+        except ValueError:
+            pass
+    raise ValueError(
+        "`loss` must be a Keras loss identifier ('mse', 'sparse_categorical_crossentropy', "
+        f"...) or a callable loss(y_true, y_pred); received loss={loss!r}."
+    )

@@ -3,7 +3,7 @@
 Importing ``keras_initzoo`` imports Keras and its backend (it registers the
 initializers with Keras), which takes seconds. This package imports only the
 standard library until a command needs a framework: ``initzoo --help`` and
-``initzoo list`` load none, and ``demo``, ``compare`` and ``report`` run on
+``initzoo list`` load none, and ``demo``, ``compare``, ``report`` and ``coord-check`` run on
 Keras' backend (TensorFlow imported quietly, see :mod:`keras_initzoo_cli.quiet`).
 
 ``from keras_initzoo import cli`` and ``python -m keras_initzoo`` give the same

@@ -1,7 +1,7 @@
 """What each ``initzoo`` subcommand does once its arguments are parsed.
 
 ``list`` reads the scheme table shipped with the package (:mod:`.schemes`), so it
-loads no framework. ``demo``, ``compare`` and ``report`` run on whichever backend
+loads no framework. ``demo``, ``compare``, ``report`` and ``coord-check`` run on whichever backend
 Keras is set to; they import it through :func:`keras_initzoo_cli.quiet.import_backend`
 first, so their output holds no TensorFlow start-up lines.
 """
@@ -160,6 +160,103 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _error(command: str, message: str) -> int:
+    print(f"initzoo {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def import_builder(spec: str) -> Any:
+    """The callable ``module:function`` names (the parser checked the form), or a ValueError.
+
+    Importing the module runs its code, as ``python -c "import module"``
+    would: that is what the command is for. The current folder is searched
+    first, as for ``python -m``, so that a builder next to the user is found
+    (a console script's path holds only its own folder).
+    """
+    import importlib
+
+    module_name, _, attributes = spec.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        found: Any = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"cannot import module {module_name!r} of {spec!r}: {error}") from None
+    for attribute in attributes.split("."):
+        if not hasattr(found, attribute):
+            raise ValueError(f"{spec!r}: {module_name} has no {attributes!r}")
+        found = getattr(found, attribute)
+    if not callable(found):
+        kind = type(found).__name__
+        raise ValueError(f"{spec!r} is not a function build(width) (it is of type {kind})")
+    return found
+
+
+def _coord_batch(build: Any, width: int, data: str | None) -> tuple[Any, Any]:
+    """``(x, y)``: from ``data``'s arrays, else generated from the model's input and output."""
+    import keras
+    import numpy as np
+
+    from keras_initzoo.models import synthetic_batch
+
+    if data is not None:
+        with np.load(data, allow_pickle=False) as arrays:
+            if "x" not in arrays:
+                raise ValueError(f"--data {data} has no array 'x' (it has {sorted(arrays.files)})")
+            x, y = arrays["x"], arrays["y"] if "y" in arrays else None
+    model = build(width)
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"build({width}) returned a {type(model).__name__}, not a keras.Model")
+    if data is None:
+        x = synthetic_batch(model)
+    if data is None or y is None:
+        rng = np.random.default_rng(0)
+        outputs = model(x, training=False)
+        y = keras.tree.map_structure(
+            lambda out: rng.standard_normal(tuple(out.shape)).astype("float32"), outputs
+        )
+    return x, y
+
+
+def coord_check(args: argparse.Namespace) -> int:
+    """``coord-check``: kiz.mup.coord_check of a builder, printed; a plot and runs on request."""
+    if args.data is not None and not os.path.isfile(args.data):
+        return _error("coord-check", f"no such data file: {args.data}")
+    if not _load("coord-check"):
+        return 2
+    import keras_initzoo as kiz
+    from keras_initzoo._validation import check_loss
+
+    try:
+        build = import_builder(args.builder)
+        loss = None if args.loss is None else check_loss(args.loss)
+        x, y = _coord_batch(build, min(args.widths), args.data)
+        result = kiz.mup.coord_check(
+            build,
+            args.widths,
+            x,
+            y,
+            base_width=args.base_width,
+            parametrization=args.parametrization,
+            optimizer=args.optimizer,
+            learning_rate=args.lr,
+            loss=loss,
+            steps=args.steps,
+            seeds=args.seeds,
+            zero_readout=args.zero_readout,
+        )
+    except ValueError as error:
+        return _error("coord-check", str(error))
+    print(result)
+    if args.plot:
+        result.plot(args.plot)
+        print(f"plot written to {args.plot}")
+    if args.log_dir:
+        result.write_tensorboard(args.log_dir)
+        print(f"view the runs:  tensorboard --logdir {args.log_dir}  (one run per width)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs the parsed command; returns the exit status."""
     if args.command == "list":
@@ -168,6 +265,8 @@ def run(args: argparse.Namespace) -> int:
         return run_schemes(DEMO_SCHEMES, args, DEMO_QUICK_SETTINGS if args.quick else DEMO_SETTINGS)
     if args.command == "report":
         return report(args)
+    if args.command == "coord-check":
+        return coord_check(args)
     settings = {
         "depth": args.depth,
         "width": args.width,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 
 from .settings import ACTIVATIONS, DATASETS, OPTIMIZERS, VERSION
 
@@ -33,6 +34,30 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return value
+
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+BUILDER_SPEC = re.compile(rf"{_NAME}(\.{_NAME})*:{_NAME}(\.{_NAME})*")
+
+
+def _builder(text: str) -> str:
+    """``module:function`` (dotted names both sides), checked for form only: nothing imported."""
+    if not BUILDER_SPEC.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected MODULE:FUNCTION, a module Python can import and a function in it "
+            f"(e.g. mymodels:build or pkg.models:Factory.build), got {text!r}"
+        )
+    return text
+
+
+def _widths(text: str) -> list[int]:
+    parse = _int_at_least(1)
+    widths = [parse(part.strip()) for part in text.split(",") if part.strip()]
+    if len(set(widths)) < 2:
+        raise argparse.ArgumentTypeError(
+            f"expected at least two different comma-separated widths (e.g. 128,512), got {text!r}"
+        )
+    return widths
 
 
 def _schemes(text: str) -> list[str]:
@@ -167,5 +192,73 @@ def build_parser() -> argparse.ArgumentParser:
         help="the Keras loss the gradient norms are of (e.g. mse, "
         "sparse_categorical_crossentropy; default: the compiled loss, else one inferred "
         "from y and the output)",
+    )
+    coord = sub.add_parser(
+        "coord-check",
+        help="muP's coordinate check of a model builder: activation size against width",
+        description="Import build(width) -> keras.Model from MODULE:FUNCTION (this runs the "
+        "module's code; the current folder is searched first), parametrize a model at each "
+        "width against the base width with kiz.mup, train a few steps on one fixed batch, "
+        "and print every layer's mean |output| against width, with a verdict: stable, "
+        "blows up or vanishes (kiz.mup.coord_check).",
+    )
+    coord.add_argument("builder", type=_builder, help="MODULE:FUNCTION, e.g. mymodels:build")
+    coord.add_argument(
+        "--widths",
+        type=_widths,
+        default="128,512",
+        help="comma-separated widths, at least two; 4x apart or more (default: %(default)s)",
+    )
+    coord.add_argument(
+        "--base-width",
+        type=_int_at_least(1),
+        help="the width the hyperparameters are tuned at (default: the narrowest)",
+    )
+    coord.add_argument(
+        "--parametrization",
+        choices=("mup", "standard"),
+        default="mup",
+        help="standard: the same fan-in init without muP, to see what muP removes "
+        "(default: %(default)s)",
+    )
+    coord.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default="adam",
+        help="kiz.mup's under muP, Keras' under standard (default: %(default)s)",
+    )
+    coord.add_argument(
+        "--lr", type=_positive_float, help="learning rate (default: 1e-3 for adam, 0.1 for sgd)"
+    )
+    coord.add_argument(
+        "--steps", type=_int_at_least(0), default=3, help="optimizer steps (default: %(default)s)"
+    )
+    coord.add_argument(
+        "--seeds", type=_int_at_least(1), default=2, help="seeds averaged (default: %(default)s)"
+    )
+    coord.add_argument(
+        "--zero-readout", action="store_true", help="start the readout at exactly 0 (muP only)"
+    )
+    coord.add_argument(
+        "--data",
+        metavar="FILE.npz",
+        help="an .npz file with the batch as 'x' and its targets as 'y' (default: a "
+        "synthetic batch shaped like the model's input, seed 0, and N(0, 1) targets "
+        "shaped like its output, with mean squared error)",
+    )
+    coord.add_argument(
+        "--loss",
+        help="the Keras loss to train with (default: sparse categorical cross-entropy on "
+        "logits for integer y, else mean squared error)",
+    )
+    coord.add_argument(
+        "--plot", metavar="PATH", help="also write the picture here (PNG; needs matplotlib)"
+    )
+    coord.add_argument(
+        "--logdir",
+        "--log-dir",
+        dest="log_dir",
+        metavar="DIR",
+        help="also write a TensorBoard view here: one run per width (--logdir as in compare)",
     )
     return parser

@@ -176,10 +176,11 @@ wide = mlp(16)
 kiz.mup.parametrize(wide, base=mlp(8))
 wide.compile(kiz.mup.Adam(), "mse")
 wide.fit(y, y[:, :2], batch_size=8, epochs=1, verbose=0)
-kiz.mup.coord_check(mlp, [8, 16], y, y[:, :2], steps=1, seeds=1)
+import tempfile
+check = kiz.mup.coord_check(mlp, [8, 16], y, y[:, :2], steps=1, seeds=1)
+check.write_tensorboard(tempfile.mkdtemp())
 loaded["kiz.mup"] = tensorflow_modules()
 
-import tempfile
 model.compile("adam", "mse")
 log_dir = tempfile.mkdtemp()
 model.fit(x, y, batch_size=8, epochs=2, verbose=0,

@@ -454,3 +454,127 @@ def test_a_missing_backend_stops_with_the_way_out(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "Keras is set to the 'jax' backend" in err
     assert "pip install 'keras_initzoo[jax]'" in err and "KERAS_BACKEND=torch" in err
+
+
+# ---------------------------------------------------------------- coord-check
+
+COORD_BUILDER = '''
+"""Builders for `initzoo coord-check` (tests/test_cli.py)."""
+import keras
+
+
+def build(width):
+    return keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(width, activation="relu", name="hidden_1"),
+            keras.layers.Dense(width, activation="relu", name="hidden_2"),
+            keras.layers.Dense(3, name="readout"),
+        ],
+        name="mlp",
+    )
+
+
+def not_a_model(width):
+    return keras.layers.Dense(width)
+
+
+SIZE = 3
+'''
+
+
+@pytest.fixture
+def builder_module(tmp_path, monkeypatch):
+    """A module of builders on ``sys.path``, as a user's file next to them would be."""
+    name = "coord_builders"
+    (tmp_path / f"{name}.py").write_text(COORD_BUILDER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    yield name
+    sys.modules.pop(name, None)
+
+
+def test_coord_check_command_prints_the_library_s_check(builder_module, tmp_path, capsys, scalars):
+    import importlib
+
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((32, 8)).astype("float32"), rng.integers(0, 3, 32)
+    np.savez(tmp_path / "batch.npz", x=x, y=y)
+    options = ["--widths", "16,64", "--steps", "1", "--seeds", "1", "--zero-readout"]
+    # An integer seed gives the next of its streams on each use; clear_session
+    # restarts them, so the command and the library draw the same kernels.
+    keras.backend.clear_session()
+    code = cli.main(
+        [
+            "coord-check",
+            f"{builder_module}:build",
+            *options,
+            *("--data", str(tmp_path / "batch.npz")),
+            *("--plot", str(tmp_path / "coord.png")),
+            *("--logdir", str(tmp_path / "runs")),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    build = importlib.import_module(builder_module).build
+    keras.backend.clear_session()
+    expected = kiz.mup.coord_check(build, [16, 64], x, y, steps=1, seeds=1, zero_readout=True)
+    assert str(expected) in out  # the same options and seeds: the same table and verdict
+    assert (tmp_path / "coord.png").stat().st_size > 0
+    logged = scalars(tmp_path / "runs" / "width_64")
+    assert sorted(logged) == ["coord/hidden_1", "coord/hidden_2", "coord/readout"]
+    assert f"tensorboard --logdir {tmp_path / 'runs'}" in out
+
+
+def test_coord_check_command_generates_a_batch_without_data(builder_module, capsys):
+    code = cli.main(
+        [
+            "coord-check",
+            f"{builder_module}:build",
+            *("--widths", "16,64", "--steps", "1", "--seeds", "1"),
+            *("--parametrization", "standard", "--optimizer", "sgd", "--lr", "0.05"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "coordinate check: standard, sgd at 0.05" in out
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["readout"]]
+    assert [row[1] for row in rows] == ["1", "2"]  # t = 1 and after the one step
+    assert all(float(value) > 0 for row in rows for value in row[2:])  # N(0, 1) inputs
+    assert re.search(r"^verdict: (stable|blows up|vanishes)", out, re.MULTILINE), out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["coord_builders"], "argument builder: expected MODULE:FUNCTION"),
+        (["coord_builders:build:x"], "argument builder: expected MODULE:FUNCTION"),
+        (["coord_builders:build", "--widths", "64,64"], "argument --widths: expected at least"),
+        (["coord_builders:build", "--steps", "-1"], "argument --steps: must be >= 0"),
+    ],
+)
+def test_coord_check_command_rejects_bad_arguments_naming_them(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["coord-check", *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["no_such_module_here:build"], "cannot import module 'no_such_module_here'"),
+        (["coord_builders:missing"], "coord_builders has no 'missing'"),
+        (["coord_builders:SIZE"], "is not a function build(width) (it is of type int)"),
+        (["coord_builders:not_a_model"], "build(128) returned a Dense, not a keras.Model"),
+        (["coord_builders:build", "--loss", "msee"], "`loss` must be a Keras loss identifier"),
+        (["coord_builders:build", "--data", "none.npz"], "no such data file: none.npz"),
+    ],
+)
+def test_coord_check_command_explains_what_it_cannot_run(builder_module, argv, message, capsys):
+    assert cli.main(["coord-check", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("initzoo coord-check: error: ") and message in err, err

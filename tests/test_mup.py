@@ -135,10 +135,8 @@ def test_tied_embeddings_are_refused():
         kiz.mup.parametrize(model, base=model)
 
 
-def test_whole_model_tools_refuse_a_parametrized_model():
-    model = mlp(32)
-    kiz.mup.parametrize(model, base=mlp(16))
-    x, _ = batch()
+def assert_tools_refuse(model, x):
+    """``reinitialize``, ``lsuv`` and ``auto_initialize`` each raise: they would undo muP's init."""
     for tool, call in (
         ("reinitialize", lambda: kiz.reinitialize(model)),
         ("lsuv", lambda: kiz.lsuv(model, x)),
@@ -146,6 +144,59 @@ def test_whole_model_tools_refuse_a_parametrized_model():
     ):
         with pytest.raises(ValueError, match=f"`{tool}` would re-draw"):
             call()
+
+
+def test_whole_model_tools_refuse_a_parametrized_model():
+    model = mlp(32)
+    kiz.mup.parametrize(model, base=mlp(16))
+    assert_tools_refuse(model, batch()[0])
+
+
+def test_a_loaded_parametrized_model_is_still_parametrized(tmp_path):
+    """``load_model`` builds the kiz.mup optimizer, which puts the saved records back.
+
+    Variable attributes are not saved: without the records in the optimizer's
+    config the loaded model would be re-drawn by the tools, and its zero
+    readout read as vanishing (the ``compile=False`` load below shows both).
+    """
+    x, _ = batch()
+    model = mlp(64)
+    kiz.mup.parametrize(model, base=mlp(16), zero_readout=True)
+    model.compile(optimizer=kiz.mup.Adam(1e-3), loss="mse")
+    model.optimizer.build(model.trainable_variables)  # saved with its slots, as after a step
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    records = [kiz.mup.infshape_of(v) for v in loaded.trainable_variables]
+    assert [r.to_config() for r in records] == [
+        kiz.mup.infshape_of(v).to_config() for v in model.trainable_variables
+    ]
+    assert [r.path for r in records] == [v.path for v in loaded.trainable_variables]
+    assert_tools_refuse(loaded, x)
+    report = kiz.signal_report(loaded, x)
+    assert report.verdict == "healthy", str(report)
+    assert any("zero readout by design" in note for note in report.notes)
+    # Loaded without its optimizer nothing says it was parametrized.
+    bare = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    assert not kiz.mup.is_parametrized(bare)
+    assert kiz.signal_report(bare, x).verdict == "vanishing"
+
+
+def test_an_unbuilt_mup_optimizer_holding_multipliers_is_refused_too():
+    model = mlp(32)
+    kiz.mup.parametrize(model, base=mlp(16))
+    model.compile(optimizer=kiz.mup.SGD(0.1), loss="mse")
+    config = model.optimizer.get_config()
+    twin = mlp(32)  # a model compiled with a saved config, before its first step
+    twin.compile(optimizer=kiz.mup.SGD.from_config(config), loss="mse")
+    assert not twin.optimizer.built and not kiz.mup.is_parametrized(twin)
+    with pytest.raises(ValueError, match=r"holds muP multipliers\): `reinitialize` would re-draw"):
+        kiz.reinitialize(twin)
+    twin.optimizer.build(twin.trainable_variables)
+    assert kiz.mup.is_parametrized(twin)
+    # A record that is not one is refused when the config is read.
+    config["multipliers"][0]["infshape"]["kind"] = "wide"
+    with pytest.raises(ValueError, match="must hold kind"):
+        kiz.mup.SGD.from_config(config)
 
 
 # ---------------------------------------------------------------- optimizers
@@ -330,9 +381,16 @@ def test_saved_model_trains_on_with_the_same_multipliers_in_a_fresh_process(tmp_
 WIDTHS = [256, 1024]
 
 
-def test_coord_check_quick_on_every_backend():
+@pytest.fixture(scope="module")
+def quick_mup_check():
+    """The quick muP check, shared by the tests that read it (one check is ~10 s on TF)."""
     x, y = batch()
-    mup = kiz.mup.coord_check(mlp, WIDTHS, x, y, steps=2, seeds=1, zero_readout=True)
+    return kiz.mup.coord_check(mlp, WIDTHS, x, y, steps=2, seeds=1, zero_readout=True)
+
+
+def test_coord_check_quick_on_every_backend(quick_mup_check):
+    x, y = batch()
+    mup = quick_mup_check
     standard = kiz.mup.coord_check(mlp, WIDTHS, x, y, parametrization="standard", steps=2, seeds=1)
     assert mup.verdict == "stable" and max_ratio(mup) < 1.2, str(mup)
     assert standard.verdict == "blows up" and max_ratio(standard) > 1.2, str(standard)
@@ -368,6 +426,39 @@ def test_coord_check_transformer_with_multi_head_attention():
     standard = kiz.mup.coord_check(transformer, widths, x, y, parametrization="standard", **args)
     assert max_ratio(mup) < 1.2, str(mup)
     assert max_ratio(standard) > 1.2 and standard.verdict == "blows up", str(standard)
+
+
+def test_coord_check_tensorboard_view(quick_mup_check, tmp_path, scalars):
+    """One run per width, ``coord/<layer>`` at the report's ``t``; text and image beside."""
+    from conftest import load_events
+
+    report = quick_mup_check
+    runs = report.write_tensorboard(tmp_path, image=True)
+    assert [Path(run).name for run in runs] == ["width_0256", "width_1024", "summary"]
+    for width in WIDTHS:
+        logged = scalars(tmp_path / f"width_{width:04d}")
+        assert sorted(logged) == ["coord/h1", "coord/h2", "coord/out"]
+        for row in report:
+            step, value = logged[f"coord/{row['layer']}"][row["t"] - 1]
+            # TensorBoard keeps a float32: 1e-6 relative is a few of its ulps
+            assert step == row["t"] and value == pytest.approx(row[f"width {width}"], rel=1e-6)
+    summary = load_events(tmp_path / "summary")
+    assert sorted(summary.Tags()["tensors"]) == ["coord_check/plot", "coord_check/report"]
+    for tag, plugin in (("coord_check/plot", "images"), ("coord_check/report", "text")):
+        assert summary.SummaryMetadata(tag).plugin_data.plugin_name == plugin  # the tab it shows in
+    (text,) = summary.Tensors("coord_check/report")
+    assert (
+        text.tensor_proto.string_val[0].decode().splitlines()[-1].strip()
+        == str(report).splitlines()[-1]
+    )
+    (picture,) = summary.Tensors("coord_check/plot")
+    width, height, png = picture.tensor_proto.string_val
+    assert png.startswith(b"\x89PNG") and int(width) > 300 and int(height) > 100
+    report.write_tensorboard(tmp_path, image=False)  # a rerun replaces, not appends
+    assert len(scalars(tmp_path / "width_1024")["coord/out"]) == 3
+    assert load_events(tmp_path / "summary").Tags()["tensors"] == ["coord_check/report"]
+    with pytest.raises(ValueError, match="`image` must be None, True or False"):
+        report.write_tensorboard(tmp_path, image="yes")
 
 
 def test_coord_check_arguments_are_checked():

@@ -13,12 +13,12 @@ import zlib
 from collections.abc import Sequence
 
 import numpy as np
-from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorboard.compat.proto import summary_pb2, tensor_pb2, types_pb2
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import metadata as custom_scalar_metadata
-from tensorboard.plugins.image import metadata as image_metadata
 
 from keras_initzoo.callbacks.rows import RowLayout
+from keras_initzoo.callbacks.writer import image_summary
 
 DEPTH_TAG = "grad_norm_by_depth"
 LINES_PER_CHART = 8  # consecutive groups per custom-scalars chart
@@ -146,23 +146,7 @@ class DepthHistory:
 
     def image_summary(self) -> summary_pb2.Summary:
         """The heatmap as an images-plugin summary (``[width, height, png]``)."""
-        pixels = self.image()
-        height, width, _ = pixels.shape
-        summary = summary_pb2.Summary()
-        summary.value.add(
-            tag=DEPTH_TAG,
-            metadata=image_metadata.create_summary_metadata(
-                display_name=DEPTH_TAG, description=self.description()
-            ),
-            tensor=tensor_pb2.TensorProto(
-                dtype=types_pb2.DT_STRING,
-                tensor_shape=tensor_shape_pb2.TensorShapeProto(
-                    dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=3)]
-                ),
-                string_val=[str(width).encode(), str(height).encode(), png(pixels)],
-            ),
-        )
-        return summary
+        return image_summary(DEPTH_TAG, png(self.image()), self.description())
 
 
 def _chunks(names: Sequence[str]) -> list[tuple[int, list[str]]]:

@@ -21,8 +21,16 @@ from collections.abc import Sequence
 import google_crc32c
 import keras
 import numpy as np
-from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
+from tensorboard.compat.proto import (
+    event_pb2,
+    summary_pb2,
+    tensor_pb2,
+    tensor_shape_pb2,
+    types_pb2,
+)
 from tensorboard.plugins.histogram import metadata as histogram_metadata
+from tensorboard.plugins.image import metadata as image_metadata
+from tensorboard.plugins.text import metadata as text_metadata
 
 _file_counter = itertools.count()
 
@@ -163,4 +171,40 @@ def histogram_summary(
         buckets = np.stack([edges[:-1], edges[1:], counts], axis=1)
         meta = histogram_metadata.create_summary_metadata(display_name=tag, description=description)
         summary.value.add(tag=tag, metadata=meta, tensor=_tensor_proto(buckets))
+    return summary
+
+
+def _string_tensor(strings: Sequence[bytes]) -> tensor_pb2.TensorProto:
+    return tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_STRING,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(strings))]
+        ),
+        string_val=list(strings),
+    )
+
+
+def image_summary(tag: str, png: bytes, description: str = "") -> summary_pb2.Summary:
+    """A PNG in the images plugin's format: a string tensor ``[width, height, png]``.
+
+    The size is read from the PNG's ``IHDR`` chunk (bytes 16-24, big-endian).
+    """
+    width, height = struct.unpack(">II", png[16:24])
+    summary = summary_pb2.Summary()
+    summary.value.add(
+        tag=tag,
+        metadata=image_metadata.create_summary_metadata(display_name=tag, description=description),
+        tensor=_string_tensor([str(width).encode(), str(height).encode(), png]),
+    )
+    return summary
+
+
+def text_summary(tag: str, markdown: str) -> summary_pb2.Summary:
+    """Markdown for TensorBoard's Text tab: a one-string tensor."""
+    summary = summary_pb2.Summary()
+    summary.value.add(
+        tag=tag,
+        metadata=text_metadata.create_summary_metadata(display_name=tag, description=""),
+        tensor=_string_tensor([markdown.encode("utf-8")]),
+    )
     return summary

@@ -136,7 +136,7 @@ def auto_initialize(model: keras.Model, data: Any = None, *, skip: Any = None) -
     check_built(model)
     batch = synthetic_batch(model) if data is None else as_batch(data)
     found = walk(model, skip=skip)
-    refuse_if_parametrized((site.variable for site in found.kernels), "auto_initialize")
+    refuse_if_parametrized((site.variable for site in found.kernels), "auto_initialize", model)
     by_layer: dict[int, list[KernelSite]] = {}
     for site in found.kernels:
         by_layer.setdefault(id(site.layer), []).append(site)

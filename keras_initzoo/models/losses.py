@@ -25,6 +25,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_initzoo._validation import check_loss
 from keras_initzoo.models.data import run
 from keras_initzoo.models.trace import intercept, leaf_layers
 
@@ -40,21 +41,6 @@ class ModelLoss:
 
     def __call__(self, y: Any, y_pred: Any) -> Any:
         return self.function(y, y_pred)
-
-
-def check_loss(loss: Any) -> Any:
-    """Returns ``loss`` as a Keras loss callable: an identifier (``"mse"``) or a callable."""
-    if callable(loss):
-        return loss
-    if isinstance(loss, str):
-        try:
-            return keras.losses.get(loss)
-        except ValueError:
-            pass
-    raise ValueError(
-        "`loss` must be a Keras loss identifier ('mse', 'sparse_categorical_crossentropy', "
-        f"...) or a callable loss(y_true, y_pred); received loss={loss!r}."
-    )
 
 
 def _mean(function):

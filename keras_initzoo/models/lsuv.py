@@ -150,7 +150,7 @@ def lsuv(
     max_iter = check_int("max_iter", max_iter, minimum=1)
     batch = as_batch(data)
     found = walk(model, skip=skip)
-    refuse_if_parametrized((site.variable for site in found.kernels), "lsuv")
+    refuse_if_parametrized((site.variable for site in found.kernels), "lsuv", model)
 
     orthogonal = keras.initializers.get("zoo_orthogonal")
     for site in found.kernels:

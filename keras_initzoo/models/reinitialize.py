@@ -194,7 +194,7 @@ def reinitialize(
     found = walk(model, skip=skip)
     torch_kernels = isinstance(init, TorchDefault)
     seed = _seed_generator(init)
-    refuse_if_parametrized((site.variable for site in found.kernels), "reinitialize")
+    refuse_if_parametrized((site.variable for site in found.kernels), "reinitialize", model)
     rows = []
     if torch_kernels:  # each kernel as its layer's torch.nn counterpart draws its weight
         for parameter in torch_defaults.kernel_parameters(model, found):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import math
 import numbers
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 import numpy as np
+from tensorboard.compat.proto import summary_pb2
 
 from keras_initzoo._validation import check_choice, check_int, check_positive
 from keras_initzoo.models.data import as_batch
@@ -28,7 +31,7 @@ _OPTIMIZERS = {"adam": (Adam, keras.optimizers.Adam), "sgd": (SGD, keras.optimiz
 
 
 class CoordReport(Report):
-    """Rows ``(layer, t)`` of mean |output| per width; ``verdict``, ``where``, ``plot``.
+    """Rows ``(layer, t)`` of mean |output| per width, a verdict, a plot and a TensorBoard view.
 
     ``t = 1`` is before the first step, ``t = k + 1`` after step ``k``.
     ``values`` holds every measurement, shape ``(widths, seeds, steps + 1,
@@ -47,7 +50,12 @@ class CoordReport(Report):
 
     def plot(self, path: str) -> str:
         """Writes one panel per step, mean |output| against width on log axes, as a PNG."""
-        from keras_initzoo.experiments.plotting import pyplot, save_figure
+        from keras_initzoo.experiments.plotting import save_figure
+
+        return save_figure(self._figure(), path)
+
+    def _figure(self) -> Any:
+        from keras_initzoo.experiments.plotting import pyplot
 
         try:
             plt = pyplot()
@@ -71,11 +79,86 @@ class CoordReport(Report):
             axis.grid(True, which="both", alpha=0.3)
         axes[0][0].set_ylabel("mean |output|")
         axes[0][-1].legend(fontsize=6, loc="best")
-        figure.suptitle(
-            f"{self.title}: {self.verdict}" + (f" at {self.where}" if self.where else "")
-        )
+        figure.suptitle(self._headline)
         figure.tight_layout()
-        return save_figure(figure, path)
+        return figure
+
+    def write_tensorboard(
+        self, log_dir: str | os.PathLike, *, image: bool | None = None
+    ) -> list[str]:
+        """Writes the check as TensorBoard runs under ``log_dir``; returns their folders.
+
+        One run per width, ``width_<w>`` (zero-padded, so that TensorBoard
+        lists them in order of width), each with one scalar per layer,
+        ``coord/<layer>``: the layer's mean |output|, averaged over seeds, at
+        step ``t`` as in the report's rows (``t = 1`` before the first
+        optimizer step, ``t = k + 1`` after step ``k``, mup's numbering). The
+        Scalars tab so overlays the widths on one chart per layer: under muP
+        the lines lie on each other (switch the y axis to log to compare
+        sizes). The run ``summary`` holds the report and its verdict as text
+        (``coord_check/report``) and :meth:`plot`'s figure as an image
+        (``coord_check/plot``): by default when matplotlib is installed,
+        ``image=True`` requires it, ``image=False`` leaves it out.
+
+        Written through the package's own event writer, so no TensorFlow is
+        loaded on JAX or PyTorch. Event files that an earlier call left in
+        these run folders are removed: a rerun replaces the view.
+
+        Example (``tensorboard --logdir runs/coord`` then shows it):
+
+        >>> report.write_tensorboard("runs/coord")  # doctest: +SKIP
+        ['runs/coord/width_0256', 'runs/coord/width_1024', 'runs/coord/summary']
+        """
+        from keras_initzoo.callbacks.writer import EventWriter, image_summary, text_summary
+        from keras_initzoo.experiments.summaries import fresh_run_dir
+
+        if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
+            raise ValueError(f"`log_dir` must be a folder path; received log_dir={log_dir!r}.")
+        log_dir = os.fspath(log_dir)
+        if image is not None and not isinstance(image, bool):
+            raise ValueError(f"`image` must be None, True or False; received image={image!r}.")
+        png = self._png(required=bool(image)) if image is not False else None
+        means = self.values.mean(axis=1)  # (widths, t, layers)
+        digits = len(str(max(self.widths)))
+        tags = [f"coord/{name}" for name in self.layers]
+        runs = []
+        for w_index, width in enumerate(self.widths):
+            writer = EventWriter(fresh_run_dir(os.path.join(log_dir, f"width_{width:0{digits}d}")))
+            for t, sizes in enumerate(means[w_index]):
+                values = [
+                    summary_pb2.Summary.Value(tag=tag, simple_value=size)
+                    for tag, size in zip(tags, sizes, strict=True)
+                ]
+                writer.write_summary(t + 1, summary_pb2.Summary(value=values))
+            writer.close()
+            runs.append(os.path.dirname(writer.path))
+        writer = EventWriter(fresh_run_dir(os.path.join(log_dir, "summary")))
+        # four spaces: Markdown's preformatted block keeps the table's columns
+        text = "\n".join("    " + line for line in str(self).splitlines())
+        writer.write_summary(0, text_summary("coord_check/report", text))
+        if png is not None:
+            writer.write_summary(0, image_summary("coord_check/plot", png, self._headline))
+        writer.close()
+        return [*runs, os.path.dirname(writer.path)]
+
+    def _png(self, required: bool) -> bytes | None:
+        """:meth:`plot`'s figure as PNG bytes; None without matplotlib unless ``required``."""
+        try:
+            figure = self._figure()
+        except ImportError:
+            if required:
+                raise
+            return None
+        from keras_initzoo.experiments.plotting import pyplot
+
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        pyplot().close(figure)
+        return buffer.getvalue()
+
+    @property
+    def _headline(self) -> str:
+        return f"{self.title}: {self.verdict}" + (f" at {self.where}" if self.where else "")
 
 
 def _check_widths(widths: object) -> tuple[int, ...]:

@@ -34,7 +34,8 @@ Keras ``Dense`` has no multiplier. A query kernel of attention whose head size
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 KINDS = ("input", "hidden", "output", "vector", "fixed")
@@ -105,19 +106,82 @@ class InfShape:
         """
         return 1.0 / (self.attention * self.fan_out_mult)
 
+    def to_config(self) -> dict:
+        """The record without path and shape, as JSON: what the optimizers save per variable."""
+        return {
+            "kind": self.kind,
+            "base_shape": list(self.base_shape),
+            "infinite": list(self.infinite),
+            "fan_in_mult": self.fan_in_mult,
+            "fan_out_mult": self.fan_out_mult,
+            "attention": self.attention,
+        }
+
+    @classmethod
+    def from_config(cls, path: str, shape: Sequence[int], config: Mapping) -> InfShape:
+        """The record :meth:`to_config` saved, on the variable at ``path`` of ``shape``."""
+        shape = tuple(int(d) for d in shape)
+        numbers_ok = all(
+            isinstance(config.get(key), numbers.Real)
+            and not isinstance(config.get(key), bool)
+            and 0 < config[key] < math.inf
+            for key in ("fan_in_mult", "fan_out_mult", "attention")
+        )
+        base_shape, infinite = config.get("base_shape"), config.get("infinite")
+        if (
+            config.get("kind") not in KINDS
+            or not numbers_ok
+            or not isinstance(base_shape, (list, tuple))
+            or not isinstance(infinite, (list, tuple))
+            or not len(base_shape) == len(infinite) == len(shape)
+            or not all(isinstance(i, bool) for i in infinite)
+            or not all(isinstance(d, numbers.Integral) and d > 0 for d in base_shape)
+        ):
+            raise ValueError(
+                f"the muP record of {path} {shape} must hold kind (one of {list(KINDS)}), "
+                "base_shape and infinite (one entry per axis) and fan_in_mult, fan_out_mult, "
+                f"attention (finite, > 0), as kiz.mup's optimizers save it; received {config!r}."
+            )
+        return cls(
+            path,
+            shape,
+            tuple(int(d) for d in base_shape),
+            tuple(infinite),
+            config["kind"],
+            float(config["fan_in_mult"]),
+            float(config["fan_out_mult"]),
+            float(config["attention"]),
+        )
+
 
 def infshape_of(variable: object) -> InfShape | None:
     """The record :func:`keras_initzoo.mup.parametrize` left on ``variable``, if any."""
     return getattr(variable, ATTRIBUTE, None)
 
 
-def refuse_if_parametrized(variables: Iterable[object], tool: str) -> None:
-    """Raises when any of ``variables`` was parametrized: ``tool`` would undo muP's init."""
+def refuse_if_parametrized(variables: Iterable[object], tool: str, model: object = None) -> None:
+    """Raises when any of ``variables`` was parametrized: ``tool`` would undo muP's init.
+
+    A variable was parametrized when it carries a record: from
+    :func:`kiz.mup.parametrize` in this process, or restored by a kiz.mup
+    optimizer built on a loaded model. ``model``'s optimizer counts too when
+    it is a kiz.mup optimizer holding multipliers, built or not (a saved
+    config without the records still holds them).
+    """
     parametrized = [v for v in variables if infshape_of(v) is not None]
-    if parametrized:
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's
+    # (duck-typed: kiz.mup.optimizers imports this module)
+    held = getattr(optimizer, "_mup_multipliers", None)
+    if parametrized or held:
+        where = (
+            f"{parametrized[0].path} and {len(parametrized) - 1} more"
+            if parametrized
+            else f"its optimizer {type(optimizer).__name__} holds muP multipliers"
+        )
         raise ValueError(
-            f"`model` was parametrized by kiz.mup.parametrize ({parametrized[0].path} and "
-            f"{len(parametrized) - 1} more): `{tool}` would re-draw its kernels and undo the "
-            "muP init that its optimizer's learning-rate multipliers assume. Build the "
-            "model again, or call kiz.mup.parametrize again after it."
+            f"`model` was parametrized by kiz.mup.parametrize ({where}): `{tool}` would "
+            "re-draw its kernels and undo the muP init that its optimizer's learning-rate "
+            "multipliers assume. Build the model again, or call kiz.mup.parametrize again "
+            "after it."
         )

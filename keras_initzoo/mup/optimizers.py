@@ -6,7 +6,12 @@ built, and keeps each variable's learning-rate and epsilon multipliers, in
 the order of the variables it is built on, in its config: Keras saves a
 compiled model's optimizer config and rebuilds the optimizer from it on load
 (variable attributes are not saved, and variable paths change on loading),
-so a loaded model trains on with the same multipliers. The update
+so a loaded model trains on with the same multipliers. Each entry also
+keeps the variable's :class:`~keras_initzoo.mup.infshape.InfShape` (kind,
+base shape, width multipliers), which ``build`` puts back on the variables
+of a loaded model: the whole-model tools then refuse it, and
+``signal_report`` knows its zero readout, as in the process that
+parametrized it. The update
 itself is Keras' own: variables are grouped by multiplier and each group
 goes through the backend's ``_backend_update_step`` with
 ``learning_rate * multiplier``, inside the jitted stateless step on JAX, the
@@ -24,11 +29,15 @@ from collections.abc import Iterator, Mapping
 
 import keras
 
-from keras_initzoo.mup.infshape import InfShape, infshape_of
+from keras_initzoo.mup.infshape import ATTRIBUTE, InfShape, infshape_of
 
 
 def _check_multipliers(multipliers: object) -> list[dict]:
-    """``[{"variable", "shape", "learning_rate", "epsilon"}, ...]`` as the config holds them."""
+    """The config's ``[{"variable", "shape", "learning_rate", "epsilon", "infshape"}, ...]``.
+
+    ``infshape`` (the variable's :class:`InfShape` without path and shape) is
+    optional: configs saved before it was kept load without it.
+    """
     if multipliers is None:
         return []
     problem = None
@@ -51,15 +60,19 @@ def _check_multipliers(multipliers: object) -> list[dict]:
             '{"variable": name, "shape": [...], "learning_rate": x, "epsilon": y} with x, y '
             f"finite and > 0 (kiz.mup.parametrize fills it in); received {problem!r}."
         )
-    return [
-        {
+    checked = []
+    for entry in multipliers:
+        kept = {
             "variable": entry["variable"],
             "shape": [int(d) for d in entry.get("shape", [])],
             "learning_rate": float(entry["learning_rate"]),
             "epsilon": float(entry["epsilon"]),
         }
-        for entry in multipliers
-    ]
+        if entry.get("infshape") is not None:  # checked here, not first on the loaded model
+            record = InfShape.from_config(entry["variable"], kept["shape"], entry["infshape"])
+            kept["infshape"] = record.to_config()
+        checked.append(kept)
+    return checked
 
 
 def _torch_fused_step(optimizer: keras.optimizers.Optimizer):
@@ -124,8 +137,8 @@ class MupOptimizer:
         self._mup_multipliers = [
             dict(
                 zip(
-                    ("variable", "shape", "learning_rate", "epsilon"),
-                    (v.name, list(v.shape), *self._multipliers_of(r)),
+                    ("variable", "shape", "learning_rate", "epsilon", "infshape"),
+                    (v.name, list(v.shape), *self._multipliers_of(r), r.to_config()),
                     strict=True,
                 )
             )
@@ -153,6 +166,24 @@ class MupOptimizer:
                 "belongs to another model (or the model changed after kiz.mup.parametrize)."
             )
         self._mup_by_index = [(e["learning_rate"], e["epsilon"]) for e in saved]
+        self._restore_records(variables)
+
+    def _restore_records(self, variables) -> None:
+        """Puts the saved records back on the variables of a loaded model (``build`` calls this).
+
+        Variable attributes are not saved, so on a model loaded with
+        ``keras.saving.load_model`` (whose ``compile_from_config`` builds this
+        optimizer) nothing would say it was parametrized: ``reinitialize``,
+        ``lsuv`` and ``auto_initialize`` would undo muP's init, and
+        ``signal_report`` would read a zero readout as vanishing. With the
+        records back, every reader of :func:`infshape_of` sees the model as
+        :func:`kiz.mup.parametrize` left it. A variable that has its record
+        (the same process) keeps it.
+        """
+        for variable, entry in zip(variables, self._mup_multipliers, strict=True):
+            if entry.get("infshape") is not None and infshape_of(variable) is None:
+                record = InfShape.from_config(variable.path, variable.shape, entry["infshape"])
+                setattr(variable, ATTRIBUTE, record)
 
     @contextlib.contextmanager
     def _epsilon_times(self, factor: float) -> Iterator[None]:
