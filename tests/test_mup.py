@@ -210,6 +210,19 @@ def test_optimizer_on_a_model_never_parametrized_raises():
         model.train_on_batch(x, np.zeros((64, 10), "float32"))
 
 
+def test_parametrizing_again_after_the_optimizer_is_built_raises():
+    # A built optimizer applies the multipliers it was built with (on JAX, as
+    # constants of the traced step): a new base must not be ignored silently.
+    model = mlp(32)
+    kiz.mup.parametrize(model, base=mlp(16))
+    model.compile(optimizer=kiz.mup.Adam(), loss="sparse_categorical_crossentropy")
+    x, y = batch()
+    model.train_on_batch(x, y)
+    kiz.mup.parametrize(model, base=mlp(16))  # the same base width: same multipliers, fine...
+    with pytest.raises(ValueError, match="compile the model again"):
+        kiz.mup.parametrize(model, base=mlp(8))  # ...another base width changes them
+
+
 def test_plain_optimizer_on_a_parametrized_model_warns():
     model = mlp(32)
     kiz.mup.parametrize(model, base=mlp(16))

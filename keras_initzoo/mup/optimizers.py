@@ -134,7 +134,7 @@ class MupOptimizer:
                 f"{', ...' if len(missing) > 3 else ''}): they were added after "
                 "kiz.mup.parametrize. Parametrize the model as it is trained."
             )
-        self._mup_multipliers = [
+        multipliers = [
             dict(
                 zip(
                     ("variable", "shape", "learning_rate", "epsilon", "infshape"),
@@ -144,6 +144,15 @@ class MupOptimizer:
             )
             for v, r in zip(variables, records, strict=True)
         ]
+        if self.built and multipliers != self._mup_multipliers:
+            # Built, it applies the multipliers it was built with (on JAX they
+            # are constants of the traced step): new ones need a new optimizer.
+            raise ValueError(
+                f"{type(self).__name__} (kiz.mup) was built with the multipliers of an "
+                "earlier kiz.mup.parametrize of this model: compile the model again with a "
+                "new kiz.mup optimizer after parametrizing it anew."
+            )
+        self._mup_multipliers = multipliers
 
     def build(self, variables):
         if self.built:
