@@ -130,6 +130,31 @@ def _mean_abs_outputs(model: keras.Model, layers: list, x: Any) -> list[float]:
     return [values.get(id(layer), math.nan) for layer in layers]
 
 
+def _measured_layers(model: keras.Model) -> list:
+    """The leaf layers of ``model``, each recurrent cell replaced by the RNN layer that runs it.
+
+    A cell is called once per time step, the first time from a zero state,
+    where its recurrent kernel plays no part; the RNN layer's output (as
+    microsoft/mup's hooks see a torch ``nn.LSTM``'s) is the cell's state after
+    the recurrent kernel has acted at every step.
+    """
+    recurrent = [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.RNN)
+    ]
+    cells = {
+        id(leaf): rnn
+        for rnn in recurrent
+        for leaf in rnn._flatten_layers(include_self=False, recursive=True)
+    }
+    measured: dict[int, keras.layers.Layer] = {}
+    for layer in leaf_layers(model):
+        chosen = cells.get(id(layer), layer)
+        measured.setdefault(id(chosen), chosen)
+    return list(measured.values())
+
+
 def _label(layer: keras.layers.Layer) -> str:
     """The layer's path inside its model (the model's own, numbered, name left out)."""
     path = layer.path or layer.name
@@ -168,11 +193,12 @@ def coord_check(
     mup's) and ``loss`` (default: sparse categorical cross-entropy on logits
     for integer ``y``, else mean squared error), and trained ``steps`` steps
     with ``train_on_batch`` on the one batch ``(x, y)``. Every leaf layer's
-    mean |output| on ``x`` is measured at ``t = 1`` (before the first step)
-    and after each step. Under muP each stays the same size across widths;
-    ``parametrization="standard"`` draws the same fan-in init without muP's
-    multipliers and uses Keras' optimizer (Tensor Programs V's standard
-    parametrization), where the updates grow with width.
+    mean |output| on ``x`` (a recurrent layer's, not its cell's) is measured
+    at ``t = 1`` (before the first step) and after each step. Under muP each
+    stays the same size across widths; ``parametrization="standard"`` draws
+    the same fan-in init without muP's multipliers and uses Keras' optimizer
+    (Tensor Programs V's standard parametrization), where the updates grow
+    with width.
 
     The ``verdict`` is "stable" when every layer's mean |output| at the widest
     width is within a factor :data:`TOLERANCE` (1.2) of the narrowest's at
@@ -235,7 +261,7 @@ def coord_check(
                 redraw(walk(model).kernels, records, standard=True, seed=draw_seed)
                 chosen = keras_class(learning_rate=rate)
             model.compile(optimizer=chosen, loss=_loss_for(targets, loss))
-            layers = leaf_layers(model)
+            layers = _measured_layers(model)
             if not names:
                 names = [_label(layer) for layer in layers]
                 values = np.full((len(widths), seeds, steps + 1, len(layers)), math.nan)
