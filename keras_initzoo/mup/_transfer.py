@@ -46,11 +46,15 @@ def train_losses(
 
     ``data`` has ``x_train`` and ``y_train`` (class ids); the loss is sparse
     categorical cross-entropy on logits. ``keras.utils.set_random_seed(seed)``
-    fixes the standard init and the shuffling, ``seed`` the muP re-draw.
+    fixes the standard init and the shuffling, ``seed`` the muP re-draw; the
+    session is cleared first because an integer seed of the zoo names a family
+    of streams, each use taking the next one until ``clear_session`` (without
+    it a muP run would depend on how many ran before it in the process).
     """
     from keras_initzoo.mup.optimizers import Adam
     from keras_initzoo.mup.parametrization import parametrize
 
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     model = build(width)
     if parametrization == "mup":
