@@ -13,6 +13,7 @@ Usage::
 
     KERAS_BACKEND=jax python benchmarks/mup_lr_transfer.py     # 26 min on 2 loaded cores
     KERAS_BACKEND=jax python benchmarks/mup_lr_transfer.py --quick   # smoke run
+    python benchmarks/mup_lr_transfer.py --small --out /tmp/small --png /tmp/small.png
 
 The sweep is ``keras_initzoo.mup._transfer``'s, which ``tests/test_mup_transfer.py``
 runs in a smaller setup.
@@ -32,7 +33,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from keras_initzoo.experiments.data import get_dataset  # noqa: E402
 from keras_initzoo.experiments.plotting import pyplot, save_figure  # noqa: E402
-from keras_initzoo.mup._transfer import mean_final, sweep  # noqa: E402
+from keras_initzoo.mup._transfer import SMALL, mean_final, sweep  # noqa: E402
 
 BASE_WIDTH = 64
 
@@ -43,17 +44,21 @@ def main() -> None:
     parser.add_argument("--png", default="docs/images/mup_lr_transfer.png")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--small", action="store_true", help="the setup of the slow test")
     args = parser.parse_args()
     widths = [64, 256] if args.quick else [64, 256, 1024]
     exponents = list(range(-12, -3, 4 if args.quick else 1))
     epochs = 1 if args.quick else 6
-    seeds = 1 if args.quick else args.seeds
+    seeds = range(1 if args.quick else args.seeds)
+    if args.small:
+        widths, exponents = list(SMALL["widths"]), list(SMALL["exponents"])
+        epochs, seeds = SMALL["epochs"], SMALL["seeds"]
     data = get_dataset("digits")
     start = time.monotonic()
     runs = sweep(
         widths,
         exponents,
-        range(seeds),
+        seeds,
         data,
         epochs=epochs,
         base_width=BASE_WIDTH,
@@ -70,7 +75,7 @@ def main() -> None:
         "widths": widths,
         "log2_learning_rates": exponents,
         "epochs": epochs,
-        "seeds": seeds,
+        "seeds": len(seeds),
         "final_train_loss": losses,
         "best_log2_learning_rate": best,
         "seconds": round(seconds, 1),

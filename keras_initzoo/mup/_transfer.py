@@ -20,6 +20,10 @@ import numpy as np
 
 PARAMETRIZATIONS = ("standard", "mup")
 
+# The small setup ``tests/test_mup_transfer.py`` runs (its docstring says why it
+# discriminates) and ``benchmarks/mup_lr_transfer.py --small`` measures.
+SMALL = {"widths": (64, 1024), "exponents": tuple(range(-9, -3)), "seeds": (0, 1, 2), "epochs": 1}
+
 
 def mlp(width: int, inputs: int = 64, classes: int = 10, depth: int = 3) -> keras.Model:
     """``inputs -> depth x width ReLU -> classes`` logits (digits: 64 pixels, 10 classes)."""
