@@ -213,9 +213,9 @@ def coord_check(
 
     >>> def build(width):
     ...     return keras.Sequential([keras.Input((8,)),
-    ...         keras.layers.Dense(width, activation="relu"), keras.layers.Dense(1)])
+    ...         keras.layers.Dense(width, activation="relu"), keras.layers.Dense(8)])
     >>> x = np.random.default_rng(0).standard_normal((32, 8)).astype("float32")
-    >>> report = coord_check(build, [32, 128], x, x[:, :1], steps=1, seeds=2, zero_readout=True)
+    >>> report = coord_check(build, [64, 256], x, x, steps=1, seeds=2, zero_readout=True)
     >>> report.verdict
     'stable'
 
