@@ -13,6 +13,10 @@ Usage::
 
     KERAS_BACKEND=jax python benchmarks/mup_lr_transfer.py     # 26 min on 2 loaded cores
     KERAS_BACKEND=jax python benchmarks/mup_lr_transfer.py --quick   # smoke run
+    python benchmarks/mup_lr_transfer.py --small --out /tmp/small --png /tmp/small.png
+
+The sweep is ``keras_initzoo.mup._transfer``'s, which ``tests/test_mup_transfer.py``
+runs in a smaller setup.
 """
 
 from __future__ import annotations
@@ -27,38 +31,11 @@ import keras
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-import keras_initzoo as kiz  # noqa: E402
 from keras_initzoo.experiments.data import get_dataset  # noqa: E402
 from keras_initzoo.experiments.plotting import pyplot, save_figure  # noqa: E402
+from keras_initzoo.mup._transfer import SMALL, mean_final, sweep  # noqa: E402
 
 BASE_WIDTH = 64
-
-
-def build(width: int) -> keras.Model:
-    return keras.Sequential(
-        [keras.Input((64,))]
-        + [keras.layers.Dense(width, activation="relu") for _ in range(3)]
-        + [keras.layers.Dense(10)]
-    )
-
-
-def final_loss(parametrization: str, width: int, rate: float, seed: int, data, epochs: int):
-    keras.utils.set_random_seed(seed)
-    model = build(width)
-    if parametrization == "mup":
-        kiz.mup.parametrize(model, base=build(BASE_WIDTH), seed=seed)
-        optimizer = kiz.mup.Adam(learning_rate=rate)
-    else:
-        optimizer = keras.optimizers.Adam(learning_rate=rate)
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    history = model.fit(
-        data.x_train, data.y_train, epochs=epochs, batch_size=64, verbose=0, shuffle=True
-    )
-    loss = history.history["loss"][-1]
-    return float(loss) if np.isfinite(loss) else float("nan")
 
 
 def main() -> None:
@@ -67,27 +44,27 @@ def main() -> None:
     parser.add_argument("--png", default="docs/images/mup_lr_transfer.png")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--small", action="store_true", help="the setup of the slow test")
     args = parser.parse_args()
     widths = [64, 256] if args.quick else [64, 256, 1024]
     exponents = list(range(-12, -3, 4 if args.quick else 1))
     epochs = 1 if args.quick else 6
-    seeds = 1 if args.quick else args.seeds
+    seeds = range(1 if args.quick else args.seeds)
+    if args.small:
+        widths, exponents = list(SMALL["widths"]), list(SMALL["exponents"])
+        epochs, seeds = SMALL["epochs"], SMALL["seeds"]
     data = get_dataset("digits")
     start = time.monotonic()
-    losses: dict[str, dict[int, list[float]]] = {}
-    for parametrization in ("standard", "mup"):
-        losses[parametrization] = {}
-        for width in widths:
-            row = []
-            for exponent in exponents:
-                runs = [
-                    final_loss(parametrization, width, 2.0**exponent, seed, data, epochs)
-                    for seed in range(seeds)
-                ]
-                row.append(float(np.mean(runs)))
-            losses[parametrization][width] = row
-            best = int(np.nanargmin(row))
-            print(f"{parametrization:8s} width {width:5d}: best 2^{exponents[best]}", flush=True)
+    runs = sweep(
+        widths,
+        exponents,
+        seeds,
+        data,
+        epochs=epochs,
+        base_width=BASE_WIDTH,
+        progress=lambda line: print(line, flush=True),
+    )
+    losses = {p: {w: mean_final(r).tolist() for w, r in rows.items()} for p, rows in runs.items()}
     seconds = time.monotonic() - start
     best = {
         p: {w: exponents[int(np.nanargmin(r))] for w, r in rows.items()}
@@ -98,7 +75,7 @@ def main() -> None:
         "widths": widths,
         "log2_learning_rates": exponents,
         "epochs": epochs,
-        "seeds": seeds,
+        "seeds": len(seeds),
         "final_train_loss": losses,
         "best_log2_learning_rate": best,
         "seconds": round(seconds, 1),

@@ -213,6 +213,31 @@ def _mean_abs_outputs(model: keras.Model, layers: list, x: Any) -> list[float]:
     return [values.get(id(layer), math.nan) for layer in layers]
 
 
+def _measured_layers(model: keras.Model) -> list:
+    """The leaf layers of ``model``, each recurrent cell replaced by the RNN layer that runs it.
+
+    A cell is called once per time step, the first time from a zero state,
+    where its recurrent kernel plays no part; the RNN layer's output (as
+    microsoft/mup's hooks see a torch ``nn.LSTM``'s) is the cell's state after
+    the recurrent kernel has acted at every step.
+    """
+    recurrent = [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.RNN)
+    ]
+    cells = {
+        id(leaf): rnn
+        for rnn in recurrent
+        for leaf in rnn._flatten_layers(include_self=False, recursive=True)
+    }
+    measured: dict[int, keras.layers.Layer] = {}
+    for layer in leaf_layers(model):
+        chosen = cells.get(id(layer), layer)
+        measured.setdefault(id(chosen), chosen)
+    return list(measured.values())
+
+
 def _label(layer: keras.layers.Layer) -> str:
     """The layer's path inside its model (the model's own, numbered, name left out)."""
     path = layer.path or layer.name
@@ -251,11 +276,12 @@ def coord_check(
     mup's) and ``loss`` (default: sparse categorical cross-entropy on logits
     for integer ``y``, else mean squared error), and trained ``steps`` steps
     with ``train_on_batch`` on the one batch ``(x, y)``. Every leaf layer's
-    mean |output| on ``x`` is measured at ``t = 1`` (before the first step)
-    and after each step. Under muP each stays the same size across widths;
-    ``parametrization="standard"`` draws the same fan-in init without muP's
-    multipliers and uses Keras' optimizer (Tensor Programs V's standard
-    parametrization), where the updates grow with width.
+    mean |output| on ``x`` (a recurrent layer's, not its cell's) is measured
+    at ``t = 1`` (before the first step) and after each step. Under muP each
+    stays the same size across widths; ``parametrization="standard"`` draws
+    the same fan-in init without muP's multipliers and uses Keras' optimizer
+    (Tensor Programs V's standard parametrization), where the updates grow
+    with width.
 
     The ``verdict`` is "stable" when every layer's mean |output| at the widest
     width is within a factor :data:`TOLERANCE` (1.2) of the narrowest's at
@@ -270,9 +296,9 @@ def coord_check(
 
     >>> def build(width):
     ...     return keras.Sequential([keras.Input((8,)),
-    ...         keras.layers.Dense(width, activation="relu"), keras.layers.Dense(1)])
+    ...         keras.layers.Dense(width, activation="relu"), keras.layers.Dense(8)])
     >>> x = np.random.default_rng(0).standard_normal((32, 8)).astype("float32")
-    >>> report = coord_check(build, [32, 128], x, x[:, :1], steps=1, seeds=1, zero_readout=True)
+    >>> report = coord_check(build, [64, 256], x, x, steps=1, seeds=2, zero_readout=True)
     >>> report.verdict
     'stable'
 
@@ -301,8 +327,10 @@ def coord_check(
             model = build(width)
             delta = build(other) if width == base_width else None
             # every kernel is re-drawn from this seed (keras.utils.set_random_seed
-            # would import TensorFlow on every backend)
-            draw_seed = _SEED_STRIDE * seed + width
+            # would import TensorFlow on every backend), from a generator of its
+            # own: the zoo's integer seed takes the next stream of its family on
+            # each use, and the draws would depend on earlier calls in the process
+            draw_seed = keras.random.SeedGenerator(_SEED_STRIDE * seed + width)
             if parametrization == "mup":
                 parametrize(
                     model,
@@ -318,7 +346,7 @@ def coord_check(
                 redraw(walk(model).kernels, records, standard=True, seed=draw_seed)
                 chosen = keras_class(learning_rate=rate)
             model.compile(optimizer=chosen, loss=_loss_for(targets, loss))
-            layers = leaf_layers(model)
+            layers = _measured_layers(model)
             if not names:
                 names = [_label(layer) for layer in layers]
                 values = np.full((len(widths), seeds, steps + 1, len(layers)), math.nan)
