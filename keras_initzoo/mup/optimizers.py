@@ -157,8 +157,9 @@ class MupOptimizer:
     def build(self, variables):
         if self.built:
             return
-        super().build(variables)
+        # Before Keras' build, which sets ``built``: a first build takes them freely.
         self.take_multipliers(variables)
+        super().build(variables)
         saved = self._mup_multipliers
         if not saved and variables:
             raise ValueError(
