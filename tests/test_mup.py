@@ -353,7 +353,7 @@ print(type(model.optimizer).__name__, len(model.optimizer.get_config()["multipli
 """
 
 
-@pytest.mark.slow
+# Not slow (8-12 s): the backend suites run it, so every backend checks the round trip.
 def test_saved_model_trains_on_with_the_same_multipliers_in_a_fresh_process(tmp_path):
     x, y = batch()
     target = np.eye(10, dtype="float32")[y]

@@ -1,0 +1,168 @@
+"""How far GradientNormLogger's JAX step is from the physical limit (one read per gradient).
+
+The whole-fit series (``bench_gradient_norm.py --paired``) times what a user
+waits for; this takes the compiled steps apart, on the same reference model
+(20 x Dense(256), batch 128, Adam):
+
+- XLA's ``cost_analysis()`` of Keras' plain step (jitted as Keras jits it, the
+  state donated) and of the logger's recording step: bytes accessed and flops;
+- the two compiled steps timed alone, interleaved in shuffled blocks of
+  ``--block`` steps, each threading its own donated state, with the median
+  ratio over ``--rounds`` blocks and a bootstrap 90 % interval;
+- the floor: one jitted read of every gradient (sum of squares of arrays of
+  the gradients' shapes), timed alone the same way.
+
+Usage: ``KERAS_BACKEND=jax python benchmarks/logger_step_floor.py [--rounds 60]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from bench_gradient_norm import bootstrap_interval, build  # noqa: E402
+
+import keras_initzoo as kiz  # noqa: E402
+from keras_initzoo.callbacks.capture.base import Record  # noqa: E402
+
+
+def state_of(model: keras.Model) -> tuple:
+    """A training state shaped as Keras' JAX trainer passes it to ``train_step``.
+
+    Fresh arrays (mid-fit the variables' own buffers may have been donated):
+    weights N(0, 1/fan), the optimizer's and metrics' slots zero.
+    """
+    rng = np.random.default_rng(1)
+
+    def weight(v):
+        scale = 1.0 / np.sqrt(v.shape[0]) if len(v.shape) > 1 else 0.0
+        return jnp.asarray((scale * rng.normal(size=v.shape)).astype(v.dtype))
+
+    return (
+        [weight(v) for v in model.trainable_variables],
+        *(
+            [jnp.zeros(v.shape, v.dtype) for v in variables]
+            for variables in (
+                model.non_trainable_variables,
+                model.optimizer.variables,
+                model.metrics_variables,
+            )
+        ),
+    )
+
+
+def cost(step, state, data) -> dict[str, float]:
+    analysis = step.lower(state, data).compile().cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, list) else analysis
+    return {"bytes": analysis["bytes accessed"], "flops": analysis["flops"]}
+
+
+def measure(model, capture, args, seconds, costs) -> None:
+    """Times and costs Keras' plain step, the logger's recording step and one gradient read."""
+    record = Record(True, False)
+    batch = 128
+    rng = np.random.default_rng(0)
+    data = (
+        jnp.asarray(rng.normal(size=(batch, 256)).astype("float32")),
+        jnp.asarray(rng.normal(size=(batch, 1)).astype("float32")),
+    )
+    # Jitted as Keras jits its own step (the state donated); outside the
+    # logger's step function the wrapped apply records nothing.
+    plain_step = jax.jit(model.train_step, donate_argnums=0)
+    logged_step = capture.steps[record]
+    grads = [jnp.ones(v.shape, v.dtype) for v in model.trainable_variables]
+    read = jax.jit(lambda gs: sum(jnp.sum(g * g) for g in gs))
+    costs["plain"] = cost(plain_step, state_of(model), data)
+    previous, capture.record = capture.record, record
+    try:
+        costs["logged"] = cost(logged_step, state_of(model), data)
+        states = {"plain": state_of(model), "logged": state_of(model)}
+
+        def run(name: str) -> float:
+            t0 = time.perf_counter()
+            if name == "read":
+                for _ in range(args.block):
+                    out = read(grads)
+                out.block_until_ready()
+            else:
+                step = plain_step if name == "plain" else logged_step
+                state = states[name]
+                for _ in range(args.block):
+                    state = step(state, data)[1]
+                jax.block_until_ready(state)
+                states[name] = state
+            return (time.perf_counter() - t0) / args.block
+
+        names = ["plain", "logged", "read"]
+        for name in names:  # compile and warm
+            run(name)
+        order = random.Random(0)
+        seconds.update({name: [] for name in names})
+        for _ in range(args.rounds):
+            for name in order.sample(names, len(names)):
+                seconds[name].append(run(name))
+    finally:
+        capture.record = previous
+
+
+def main(argv=None) -> int:
+    if keras.backend.backend() != "jax":
+        raise SystemExit("logger_step_floor.py measures JAX's compiled steps: KERAS_BACKEND=jax")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--block", type=int, default=20, help="steps per timed block")
+    args = parser.parse_args(argv)
+
+    width, batch = 256, 128
+    model = build(20, width)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4 * batch, width)).astype("float32")
+    y = rng.normal(size=(4 * batch, 1)).astype("float32")
+    logger = kiz.GradientNormLogger(tempfile.mkdtemp(), update_freq=1)
+    seconds: dict[str, list[float]] = {}
+    costs: dict[str, dict[str, float]] = {}
+
+    class Measure(keras.callbacks.Callback):
+        # Mid-fit, after the logger traced both variants, with its wrapper installed.
+        def on_train_batch_end(self, batch_index, logs=None):
+            if batch_index == 2:
+                measure(self._model, logger._capture, args, seconds, costs)
+
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0, callbacks=[logger, Measure()])
+    gradient_bytes = sum(int(np.prod(v.shape)) * 4 for v in model.trainable_variables)
+
+    def ratio(name: str) -> tuple[float, float, float]:
+        values = [a / b for a, b in zip(seconds[name], seconds["plain"], strict=True)]
+        return (statistics.median(values), *bootstrap_interval(values))
+
+    plain_ms = 1e3 * statistics.median(seconds["plain"])
+    extra = costs["logged"]["bytes"] - costs["plain"]["bytes"]
+    print(f"jax {jax.__version__}, 20 x Dense({width}), batch {batch}, Adam")
+    print(
+        f"bytes accessed: plain {costs['plain']['bytes'] / 1e6:.2f} MB, logged "
+        f"{costs['logged']['bytes'] / 1e6:.2f} MB (+{100 * extra / costs['plain']['bytes']:.1f} %; "
+        f"gradients {gradient_bytes / 1e6:.2f} MB: {extra / gradient_bytes:.2f} reads)"
+    )
+    print(f"compiled plain step: {plain_ms:.2f} ms (median of {args.rounds} blocks)")
+    for name, label in (("logged", "compiled logged step"), ("read", "one read of every gradient")):
+        median, low, high = ratio(name)
+        print(f"{label} / plain step: {median:.3f} (90 % interval {low:.3f}-{high:.3f})")
+    print(f"(1-minute load average at the end {os.getloadavg()[0]:.1f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
