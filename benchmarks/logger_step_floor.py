@@ -70,15 +70,9 @@ def cost(step, state, data) -> dict[str, float]:
     return {"bytes": analysis["bytes accessed"], "flops": analysis["flops"]}
 
 
-def measure(model, capture, args, seconds, costs) -> None:
+def measure(model, capture, data, args, seconds, costs) -> None:
     """Times and costs Keras' plain step, the logger's recording step and one gradient read."""
     record = Record(True, False)
-    batch = 128
-    rng = np.random.default_rng(0)
-    data = (
-        jnp.asarray(rng.normal(size=(batch, 256)).astype("float32")),
-        jnp.asarray(rng.normal(size=(batch, 1)).astype("float32")),
-    )
     # Jitted as Keras jits its own step (the state donated); outside the
     # logger's step function the wrapped apply records nothing.
     plain_step = jax.jit(model.train_step, donate_argnums=0)
@@ -135,11 +129,13 @@ def main(argv=None) -> int:
     seconds: dict[str, list[float]] = {}
     costs: dict[str, dict[str, float]] = {}
 
+    one_batch = (jnp.asarray(x[:batch]), jnp.asarray(y[:batch]))
+
     class Measure(keras.callbacks.Callback):
         # Mid-fit, after the logger traced both variants, with its wrapper installed.
         def on_train_batch_end(self, batch_index, logs=None):
             if batch_index == 2:
-                measure(self._model, logger._capture, args, seconds, costs)
+                measure(self._model, logger._capture, one_batch, args, seconds, costs)
 
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0, callbacks=[logger, Measure()])
     gradient_bytes = sum(int(np.prod(v.shape)) * 4 for v in model.trainable_variables)
