@@ -174,17 +174,15 @@ def infshapes(
                 site if other_sites is None else _counterpart(other_sites, index, variable, "delta")
             )
             kind = _kernel_kind(site, base_site, other_site)
-            m_in, m_out = _sides(site, base_site, other_site)
-            if kind == "fixed" and any(infinite):
-                # Fans that stay put while an axis grows (a depthwise kernel's
-                # channels): one infinite axis, vector-like as mup's ninf == 1,
-                # so SGD's rate and Adam's epsilon follow its bias's. Its re-draw
-                # at its own fan_in is the same at every width.
-                kind, m_out = "vector", math.prod(shape) / math.prod(base_shape)
-            records[id(variable)] = InfShape(
-                variable.path, shape, base_shape, infinite, kind, m_in, m_out, factor
-            )
-            continue
+            # A kernel whose fans stay put while an axis grows (a depthwise
+            # kernel's channels) is read by its axes below, as its bias is:
+            # vector-like, mup's ninf == 1.
+            if kind != "fixed" or not any(infinite):
+                m_in, m_out = _sides(site, base_site, other_site)
+                records[id(variable)] = InfShape(
+                    variable.path, shape, base_shape, infinite, kind, m_in, m_out, factor
+                )
+                continue
         if sum(infinite) > 1 and id(variable) not in biases:
             raise ValueError(
                 f"{variable.path} {shape} has {sum(infinite)} axes that grow with width but "
