@@ -1,0 +1,465 @@
+"""The residual stream of a built model: every join, each branch's last kernel, and depth.
+
+How a subclassed ``call`` is read: by a measured probe. One eager forward pass
+routes every layer call through a handler (:func:`~keras_initzoo.models.trace.intercept`)
+and records each tensor a layer makes. A tensor that reaches a layer without
+having been made by one (``x + f(x)`` written in a block's ``call``, as in
+KerasHub's transformer layers, Llama and Gemma decoders) is matched against
+the tensors already seen: it is a *join* when it equals ``alpha a + beta b`` for
+two of them (least squares on a sample of their values, to float rounding), a
+*gate* when it equals ``a * b``, and an *alias* when it equals ``c a`` (a cast,
+a reshape, a scaled embedding). An ``Add`` layer is a join by construction.
+
+Why a probe and not a traced graph or an op hook: it runs the same way on
+TensorFlow, JAX and PyTorch, sees exactly the ops the first training step
+runs (``training=True`` by default), and needs nothing private of Keras or of
+a backend; the values themselves tell a sum from a product.
+
+What it cannot find (each is then simply not a join): a sum that reaches the
+next layer only after an op that changes its values (a transpose, a slice, a
+second nonlinearity outside any layer); a branch whose output is exactly zero
+*and* no zero tensor was recorded (then the sum is an alias of the stream); a
+sum of three or more terms in one expression. Tensors made by other ops
+inside a layer (an attention product) depend, as far as the probe knows, on
+everything that layer received and made so far.
+
+For each join the two inputs are told apart by their ancestry: the side with
+fewer kernel layers since the two parted is the skip (an identity skip has
+none, a projection shortcut some), the other is the branch. A join's depth is
+one more than the number of joins upstream of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_initzoo.models.data import as_batch, check_built, synthetic_batch
+from keras_initzoo.models.report import Report
+from keras_initzoo.models.trace import intercept, tensors_in
+from keras_initzoo.models.walk import walk
+
+SAMPLE = 4096  # values of each tensor kept for matching
+RECENT = 24  # how many of the latest same-sized tensors may end a branch
+_TOLERANCE = {"float16": 2e-2, "bfloat16": 2e-2, "float32": 1e-4, "float64": 1e-9}
+
+
+@dataclass(eq=False)
+class Node:
+    """One step of the traced pass: a layer call, or a tensor the probe matched."""
+
+    index: int
+    kind: str  # "layer", "join", "gate", "alias" or "op"
+    layer: keras.layers.Layer | None
+    scope: str  # path of the innermost layer whose call made it
+    ancestors: frozenset[int]
+    inputs: tuple[int, ...] = ()  # node indices of the tensors it was made from
+    coefficients: tuple[float, ...] = ()  # a join's (alpha, beta), an alias' (c,)
+    tensor: Any = field(default=None, repr=False)  # its (main) output
+
+    @property
+    def path(self) -> str:
+        if self.layer is not None:
+            return self.layer.path or self.layer.name
+        return f"{self.scope}/<{self.kind} {self.index}>"
+
+
+@dataclass(frozen=True)
+class Join:
+    """One residual join ``alpha * skip + beta * branch``.
+
+    ``branch`` lists the kernel layers (paths) between where the two parted and
+    the join, in call order; ``branch[-1]`` is the branch's last weighted layer.
+    ``shortcut`` lists those on the skip side: empty for an identity skip.
+    ``scalable`` is the last layer of the branch whose parameters scale its
+    output (a kernel layer, or a normalization with a scale after it).
+    """
+
+    node: int
+    block: str
+    depth: int
+    how: str
+    alpha: float
+    beta: float
+    skip: int
+    branch_end: int
+    branch: tuple[str, ...]
+    shortcut: tuple[str, ...]
+    scalable: str | None
+
+    @property
+    def identity(self) -> bool:
+        return not self.shortcut
+
+
+@dataclass
+class ResidualTrace:
+    """What one probed forward pass found: the nodes in call order and the joins."""
+
+    nodes: list[Node]
+    joins: list[Join]
+    weighted: set[str]  # paths of the layers that hold kernels
+
+    def block_of(self) -> dict[str, tuple[str, str]]:
+        """``{kernel layer path: (block, role)}``, role ``"branch"``, ``"branch end"`` or
+        ``"shortcut"``, for every kernel layer inside some join's branch or shortcut."""
+        roles: dict[str, tuple[str, str]] = {}
+        for join in self.joins:
+            for path in join.shortcut:
+                roles.setdefault(path, (join.block, "shortcut"))
+            for path in join.branch:
+                role = "branch end" if path == join.branch[-1] else "branch"
+                roles.setdefault(path, (join.block, role))
+        return roles
+
+    def layer_nodes(self) -> list[Node]:
+        """The layer calls, each layer's first call, in call order."""
+        seen, out = set(), []
+        for node in self.nodes:
+            if node.kind == "layer" and id(node.layer) not in seen:
+                seen.add(id(node.layer))
+                out.append(node)
+        return out
+
+
+def _sample(tensor: Any) -> np.ndarray:
+    values = np.asarray(keras.ops.convert_to_numpy(tensor))
+    return values.ravel()[:SAMPLE].astype("float64")
+
+
+def _is_float(tensor: Any) -> bool:
+    return keras.ops.is_tensor(tensor) and keras.backend.is_float_dtype(tensor.dtype)
+
+
+def _fit(target: np.ndarray, columns: list[np.ndarray], tol: float) -> tuple[float, ...] | None:
+    """Least-squares coefficients of ``target`` on ``columns`` when they fit to ``tol``."""
+    matrix = np.stack(columns, axis=1)
+    coefficients, *_ = np.linalg.lstsq(matrix, target, rcond=None)
+    residual = np.linalg.norm(matrix @ coefficients - target)
+    scale = np.linalg.norm(target)
+    if scale == 0.0 or residual > tol * scale:
+        return None
+    return tuple(float(c) for c in coefficients)
+
+
+class _Probe:
+    """Records every tensor of one eager forward pass and matches the unclaimed ones."""
+
+    def __init__(self, weighted: set[int], scalable: set[int]) -> None:
+        self.weighted = weighted  # ids of layers with kernels
+        self.scalable = scalable  # ids of layers whose parameters scale their output
+        self.nodes: list[Node] = []
+        self.by_tensor: dict[int, int] = {}  # id(tensor) -> node index
+        self.keep: list[Any] = []  # references, so that no id is reused during the pass
+        self.samples: dict[int, np.ndarray] = {}  # node index -> sample of its values
+        self.sizes: dict[int, tuple] = {}  # node index -> (shape, dtype)
+        self.scopes: list[tuple[str, int, frozenset[int]]] = [("", 0, frozenset())]
+
+    # -- recording -------------------------------------------------------------------------
+    def _add(self, kind, layer, ancestors, inputs=(), coefficients=(), tensor=None) -> Node:
+        node = Node(
+            len(self.nodes), kind, layer, self.scopes[-1][0], frozenset(ancestors),
+            tuple(inputs), tuple(coefficients), tensor,
+        )  # fmt: skip
+        self.nodes.append(node)
+        return node
+
+    def _own(self, tensor: Any, node: Node) -> None:
+        self.by_tensor[id(tensor)] = node.index
+        self.keep.append(tensor)
+        if node.index not in self.samples:
+            self.samples[node.index] = _sample(tensor)
+            self.sizes[node.index] = (tuple(tensor.shape), keras.backend.standardize_dtype(tensor.dtype))
+
+    def source(self, tensor: Any) -> int:
+        """The node that made ``tensor``, matching it first if no layer did."""
+        known = self.by_tensor.get(id(tensor))
+        if known is not None:
+            return known
+        node = self._match(tensor)
+        self._own(tensor, node)
+        return node.index
+
+    def ancestry(self, indices) -> set[int]:
+        out: set[int] = set()
+        for index in indices:
+            out.add(index)
+            out |= self.nodes[index].ancestors
+        return out
+
+    # -- matching an unclaimed tensor ---------------------------------------------------------
+    def _candidates(self, shape: tuple, dtype: str, same_shape: bool) -> list[int]:
+        size = int(np.prod(shape))
+        return [
+            i
+            for i, (s, d) in self.sizes.items()
+            if (s == shape if same_shape else int(np.prod(s)) == size) and d == dtype
+        ]
+
+    def _match(self, tensor: Any) -> Node:
+        shape = tuple(tensor.shape)
+        dtype = keras.backend.standardize_dtype(tensor.dtype)
+        tol = _TOLERANCE.get(dtype, 1e-4)
+        target = _sample(tensor)
+        n = target.size
+        same = self._candidates(shape, dtype, same_shape=True)
+        recent = same[-RECENT:]
+        # an alias (a cast, a reshape, a scaled copy), unless a zero branch was just added to it
+        for a in reversed(self._candidates(shape, dtype, same_shape=False)):
+            fit = _fit(target, [self.samples[a][:n]], tol)
+            if fit is None or fit[0] == 0.0:
+                continue
+            zeros = [b for b in recent if b > a and not np.any(self.samples[b][:n])]
+            if zeros and same and a in same:
+                b = zeros[-1]
+                return self._add("join", None, self.ancestry([a, b]), (a, b), (fit[0], 1.0))
+            return self._add("alias", None, self.ancestry([a]), (a,), fit)
+        # a join alpha a + beta b: b ends a branch (recent), a is the stream (any earlier)
+        for b in reversed(recent):
+            for a in reversed([i for i in same if i < b]):
+                columns = [self.samples[a][:n], self.samples[b][:n]]
+                fit = _fit(target, columns, tol)
+                if fit is not None and min(abs(c) for c in fit) > 1e-6:
+                    return self._add("join", None, self.ancestry([a, b]), (a, b), fit)
+        # a gate a * b (a gated linear unit)
+        for b in reversed(recent):
+            for a in reversed([i for i in recent if i < b]):
+                product = self.samples[a][:n] * self.samples[b][:n]
+                error = np.linalg.norm(product - target)
+                if np.linalg.norm(target) > 0 and error <= tol * np.linalg.norm(target):
+                    return self._add("gate", None, self.ancestry([a, b]), (a, b))
+        # made by some other op inside the current scope: it may depend on anything seen there
+        _, start, inputs = self.scopes[-1]
+        inside = range(start, len(self.nodes)) if self.scopes[-1][0] else range(0)
+        fallback = set(inputs) | set(inside)
+        if not fallback and self.nodes:
+            fallback = {len(self.nodes) - 1}
+        return self._add("op", None, self.ancestry(fallback), sorted(fallback)[-2:])
+
+    # -- the handlers ---------------------------------------------------------------------------
+    def leaf(self, layer, call, args, kwargs):
+        sources = [self.source(t) for t in tensors_in((args, kwargs)) if _is_float(t)]
+        output = call(*args, **kwargs)
+        node = self._add("layer", layer, self.ancestry(sources), sources)
+        outputs = [t for t in tensors_in(output) if _is_float(t)]
+        for tensor in outputs:  # a pass-through (Dropout at inference) is a new node all the same
+            self.by_tensor[id(tensor)] = node.index
+            self.keep.append(tensor)
+        if outputs:
+            node.tensor = outputs[0]
+            self.samples[node.index] = _sample(outputs[0])
+            self.sizes[node.index] = (
+                tuple(outputs[0].shape),
+                keras.backend.standardize_dtype(outputs[0].dtype),
+            )
+        return output
+
+    def composite(self, layer, call, args, kwargs):
+        sources = [self.source(t) for t in tensors_in((args, kwargs)) if _is_float(t)]
+        path = layer.path or layer.name
+        self.scopes.append((path, len(self.nodes), frozenset(self.ancestry(sources))))
+        try:
+            output = call(*args, **kwargs)
+            for tensor in tensors_in(output):  # a join that ends the block is the block's
+                if _is_float(tensor):
+                    self.source(tensor)
+        finally:
+            self.scopes.pop()
+        return output
+
+
+def _layers(model: keras.layers.Layer) -> tuple[list, list]:
+    """Every layer inside ``model``: those without sublayers, and those with."""
+    leaves, composites, seen = [], [], set()
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        inner = layer._flatten_layers(include_self=False, recursive=False)
+        (composites if list(inner) else leaves).append(layer)
+    return leaves, composites
+
+
+_NORMALIZATION = (
+    keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
+    keras.layers.GroupNormalization,
+)
+
+
+def _scales_output(layer: keras.layers.Layer) -> bool:
+    """Whether scaling ``layer``'s parameters scales its output (a kernel, or a norm's gamma)."""
+    if isinstance(layer, _NORMALIZATION):
+        return bool(getattr(layer, "scale", False))
+    return False
+
+
+def trace(
+    model: keras.layers.Layer, data: Any = None, *, training: bool = True
+) -> ResidualTrace:
+    """One probed forward pass of ``model``; the nodes in call order and the residual joins.
+
+    The model's state (BatchNormalization's moving statistics, dropout's seed)
+    is put back afterwards: the pass changes nothing.
+
+    Args:
+        model: a built Keras model or layer.
+        data: a batch of inputs (anything :func:`~keras_initzoo.models.data.as_batch`
+            takes), or None for a synthetic batch shaped like the model's input.
+        training: the mode the model runs in; True (the default) as the first
+            training step runs it.
+
+    Returns:
+        A :class:`ResidualTrace`.
+    """
+    check_built(model)
+    batch = synthetic_batch(model) if data is None else as_batch(data)
+    sites = walk(model).kernels
+    weighted = {id(site.layer) for site in sites}
+    leaves, composites = _layers(model)
+    scalable = weighted | {id(layer) for layer in leaves if _scales_output(layer)}
+    probe = _Probe(weighted, scalable)
+    state = [(v, v.value) for v in model.non_trainable_variables]
+    try:
+        with intercept(leaves, probe.leaf), intercept(composites, probe.composite):
+            output = model(batch, training=training)
+            for tensor in tensors_in(output):
+                if _is_float(tensor):
+                    probe.source(tensor)
+    finally:
+        for variable, value in state:
+            variable.assign(value)
+    return ResidualTrace(probe.nodes, _joins(probe, weighted, scalable), _paths(leaves, weighted))
+
+
+def _paths(layers: list, ids: set[int]) -> set[str]:
+    return {layer.path or layer.name for layer in layers if id(layer) in ids}
+
+
+def _block_name(node: Node) -> str:
+    """An ``Add`` layer's block: its name without a trailing ``_add``; else the scope."""
+    if node.layer is not None:
+        name = node.layer.path or node.layer.name
+        for suffix in ("_add", "/add", "_out"):
+            if name.endswith(suffix):
+                return name[: -len(suffix)]
+        return name
+    return node.scope or "model"
+
+
+def _joins(probe: _Probe, weighted: set[int], scalable: set[int]) -> list[Join]:
+    nodes = probe.nodes
+    joins: list[Join] = []
+    join_nodes = [
+        n for n in nodes
+        if n.kind == "join"
+        or (n.kind == "layer" and isinstance(n.layer, keras.layers.Add) and len(n.inputs) == 2)
+    ]  # fmt: skip
+    accepted: set[int] = set()  # the joins found residual so far: they count for depth
+    for node in join_nodes:
+        first, second = node.inputs
+        one = probe.ancestry([first])
+        two = probe.ancestry([second])
+        only_one, only_two = one - two, two - one
+
+        def kernels(indices: set[int]) -> list[Node]:
+            return [
+                nodes[i]
+                for i in sorted(indices)
+                if nodes[i].kind == "layer" and id(nodes[i].layer) in weighted
+            ]
+
+        k_one, k_two = kernels(only_one), kernels(only_two)
+        alpha, beta = node.coefficients or (1.0, 1.0)
+        if len(k_one) > len(k_two) or (len(k_one) == len(k_two) and first > second):
+            first, second, k_one, k_two, only_two = second, first, k_two, k_one, only_one
+            alpha, beta = beta, alpha
+        if not k_two:
+            continue  # neither side holds a kernel: not a residual branch
+        ends = [
+            nodes[i]
+            for i in sorted(only_two)
+            if nodes[i].kind == "layer" and id(nodes[i].layer) in scalable
+        ]
+        depth = 1 + len(accepted & (one | two))
+        accepted.add(node.index)
+        how = (
+            "Add layer"
+            if node.layer is not None
+            else f"x + f(x) in {node.scope or 'the model'}'s call"
+        )
+        joins.append(
+            Join(
+                node=node.index,
+                block=_block_name(node),
+                depth=depth,
+                how=how,
+                alpha=alpha,
+                beta=beta,
+                skip=first,
+                branch_end=second,
+                branch=tuple(dict.fromkeys(n.path for n in k_two)),
+                shortcut=tuple(dict.fromkeys(n.path for n in k_one)),
+                scalable=ends[-1].path if ends else None,
+            )
+        )
+    return joins
+
+
+def residual_structure(
+    model: keras.layers.Layer, data: Any = None, *, training: bool = True
+) -> Report:
+    """One row per residual join of a built model: block, depth, join, each branch's last kernel.
+
+    Finds ``Add`` layers and ``x + f(x)`` written inside a subclassed block's
+    ``call`` (KerasHub's transformer layers, Llama and Gemma decoders,
+    keras.applications' ResNet blocks) by a probed forward pass: see the
+    module's docstring for the method and what it cannot find.
+
+    Example:
+
+    >>> inputs = keras.Input((16,))
+    >>> x = inputs
+    >>> for i in range(3):
+    ...     x = keras.layers.Add(name=f"block{i}_add")(
+    ...         [x, keras.layers.Dense(16, activation="relu", name=f"block{i}_dense")(x)])
+    >>> report = residual_structure(keras.Model(inputs, x))
+    >>> [(row["block"], row["depth"], row["branch end"]) for row in report]
+    [('block0', 1, 'block0_dense'), ('block1', 2, 'block1_dense'), ('block2', 3, 'block2_dense')]
+
+    Args:
+        model: a built Keras model or layer.
+        data: a batch of inputs, or None for a synthetic one.
+        training: the mode of the probed pass (True: as the first training step).
+
+    Returns:
+        A :class:`Report`: ``block``, ``depth`` (1 = first join on the stream),
+        ``join`` (how it was found), ``alpha`` and ``beta`` (``alpha * skip +
+        beta * branch``), ``branch end`` (the branch's last weighted layer),
+        ``kernels`` (how many weighted layers the branch holds) and
+        ``shortcut`` (weighted layers on the skip side, ``—`` for identity).
+        ``report.trace`` holds the :class:`ResidualTrace`.
+    """
+    found = trace(model, data, training=training)
+    report = Report(
+        title="Residual stream: one row per join",
+        columns=("block", "depth", "join", "alpha", "beta", "branch end", "kernels", "shortcut"),
+    )
+    for join in found.joins:
+        report.add(
+            block=join.block,
+            depth=join.depth,
+            join=join.how,
+            alpha=join.alpha,
+            beta=join.beta,
+            **{"branch end": join.branch[-1], "kernels": len(join.branch)},
+            shortcut=", ".join(join.shortcut) or None,
+            branch=join.branch,
+        )
+    if not found.joins:
+        report.notes.append("no residual join found: a plain stack")
+    report.trace = found
+    return report
