@@ -93,6 +93,16 @@ def check_int(name: str, value: object, minimum: int = 0, what: str | None = Non
     return int(value)
 
 
+def check_bool(name: str, value: object) -> bool:
+    """Returns ``value`` if it is True or False (not 0, 1 or a string)."""
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"`{name}` must be True or False; received {name}={value!r} of type "
+            f"{type(value).__name__}."
+        )
+    return value
+
+
 def check_biases(biases: object) -> bool | str:
     """Returns ``biases`` if it is False, True or ``"torch"`` (what ``reinitialize`` takes)."""
     if isinstance(biases, bool) or (isinstance(biases, str) and biases == "torch"):

@@ -31,6 +31,8 @@ one more than the number of joins upstream of it.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,9 +150,21 @@ def _fit(target: np.ndarray, columns: list[np.ndarray], tol: float) -> tuple[flo
 class _Probe:
     """Records every tensor of one eager forward pass and matches the unclaimed ones."""
 
-    def __init__(self, weighted: set[int], scalable: set[int]) -> None:
+    def __init__(
+        self,
+        weighted: set[int],
+        scalable: set[int],
+        inner: Callable | None = None,
+        on_join: Callable[[Join, Any, Any], float | None] | None = None,
+    ) -> None:
         self.weighted = weighted  # ids of layers with kernels
         self.scalable = scalable  # ids of layers whose parameters scale their output
+        # inner(layer, call, args, kwargs) -> output runs a leaf layer (a tool's own handler)
+        self.inner = inner or (lambda layer, call, args, kwargs: call(*args, **kwargs))
+        # on_join(join, skip, branch) -> a scale for the branch (or None) as each join is found
+        self.on_join = on_join
+        self.joins: list[Join] = []
+        self.corrected: dict[int, Any] = {}  # id(tensor) -> what replaces it from now on
         self.nodes: list[Node] = []
         self.by_tensor: dict[int, int] = {}  # id(tensor) -> node index
         self.keep: list[Any] = []  # references, so that no id is reused during the pass
@@ -170,9 +184,14 @@ class _Probe:
     def _own(self, tensor: Any, node: Node) -> None:
         self.by_tensor[id(tensor)] = node.index
         self.keep.append(tensor)
+        if node.tensor is None:
+            node.tensor = tensor
         if node.index not in self.samples:
             self.samples[node.index] = _sample(tensor)
-            self.sizes[node.index] = (tuple(tensor.shape), keras.backend.standardize_dtype(tensor.dtype))
+            self.sizes[node.index] = (
+                tuple(tensor.shape),
+                keras.backend.standardize_dtype(tensor.dtype),
+            )
 
     def source(self, tensor: Any) -> int:
         """The node that made ``tensor``, matching it first if no layer did."""
@@ -181,7 +200,37 @@ class _Probe:
             return known
         node = self._match(tensor)
         self._own(tensor, node)
+        if node.kind == "join":
+            self._joined(node, tensor)
         return node.index
+
+    def _joined(self, node: Node, output: Any) -> Any:
+        """Classifies a join node; with ``on_join``, rescales its branch in the pass."""
+        join = _classify(self, node, len(self.joins))
+        if join is None:
+            return output
+        self.joins.append(join)
+        if self.on_join is None:
+            return output
+        skip = self.nodes[join.skip].tensor
+        skip = self.corrected.get(id(skip), skip)
+        branch = self.nodes[join.branch_end].tensor
+        scale = self.on_join(join, skip, branch)
+        if scale is None:
+            return output
+        replaced = join.alpha * skip + (scale * join.beta) * branch
+        self.corrected[id(output)] = replaced
+        self.by_tensor[id(replaced)] = node.index
+        self.keep.append(replaced)
+        node.tensor = replaced
+        return replaced
+
+    def _substituted(self, structure: Any) -> Any:
+        if not self.corrected:
+            return structure
+        return keras.tree.map_structure(
+            lambda x: self.corrected.get(id(x), x) if keras.ops.is_tensor(x) else x, structure
+        )
 
     def ancestry(self, indices) -> set[int]:
         out: set[int] = set()
@@ -242,7 +291,8 @@ class _Probe:
     # -- the handlers ---------------------------------------------------------------------------
     def leaf(self, layer, call, args, kwargs):
         sources = [self.source(t) for t in tensors_in((args, kwargs)) if _is_float(t)]
-        output = call(*args, **kwargs)
+        args, kwargs = self._substituted((args, kwargs))
+        output = self.inner(layer, call, args, kwargs)
         node = self._add("layer", layer, self.ancestry(sources), sources)
         outputs = [t for t in tensors_in(output) if _is_float(t)]
         for tensor in outputs:  # a pass-through (Dropout at inference) is a new node all the same
@@ -255,6 +305,12 @@ class _Probe:
                 tuple(outputs[0].shape),
                 keras.backend.standardize_dtype(outputs[0].dtype),
             )
+        if isinstance(layer, keras.layers.Add) and len(sources) == 2 and outputs:
+            node.kind = "join"
+            replaced = self._joined(node, outputs[0])
+            if replaced is not outputs[0]:
+                self.corrected.pop(id(outputs[0]), None)
+                return replaced
         return output
 
     def composite(self, layer, call, args, kwargs):
@@ -268,7 +324,7 @@ class _Probe:
                     self.source(tensor)
         finally:
             self.scopes.pop()
-        return output
+        return self._substituted(output)
 
 
 def _layers(model: keras.layers.Layer) -> tuple[list, list]:
@@ -298,7 +354,12 @@ def _scales_output(layer: keras.layers.Layer) -> bool:
 
 
 def trace(
-    model: keras.layers.Layer, data: Any = None, *, training: bool = True
+    model: keras.layers.Layer,
+    data: Any = None,
+    *,
+    training: bool = True,
+    inner: Callable | None = None,
+    on_join: Callable[[Join, Any, Any], float | None] | None = None,
 ) -> ResidualTrace:
     """One probed forward pass of ``model``; the nodes in call order and the residual joins.
 
@@ -311,6 +372,13 @@ def trace(
             takes), or None for a synthetic batch shaped like the model's input.
         training: the mode the model runs in; True (the default) as the first
             training step runs it.
+        inner: ``inner(layer, call, args, kwargs) -> output`` runs each layer
+            without sublayers (a tool that re-draws kernels as it goes); by
+            default ``call(*args, **kwargs)``.
+        on_join: ``on_join(join, skip, branch) -> scale or None``, called as
+            each join is found with its skip and branch tensors: a scale makes
+            the pass go on with ``alpha skip + scale beta branch`` (the tool
+            rescales the branch's parameters to match).
 
     Returns:
         A :class:`ResidualTrace`.
@@ -321,7 +389,7 @@ def trace(
     weighted = {id(site.layer) for site in sites}
     leaves, composites = _layers(model)
     scalable = weighted | {id(layer) for layer in leaves if _scales_output(layer)}
-    probe = _Probe(weighted, scalable)
+    probe = _Probe(weighted, scalable, inner, on_join)
     state = [(v, v.value) for v in model.non_trainable_variables]
     try:
         with intercept(leaves, probe.leaf), intercept(composites, probe.composite):
@@ -332,7 +400,7 @@ def trace(
     finally:
         for variable, value in state:
             variable.assign(value)
-    return ResidualTrace(probe.nodes, _joins(probe, weighted, scalable), _paths(leaves, weighted))
+    return ResidualTrace(probe.nodes, _named(probe.joins), _paths(leaves, weighted))
 
 
 def _paths(layers: list, ids: set[int]) -> set[str]:
@@ -350,63 +418,64 @@ def _block_name(node: Node) -> str:
     return node.scope or "model"
 
 
-def _joins(probe: _Probe, weighted: set[int], scalable: set[int]) -> list[Join]:
+def _classify(probe: _Probe, node: Node, found: int) -> Join | None:
+    """The :class:`Join` a sum node makes, or None when neither side holds a kernel."""
     nodes = probe.nodes
-    joins: list[Join] = []
-    join_nodes = [
-        n for n in nodes
-        if n.kind == "join"
-        or (n.kind == "layer" and isinstance(n.layer, keras.layers.Add) and len(n.inputs) == 2)
-    ]  # fmt: skip
-    accepted: set[int] = set()  # the joins found residual so far: they count for depth
-    for node in join_nodes:
-        first, second = node.inputs
-        one = probe.ancestry([first])
-        two = probe.ancestry([second])
-        only_one, only_two = one - two, two - one
+    first, second = node.inputs
+    one, two = probe.ancestry([first]), probe.ancestry([second])
+    only_one, only_two = one - two, two - one
 
-        def kernels(indices: set[int]) -> list[Node]:
-            return [
-                nodes[i]
-                for i in sorted(indices)
-                if nodes[i].kind == "layer" and id(nodes[i].layer) in weighted
-            ]
-
-        k_one, k_two = kernels(only_one), kernels(only_two)
-        alpha, beta = node.coefficients or (1.0, 1.0)
-        if len(k_one) > len(k_two) or (len(k_one) == len(k_two) and first > second):
-            first, second, k_one, k_two, only_two = second, first, k_two, k_one, only_one
-            alpha, beta = beta, alpha
-        if not k_two:
-            continue  # neither side holds a kernel: not a residual branch
-        ends = [
+    def kernels(indices: set[int]) -> list[Node]:
+        return [
             nodes[i]
-            for i in sorted(only_two)
-            if nodes[i].kind == "layer" and id(nodes[i].layer) in scalable
+            for i in sorted(indices)
+            if nodes[i].kind == "layer" and id(nodes[i].layer) in probe.weighted
         ]
-        depth = 1 + len(accepted & (one | two))
-        accepted.add(node.index)
-        how = (
-            "Add layer"
-            if node.layer is not None
-            else f"x + f(x) in {node.scope or 'the model'}'s call"
-        )
-        joins.append(
-            Join(
-                node=node.index,
-                block=_block_name(node),
-                depth=depth,
-                how=how,
-                alpha=alpha,
-                beta=beta,
-                skip=first,
-                branch_end=second,
-                branch=tuple(dict.fromkeys(n.path for n in k_two)),
-                shortcut=tuple(dict.fromkeys(n.path for n in k_one)),
-                scalable=ends[-1].path if ends else None,
-            )
-        )
-    return joins
+
+    k_one, k_two = kernels(only_one), kernels(only_two)
+    alpha, beta = node.coefficients or (1.0, 1.0)
+    if len(k_one) > len(k_two) or (len(k_one) == len(k_two) and first > second):
+        first, second, k_one, k_two, only_two = second, first, k_two, k_one, only_one
+        alpha, beta = beta, alpha
+    if not k_two:
+        return None  # neither side holds a kernel: not a residual branch (an embedding sum)
+    ends = [
+        nodes[i]
+        for i in sorted(only_two)
+        if nodes[i].kind == "layer" and id(nodes[i].layer) in probe.scalable
+    ]
+    upstream = {join.node for join in probe.joins} & (one | two)
+    how = (
+        "Add layer" if node.layer is not None else f"x + f(x) in {node.scope or 'the model'}'s call"
+    )
+    return Join(
+        node=node.index,
+        block=_block_name(node),
+        depth=1 + len(upstream),
+        how=how,
+        alpha=alpha,
+        beta=beta,
+        skip=first,
+        branch_end=second,
+        branch=tuple(dict.fromkeys(n.path for n in k_two)),
+        shortcut=tuple(dict.fromkeys(n.path for n in k_one)),
+        scalable=ends[-1].path if ends else None,
+    )
+
+
+def _named(joins: list[Join]) -> list[Join]:
+    """Joins with unique block names: a block with two (attention, MLP) gives block:1, block:2."""
+    counts: dict[str, int] = {}
+    for join in joins:
+        counts[join.block] = counts.get(join.block, 0) + 1
+    seen: dict[str, int] = {}
+    named = []
+    for join in joins:
+        if counts[join.block] > 1:
+            seen[join.block] = seen.get(join.block, 0) + 1
+            join = dataclasses.replace(join, block=f"{join.block}:{seen[join.block]}")
+        named.append(join)
+    return named
 
 
 def residual_structure(

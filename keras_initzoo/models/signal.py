@@ -8,16 +8,20 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_initzoo._validation import check_bool
 from keras_initzoo.models.auto import Kind, SignalKinds, gain_of
-from keras_initzoo.models.data import as_batch, check_built
+from keras_initzoo.models.data import as_batch, check_built, fit_data
 from keras_initzoo.models.losses import model_loss
 from keras_initzoo.models.report import Report
+from keras_initzoo.models.residual import ResidualTrace, trace
 from keras_initzoo.models.trace import first_tensor, intercept, leaf_layers
 from keras_initzoo.models.walk import walk
 from keras_initzoo.mup.infshape import infshape_of
 
 # A signal whose RMS moves by more than 2**DRIFT_OCTAVES from the first layer's is not healthy.
 DRIFT_OCTAVES = 4.0
+# A residual sum more than 2**BLOCK_OCTAVES times its skip's RMS: the branch swamps the stream.
+BLOCK_OCTAVES = 2.0
 SATURATED = {"tanh": 0.99, "sigmoid": 0.99}  # |tanh| or |2 sigmoid - 1| above this
 _SATURATING_SHARE = 0.5  # a tanh/sigmoid layer with more saturated units than this explodes
 
@@ -27,6 +31,7 @@ class SignalReport(Report):
 
     verdict: str = "healthy"
     where: str | None = None
+    stream: list[dict] = []  # per residual join (set on each report, never shared)
     loss: str | None = None  # which loss the gradients are of
 
     def __str__(self) -> str:
@@ -34,7 +39,14 @@ class SignalReport(Report):
         return f"{super().__str__()}\nverdict: {self.verdict}{where}"
 
     def plot(self, path: str) -> str:
-        """Writes the depth plot (activation RMS and gradient norm by layer) as a PNG."""
+        """Writes the depth plot as a PNG and returns ``path``.
+
+        With residual joins, the first panel is Brock et al.'s (2021)
+        signal-propagation plot: per block, the stream's average channel
+        squared mean and average channel variance (with a ``predicted`` variance
+        where :func:`~keras_initzoo.auto_initialize` left one). Then activation
+        RMS and, with targets, gradient norm by layer, in call order.
+        """
         try:
             import matplotlib
 
@@ -45,18 +57,51 @@ class SignalReport(Report):
         depth = np.arange(1, len(self) + 1)
         rms = np.array([_or_nan(row["act rms"]) for row in self])
         grads = np.array([_or_nan(row["grad norm"]) for row in self])
-        panels = 2 if np.isfinite(grads).any() else 1
-        figure, axes = plt.subplots(panels, 1, figsize=(8, 3.2 * panels), sharex=True)
+        stream = getattr(self, "stream", [])
+        panels = [name for name, shown in (
+            ("stream", bool(stream)), ("rms", True), ("grad", np.isfinite(grads).any())
+        ) if shown]  # fmt: skip
+        figure, axes = plt.subplots(len(panels), 1, figsize=(8, 3.2 * len(panels)))
         axes = np.atleast_1d(axes)
-        axes[0].semilogy(depth, rms, marker="o", markersize=3)
-        axes[0].set_ylabel("activation RMS")
-        axes[0].set_title(f"signal at initialization: {self.verdict}")
-        if panels == 2:
-            axes[1].semilogy(depth, grads, marker="o", markersize=3, color="tab:red")
-            axes[1].set_ylabel("gradient norm")
-        axes[-1].set_xlabel("layer (forward order)")
-        for axis in axes:
+        for axis, panel in zip(axes, panels, strict=True):
+            if panel == "stream":
+                blocks = np.arange(1, len(stream) + 1)
+                axis.semilogy(
+                    blocks,
+                    [e["channel var"] for e in stream],
+                    marker="o",
+                    markersize=3,
+                    label="average channel variance",
+                )
+                axis.semilogy(
+                    blocks,
+                    [e["channel mean^2"] for e in stream],
+                    marker="s",
+                    markersize=3,
+                    label="average channel squared mean",
+                )
+                predicted = [e.get("predicted var") for e in stream]
+                if any(p is not None for p in predicted):
+                    axis.semilogy(
+                        blocks,
+                        [_or_nan(p) for p in predicted],
+                        linestyle="--",
+                        color="black",
+                        label="predicted variance",
+                    )
+                axis.set_xlabel("residual block (stream order)")
+                axis.set_ylabel("residual stream")
+                axis.legend(fontsize=8)
+            elif panel == "rms":
+                axis.semilogy(depth, rms, marker="o", markersize=3)
+                axis.set_ylabel("activation RMS")
+                axis.set_xlabel("layer (call order)")
+            else:
+                axis.semilogy(depth, grads, marker="o", markersize=3, color="tab:red")
+                axis.set_ylabel("gradient norm")
+                axis.set_xlabel("layer (call order)")
             axis.grid(True, which="both", alpha=0.3)
+        axes[0].set_title(f"signal at initialization: {self.verdict}")
         figure.tight_layout()
         figure.savefig(path, dpi=100)
         plt.close(figure)
@@ -96,8 +141,12 @@ class _SignalPass:
     as it was.
     """
 
-    def __init__(self, model: keras.Model, output_gradients: bool, keep: int) -> None:
+    def __init__(
+        self, model: keras.Model, output_gradients: bool, keep: int, training: bool = False
+    ) -> None:
         self.model = model
+        self.training = training
+        self.order: list[int] = []  # layer ids in the order of their first call
         self.output_gradients = output_gradients
         self.keep = keep
         self.sites = {
@@ -123,6 +172,7 @@ class _SignalPass:
         self.kinds.record(layer, args, kwargs, output)  # the probed tensor is what flows on
         key = id(layer)
         if key not in self.rows and key not in self.traced:
+            self.order.append(key)
             tensor = first_tensor(output)
             if _is_traced(tensor):
                 self.traced[key], self.traced_layers[key] = tensor, (layer, fed_by)
@@ -156,7 +206,7 @@ class _SignalPass:
         model = self.model
         variables = model.trainable_variables
         if y is None or not (variables or self.output_gradients):
-            model(batch, training=False)
+            model(batch, training=self.training)
             return {}, {}
         backend = keras.backend.backend()
         probes: dict[int, Any] = {}
@@ -170,7 +220,7 @@ class _SignalPass:
 
             with tf.GradientTape() as tape:
                 self.probe = watched if self.output_gradients else None
-                value = loss(y, model(batch, training=False))
+                value = loss(y, model(batch, training=self.training))
             grads = tape.gradient(value, [*variables, *probes.values()])
         elif backend == "torch":
             import torch
@@ -181,7 +231,7 @@ class _SignalPass:
 
             with torch.enable_grad():
                 self.probe = leaf if self.output_gradients else None
-                value = loss(y, model(batch, training=False))
+                value = loss(y, model(batch, training=self.training))
                 inputs = [*(v.value for v in variables), *probes.values()]
                 grads = torch.autograd.grad(value, inputs, allow_unused=True)
         else:  # jax: one pass, a stateless call traced by jax.grad
@@ -191,7 +241,7 @@ class _SignalPass:
             others = [v.value for v in model.non_trainable_variables]
 
             def predict(values):
-                return model.stateless_call(values, others, batch, training=False)[0]
+                return model.stateless_call(values, others, batch, training=self.training)[0]
 
             if self.output_gradients:
                 self.measuring, self.probe = False, _shape_recorder(probes)
@@ -238,6 +288,7 @@ def layer_signals(
     *,
     output_gradients: bool = False,
     keep: int = 0,
+    training: bool = False,
 ) -> list[dict]:
     """The per-layer pass behind :func:`signal_report` and the experiments, on every backend.
 
@@ -253,7 +304,9 @@ def layer_signals(
     loss does not depend on it; JAX traces the model once more for the
     shapes). ``keep`` > 0 keeps that many values of each output as
     ``sample`` and, with ``output_gradients``, of its gradient as
-    ``out grad sample``.
+    ``out grad sample``. ``training`` is the mode the model runs in; the
+    model's state (moving statistics, dropout seeds) is put back afterwards.
+    Rows come in the order the layers are first called.
 
     Example:
 
@@ -271,12 +324,18 @@ def layer_signals(
         loss = model_loss(model, batch, targets)
     if targets is not None:  # a loss may subtract them from the backend's tensors
         targets = keras.tree.map_structure(keras.ops.convert_to_tensor, targets)
-    signal = _SignalPass(model, output_gradients, keep)
-    grad_norms, output_grads = signal.run(batch, targets, loss)
+    signal = _SignalPass(model, output_gradients, keep, training)
+    state = [(v, v.value) for v in model.non_trainable_variables]
+    try:
+        grad_norms, output_grads = signal.run(batch, targets, loss)
+    finally:
+        for variable, value in state:  # a training-mode pass moves BatchNormalization's averages
+            variable.assign(value)
+    layers = {id(layer): layer for layer in leaf_layers(model)}
     rows = []
-    for layer in leaf_layers(model):
-        row = signal.rows.get(id(layer))
-        if row is None:
+    for key in signal.order:
+        layer, row = layers.get(key), signal.rows.get(key)
+        if layer is None or row is None:
             continue
         prefix = f"{layer.path}/" if layer.path else None
         owned = [n for p, n in grad_norms.items() if prefix and p.startswith(prefix)]
@@ -295,33 +354,59 @@ def _norm_or_zero(gradient: Any) -> float:
     return 0.0 if gradient is None else _norm(gradient)
 
 
-def signal_report(model: keras.Model, x: Any, y: Any = None, loss: Any = None) -> SignalReport:
+def signal_report(
+    model: keras.Model,
+    x: Any,
+    y: Any = None,
+    loss: Any = None,
+    *,
+    training: bool = True,
+) -> SignalReport:
     """Per layer at initialization: weights against their target, activations, gradients.
+
+    Measured as the first training step sees the model: with
+    ``training=True`` (the default) normalization layers use the batch's
+    statistics and Dropout drops, as in ``fit``; ``training=False`` measures
+    inference (BatchNormalization then uses its moving statistics, at first
+    mean 0 and variance 1, and passes an unnormalized signal through). The
+    model's state is put back afterwards. ``x`` may be anything ``fit`` takes:
+    arrays, dicts, lists, ``(x, y)`` or ``(x, y, sample_weight)``, the first
+    batches of a ``tf.data.Dataset``, a ``PyDataset`` or a generator.
 
     One forward pass on ``x`` (and, with targets ``y``, one backward pass of
     ``loss``, else the compiled loss, else the loss that fits ``y`` and the
-    output: sparse categorical cross-entropy for integer labels, categorical
-    for one-hot, binary for a sigmoid output, mean squared error for targets
-    of the output's shape, see :mod:`keras_initzoo.models.losses`; the report's
-    ``loss`` and a note say which) gives, for every layer in forward order:
+    output: see :mod:`keras_initzoo.models.losses`; the report's ``loss`` and
+    a note say which) gives, for every layer in the order it is called:
 
+    * ``block``: the residual block and the part of it (branch, branch end,
+      shortcut) that the layer's kernels belong to
+      (:func:`~keras_initzoo.models.residual.residual_structure`);
     * ``weight var`` and ``target var``: the variance of its kernel against
-      ``gain(f)**2 / fan_in``, ``f`` the nonlinearity that feeds it (as
-      :func:`auto_initialize` would choose);
+      ``gain(f)**2 / fan_in``, ``f`` the nonlinearity that feeds it;
     * ``act mean``, ``act std`` and ``act rms`` of its output;
     * ``dead``: the share of ReLU-family units (channels) that are zero for
       every sample; ``saturated``: the share of tanh or sigmoid outputs
       beyond 0.99 of their range;
     * ``grad norm``: the L2 norm of its variables' gradients.
 
-    ``verdict`` is "vanishing" or "exploding" when some layer's RMS has moved
-    by more than ``2**4`` from the first layer's (or, for tanh and sigmoid,
-    when most units saturate), else "healthy"; ``where`` names the first
-    layer past ``2**1`` in that direction.
+    ``report.stream`` has one entry per residual join: the RMS of the skip,
+    the branch and the sum, and the sum's average channel squared mean and
+    variance (Brock et al. 2021's signal-propagation plot, drawn by
+    :meth:`SignalReport.plot`).
 
-    ``x`` or ``y`` holding NaN or inf, or a ``y`` no loss fits, raise a
-    ValueError that says where. ``loss``: any Keras loss identifier or
-    callable ``loss(y_true, y_pred)``, applied to each output.
+    The verdict is judged where each signal should stay level, never against
+    an unrelated first layer (a small embedding is no explosion):
+
+    * along the residual stream: a join whose RMS has moved by more than
+      ``2**4`` from the stream's entry;
+    * in each block: a sum more than ``4`` times its skip's RMS (the branch
+      swamps the stream);
+    * inside each branch, and among the layers outside every branch: a
+      weighted layer whose RMS has moved by more than ``2**4`` from the
+      first weighted layer of its group (or, for tanh and sigmoid, most
+      units saturated).
+
+    ``where`` names the first layer or block past ``2**1`` in that direction.
 
     Example:
 
@@ -329,14 +414,33 @@ def signal_report(model: keras.Model, x: Any, y: Any = None, loss: Any = None) -
     ...     32, activation="relu", kernel_initializer="zoo_small") for _ in range(10)])
     >>> signal_report(model, keras.random.normal((64, 32), seed=0)).verdict
     'vanishing'
+
+    Args:
+        model: a built Keras model.
+        x: the inputs, or ``(x, y)`` / ``(x, y, sample_weight)`` as ``fit`` takes them.
+        y: targets for the gradient norms (or inside ``x``); None for none.
+        loss: any Keras loss identifier or callable ``loss(y_true, y_pred)``.
+        training: the mode the model is measured in (True: as ``fit``'s first step).
+
+    Returns:
+        A :class:`SignalReport`. ``x`` or ``y`` holding NaN or inf, or a ``y``
+        no loss fits, raise a ValueError that says where.
     """
-    fitted = None if y is None else model_loss(model, as_batch(x, "x"), as_batch(y, "y"), loss)
-    rows = layer_signals(model, x, y, loss=fitted)
+    training = check_bool("training", training)
+    data = fit_data(x, "x", model=model)
+    if y is not None and data.y is not None:
+        raise ValueError("`y` was given twice: inside `x` (as `(x, y)`) and as `y`; give it once.")
+    batch = data.x
+    targets = data.y if y is None else fit_data(y, "y").x
+    fitted = None if targets is None else model_loss(model, batch, targets, loss)
+    structure = trace(model, batch, training=training)
+    rows = layer_signals(model, batch, targets, loss=fitted, training=training)
     report = SignalReport(
         title="Signal at initialization, layer by layer",
         columns=(
             "layer",
             "class",
+            "block",
             "weight var",
             "target var",
             "act mean",
@@ -347,21 +451,71 @@ def signal_report(model: keras.Model, x: Any, y: Any = None, loss: Any = None) -
             "grad norm",
         ),
     )
+    roles = structure.block_of()
     for row in rows:
-        report.add(**row)
+        block, role = roles.get(row["layer"], (None, None))
+        report.add(block=f"{block} {role}" if block else None, **row)
+    report.stream = _stream(structure)
     zero_readouts = _zero_readouts(model)
-    report.verdict, report.where = _verdict(report, zero_readouts)
+    report.verdict, report.where = _verdict(report, structure, zero_readouts)
+    mode = "training" if training else "inference"
+    report.notes.append(
+        f"measured in {mode} mode (training={training}): "
+        + ("normalization uses the batch's statistics, Dropout drops" if training
+           else "BatchNormalization uses its moving statistics, Dropout passes all")
+    )  # fmt: skip
+    if structure.joins:
+        report.notes.append(
+            f"{len(structure.joins)} residual joins: the verdict follows the stream, each block "
+            "and each branch (report.stream, kiz.residual_structure)"
+        )
     if zero_readouts:
         report.notes.append(
             f"zero readout by design (kiz.mup.parametrize(zero_readout=True)): "
             f"{', '.join(sorted(zero_readouts))} left out of the verdict"
         )
-    if y is None:
+    if targets is None:
         report.notes.append("no targets given: no gradient norms (pass y for them)")
     else:
         report.loss = fitted.description
         report.notes.append(f"loss: {fitted.description}")
     return report
+
+
+def _channel_stats(tensor: Any) -> tuple[float, float, float]:
+    """RMS, average channel squared mean and average channel variance (channels last)."""
+    values = np.asarray(keras.ops.convert_to_numpy(tensor), dtype="float64")
+    per_channel = values.reshape(-1, values.shape[-1]) if values.ndim >= 2 else values[:, None]
+    means = per_channel.mean(axis=0)
+    return (
+        float(np.sqrt(np.mean(values**2))),
+        float(np.mean(means**2)),
+        float(np.mean(per_channel.var(axis=0))),
+    )
+
+
+def _stream(structure: ResidualTrace) -> list[dict]:
+    """Per join: the skip's, the branch's and the sum's RMS, the sum's channel statistics."""
+    entries = []
+    for join in structure.joins:
+        nodes = structure.nodes
+        skip, branch, out = (nodes[i].tensor for i in (join.skip, join.branch_end, join.node))
+        if out is None or skip is None or branch is None:
+            continue
+        rms, squared_mean, variance = _channel_stats(out)
+        entries.append(
+            {
+                "block": join.block,
+                "depth": join.depth,
+                "identity": join.identity,
+                "skip rms": _channel_stats(skip)[0],
+                "branch rms": _channel_stats(branch)[0],
+                "rms": rms,
+                "channel mean^2": squared_mean,
+                "channel var": variance,
+            }
+        )
+    return entries
 
 
 def _layer_row(layer, output, fed_by: Kind, site) -> dict:
@@ -391,6 +545,7 @@ def _layer_row(layer, output, fed_by: Kind, site) -> dict:
         "act rms": float(np.sqrt(np.mean(values**2))),
         "dead": dead,
         "saturated": saturated,
+        "activation": name or None,
     }
 
 
@@ -404,32 +559,70 @@ def _zero_readouts(model: keras.Model) -> set[str]:
     }
 
 
-def _verdict(report: Report, by_design: set[str] = frozenset()) -> tuple[str, str | None]:
-    """The verdict from each weighted layer's activation RMS; ``by_design`` layers are left out."""
-    rms = [
+def _octaves(value: float, reference: float) -> float:
+    if not math.isfinite(value):
+        return math.inf
+    if value <= 0.0:
+        return -math.inf
+    return math.log2(value / reference)
+
+
+def _drift(values: list[tuple[str, float]]) -> tuple[str, str | None] | None:
+    """A drift verdict for values that should stay level, judged against the first of them."""
+    if not values:
+        return None
+    first_path, first = values[0]
+    if not math.isfinite(first) or first == 0.0:
+        return ("exploding" if not math.isfinite(first) else "vanishing"), first_path
+    octaves = [(path, _octaves(value, first)) for path, value in values]
+    if max(o for _, o in octaves) > DRIFT_OCTAVES:
+        return "exploding", next(p for p, o in octaves if o > 1.0)
+    if min(o for _, o in octaves) < -DRIFT_OCTAVES:
+        return "vanishing", next(p for p, o in octaves if o < -1.0)
+    return None
+
+
+def _verdict(
+    report: SignalReport, structure: ResidualTrace | None = None, by_design: set[str] = frozenset()
+) -> tuple[str, str | None]:
+    """The verdict along the stream, per block, per branch and over the other weighted layers."""
+    saturating = [r["layer"] for r in report if (r["saturated"] or 0.0) > _SATURATING_SHARE]
+    probabilities = {r["layer"] for r in report if r.get("activation") == "softmax"}
+    if saturating:
+        return "exploding", saturating[0]
+    stream = getattr(report, "stream", [])
+    found = []
+    if stream:  # the stream, from its entry (the first join's skip) on
+        levels = [("stream entry", stream[0]["skip rms"])]
+        levels += [(entry["block"], entry["rms"]) for entry in stream]
+        found.append(_drift(levels))
+        for entry in stream:
+            if entry["identity"] and _octaves(entry["rms"], entry["skip rms"]) > BLOCK_OCTAVES:
+                found.append(("exploding", entry["block"]))
+    # Outside the branches, weighted layers follow one another: their drift compounds. Inside
+    # a branch (a few layers, a gate squaring scales) only its end counts, against the stream.
+    plain = [
         (row["layer"], row["act rms"])
         for row in report
-        if row["weight var"] is not None and row["layer"] not in by_design
+        if row["weight var"] is not None
+        and row["layer"] not in by_design
+        and (row.get("block") or "").rsplit(" ", 2)[-1] not in ("branch", "end")
+        and row["layer"] not in probabilities
     ]
-    if not rms:
+    found.append(_drift(plain))
+    found = [f for f in found if f is not None]
+    if not found:
         return "healthy", None
-    first = rms[0][1]
-    if not math.isfinite(first) or first == 0.0:
-        return ("exploding" if not math.isfinite(first) else "vanishing"), rms[0][0]
-    octaves = [
-        (
-            path,
-            math.log2(value / first)
-            if value > 0 and math.isfinite(value)
-            else (math.inf if not math.isfinite(value) else -math.inf),
-        )
-        for path, value in rms
-    ]
-    saturating = [r["layer"] for r in report if (r["saturated"] or 0.0) > _SATURATING_SHARE]
-    lowest, highest = min(o for _, o in octaves), max(o for _, o in octaves)
-    if highest > DRIFT_OCTAVES or saturating:
-        start = next((p for p, o in octaves if o > 1.0), saturating[0] if saturating else None)
-        return "exploding", start
-    if lowest < -DRIFT_OCTAVES:
-        return "vanishing", next(p for p, o in octaves if o < -1.0)
-    return "healthy", None
+    order = {row["layer"]: i for i, row in enumerate(report)}
+    blocks = {entry["block"]: i for i, entry in enumerate(stream)}
+
+    def position(item: tuple[str, str | None]) -> float:
+        where = item[1]
+        if where in order:
+            return order[where]
+        first = [
+            i for i, row in enumerate(report) if (row.get("block") or "").startswith(f"{where} ")
+        ]
+        return first[0] if first else (blocks.get(where, 0) * 1e-3)
+
+    return min(found, key=position)
