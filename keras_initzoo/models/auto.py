@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
+import numpy as np
 
+from keras_initzoo._validation import check_bool, check_choice
 from keras_initzoo.gains import gain
 from keras_initzoo.initializers import Orthogonal, VarianceScaling
-from keras_initzoo.models.data import as_batch, check_built, run, synthetic_batch
+from keras_initzoo.models.data import as_batch, check_built, synthetic_batch
 from keras_initzoo.models.lsuv import scale_to_std
 from keras_initzoo.models.reinitialize import draw_kernel
 from keras_initzoo.models.report import Report
-from keras_initzoo.models.trace import intercept, leaf_layers, tensors_in
+from keras_initzoo.models.residual import trace
+from keras_initzoo.models.trace import leaf_layers, tensors_in
 from keras_initzoo.models.walk import KernelSite, walk
 from keras_initzoo.mup.infshape import refuse_if_parametrized
 
 # Activations whose unit-variance fixed point repels (slope of the variance map
 # at 1: GELU 1.144, SiLU 1.173, Mish 1.076): even the exact gain drifts with
 # depth, so the kernels they feed are calibrated on a batch.
-UNSTABLE = frozenset({"gelu", "silu", "swish", "mish"})
+UNSTABLE = frozenset({"gelu", "gelu_approximate", "silu", "swish", "mish"})
+# The laws auto_initialize can hold the residual stream to (see its docstring).
+STREAM_LAWS = ("flat", "nf")
+FLAT_GROWTH = 1.5  # "flat": the stream's variance ends at most this many times its entry's
+NF_ALPHA = 0.2  # "nf": each branch adds NF_ALPHA**2 of the entry's variance (Brock et al. 2021)
 
 _NORMALIZATION = (
     keras.layers.BatchNormalization,
@@ -32,10 +40,16 @@ Kind = tuple[str, tuple]  # (activation name, its parameters as sorted items)
 
 
 def _kind_of_activation(function: Any) -> Kind | None:
+    """A layer's ``activation=``: a Keras name, or (for KerasHub's ``gelu_approximate``, a
+    lambda) the function itself, whose gain is then integrated from the callable."""
     if function is None or function is keras.activations.linear:
         return None
     name = getattr(function, "__name__", type(function).__name__)
-    return (name, ())
+    try:
+        known = keras.activations.get(name) is function
+    except ValueError:
+        known = False
+    return (name, ()) if known else (name, (("function", function),))
 
 
 def output_kind(layer: keras.layers.Layer, input_kinds: list[Kind]) -> Kind:
@@ -91,36 +105,122 @@ def gain_of(kind: Kind) -> tuple[float, str]:
     name, params = kind
     if name in ("linear", "normalized"):
         return 1.0, "gain 1"
+    params = dict(params)
+    function = params.pop("function", name)
     try:
-        value = gain(name, **dict(params))
+        value = gain(function, **params)
         return value, f"gain({name}) = {value:.4f}"
     except ValueError:
         return 1.0, f"{name} is not elementwise: gain 1"
 
 
-def auto_initialize(model: keras.Model, data: Any = None, *, skip: Any = None) -> Report:
-    """Chooses and draws each kernel's scheme from the nonlinearity that feeds it, in place.
+def _second_moments(skip: Any, branch: Any) -> tuple[float, float, float]:
+    """``E[a**2]``, ``E[b**2]`` and ``E[a b]`` over every entry, in float64."""
+    a = np.asarray(keras.ops.convert_to_numpy(skip), dtype="float64")
+    b = np.asarray(keras.ops.convert_to_numpy(branch), dtype="float64")
+    return float(np.mean(a * a)), float(np.mean(b * b)), float(np.mean(a * b))
+
+
+def branch_scale(
+    alpha: float, beta: float, skip_moments: tuple[float, float, float], target: float
+) -> float:
+    """The scale ``s > 0`` of a branch that brings ``E[(alpha a + s beta b)**2]`` to ``target``.
+
+    With ``q_a = E[a**2]``, ``q_b = E[b**2]`` and ``c = E[a b]``, the sum's
+    second moment is ``alpha**2 q_a + 2 alpha beta c s + beta**2 q_b s**2``: a
+    quadratic in ``s`` whose positive root is returned. A stream already at or
+    above the target gets a branch adding a thousandth of the target instead
+    (a zero branch would stop its gradient), so ``s`` is always positive.
+
+    Example:
+
+    >>> round(branch_scale(1.0, 1.0, (1.0, 4.0, 0.0), 1.25), 6)  # 1 + 4 s**2 = 1.25
+    0.25
+    """
+    q_a, q_b, c = skip_moments
+    if q_b <= 0.0:
+        return 1.0
+    room = max(target - alpha**2 * q_a, 1e-3 * target)
+    a, b = beta**2 * q_b, 2.0 * alpha * beta * c
+    return float((-b + math.sqrt(b * b + 4.0 * a * room)) / (2.0 * a))
+
+
+def scale_layer(layer: keras.layers.Layer, scale: float) -> None:
+    """Multiplies what makes ``layer``'s output: kernels and bias, or a normalization's
+    scale and offset, by ``scale`` (its output scales by ``scale`` exactly)."""
+    names = ("gamma", "beta") if isinstance(layer, _NORMALIZATION) else None
+    for variable in layer.trainable_weights:
+        if names is not None and variable.name not in names:
+            continue
+        variable.assign(variable * scale)
+
+
+def stream_target(law: str, entry: float, index: int, count: int) -> float:
+    """The stream's second moment the law asks for after the ``index``-th of ``count`` joins.
+
+    ``"flat"``: ``entry (1 + (FLAT_GROWTH - 1) index / count)``, so the stream
+    ends at ``FLAT_GROWTH = 1.5`` times its entry whatever the depth (each
+    branch adds ``0.5 / count`` of it, a 1/L share as in SkipInit's and
+    Fixup's analyses); ``"nf"``: ``entry (1 + NF_ALPHA**2 index)``, the
+    linear growth of NF-ResNets' bookkeeping with ``alpha = 0.2``.
+
+    Example:
+
+    >>> stream_target("flat", 2.0, 10, 20), round(stream_target("nf", 1.0, 10, 20), 6)
+    (2.5, 1.4)
+    """
+    if law == "flat":
+        return entry * (1.0 + (FLAT_GROWTH - 1.0) * index / count)
+    return entry * (1.0 + NF_ALPHA**2 * index)
+
+
+def auto_initialize(
+    model: keras.Model,
+    data: Any = None,
+    *,
+    skip: Any = None,
+    stream: str | None = "flat",
+    training: bool = True,
+) -> Report:
+    """Chooses and draws each kernel's scheme from what feeds it, and keeps the stream level.
 
     In one forward pass (on ``data``, or a synthetic batch shaped like the
-    model's input), each layer with kernels, when it is called, learns what
-    produced its input and draws its kernels with the true fans of
-    :func:`~keras_initzoo.models.walk.walk`:
+    model's input, in training mode by default: normalization with the
+    batch's statistics, as the first training step), each layer with
+    kernels, when it is called, learns what produced its input and draws its
+    kernels with the true fans of :func:`~keras_initzoo.models.walk.walk`:
 
     * fed by raw inputs, a linear layer or a normalization layer: variance
-      ``1 / fan_in`` (gain 1);
+      ``1 / fan_in`` (gain 1); embeddings (token, position, segment) alike,
+      variance 1, so they add on one scale;
     * fed by an activation ``f``: variance ``gain(f)**2 / fan_in`` with the
       exact gain :func:`keras_initzoo.gain` (He's 2/fan_in after ReLU,
-      LeCun's 1/fan_in after SELU);
+      LeCun's 1/fan_in after SELU); any elementwise callable counts, so
+      KerasHub's ``gelu_approximate`` gets 1.5336;
     * recurrent kernels: orthogonal, per gate block;
     * fed by GELU, SiLU/swish or Mish, whose unit-variance fixed point is
       unstable: the exact gain, then the kernel is rescaled on the batch until
       its pre-activation has standard deviation 1 (as in :func:`lsuv`).
 
+    Then, at each residual join ``alpha skip + beta branch`` found as the pass
+    reaches it (:func:`~keras_initzoo.models.residual.residual_structure`),
+    the branch's last weighted layer (or the normalization after it) is
+    scaled so that the stream's second moment follows ``stream``:
+
+    * ``"flat"`` (default): grows evenly to 1.5 times the stream's entry over
+      all the joins, whatever the depth (:func:`stream_target`);
+    * ``"nf"``: grows by ``0.2**2`` of the entry per join, as NF-ResNets;
+    * None: branches as the gains leave them (the stream grows with depth).
+
+    The scaling is exact when what follows that layer on the branch is
+    positively homogeneous (linear, ReLU, Dropout, pooling), as in ResNets'
+    and transformers' branches.
+
     What feeds a layer is read from the layer that produced its input: an
     ``activation=`` of its own, an Activation, ReLU, LeakyReLU or ELU layer,
     or, through dropout, pooling, reshaping and merging layers, the layer
     before them. Inputs made by operations outside any layer (an attention
-    product, a residual sum inside a custom block) count as linear.
+    product, a gate ``silu(g) * u`` inside a custom block) count as linear.
 
     Example:
 
@@ -129,17 +229,30 @@ def auto_initialize(model: keras.Model, data: Any = None, *, skip: Any = None) -
     >>> [row["scheme"] for row in auto_initialize(model)]
     ['gain 1', 'gain(relu) = 1.4142']
 
+    Args:
+        model: a built Keras model.
+        data: a batch of inputs (anything ``fit`` takes), or None for a synthetic one.
+        skip: layers to leave as they are, as in :func:`~keras_initzoo.models.walk.walk`.
+        stream: ``"flat"``, ``"nf"`` or None: the law the residual stream follows.
+        training: the mode of the pass (True: as the first training step).
+
     Returns:
-        A :class:`Report`, one row per kernel: what feeds it, the scheme, the
-        target and actual variance, and why.
+        A :class:`Report`, one row per kernel: its residual block and role,
+        what feeds it, the scheme, the target and actual variance, and why.
+        ``report.stream`` has one entry per join: the law's target, the
+        branch scale and the measured second moment of the stream.
     """
     check_built(model)
+    if stream is not None:
+        check_choice("stream", stream, STREAM_LAWS)
+    training = check_bool("training", training)
     batch = synthetic_batch(model) if data is None else as_batch(data)
     found = walk(model, skip=skip)
     refuse_if_parametrized((site.variable for site in found.kernels), "auto_initialize", model)
     by_layer: dict[int, list[KernelSite]] = {}
     for site in found.kernels:
         by_layer.setdefault(id(site.layer), []).append(site)
+    joins = len(trace(model, batch, training=training).joins) if stream else 0
 
     kinds = SignalKinds()
     chosen: dict[str, dict] = {}
@@ -181,12 +294,35 @@ def auto_initialize(model: keras.Model, data: Any = None, *, skip: Any = None) -
         kinds.record(layer, args, kwargs, output)
         return output
 
-    with intercept(leaf_layers(model), handler):
-        run(model, batch, name="data" if data is not None else "the synthetic batch")
+    layers = {layer.path or layer.name: layer for layer in leaf_layers(model)}
+    levels: list[dict] = []
+
+    def on_join(join, skip_tensor, branch) -> float | None:
+        moments = _second_moments(skip_tensor, branch)
+        if not levels:
+            levels.append({"entry": moments[0]})
+        target = stream_target(stream, levels[0]["entry"], len(levels), max(joins, 1))
+        scale = None
+        if join.scalable is not None:
+            scale = branch_scale(join.alpha, join.beta, moments, target)
+            scale_layer(layers[join.scalable], scale)
+        s = 1.0 if scale is None else scale
+        q_a, q_b, c = moments
+        reached = (
+            join.alpha**2 * q_a + 2 * join.alpha * join.beta * s * c + (join.beta * s) ** 2 * q_b
+        )
+        levels.append(
+            {"block": join.block, "depth": join.depth, "target var": target,
+             "branch scale": scale, "scaled": join.scalable, "stream var": reached}
+        )  # fmt: skip
+        return scale
+
+    trace(model, batch, training=training, inner=handler, on_join=on_join if stream else None)
+    roles = trace(model, batch, training=training).block_of() if joins else {}
 
     report = Report(
         title="auto_initialize: each kernel's scheme from the nonlinearity that feeds it",
-        columns=("path", "shape", "fed by", "scheme", "target var", "actual var", "why"),
+        columns=("path", "shape", "block", "fed by", "scheme", "target var", "actual var", "why"),
     )
     for site in found.kernels:
         if site.path not in chosen:  # never called in the forward pass
@@ -199,12 +335,21 @@ def auto_initialize(model: keras.Model, data: Any = None, *, skip: Any = None) -
             }
         entry = chosen[site.path]
         actual = float(keras.ops.convert_to_numpy(keras.ops.var(site.variable)))
+        block, role = roles.get(site.layer.path or site.layer.name, (None, None))
         report.add(
             path=site.path,
             shape=tuple(site.variable.shape),
+            block=f"{block} {role}" if block else None,
             **{"fed by": entry["fed by"], "scheme": entry["scheme"]},
             **{"target var": entry["target"], "actual var": actual},
             why=entry["why"],
+        )
+    report.stream = levels[1:]
+    if report.stream:
+        last = report.stream[-1]
+        report.notes.append(
+            f"residual stream ({stream}): {len(report.stream)} joins, second moment "
+            f"{levels[0]['entry']:.4g} at entry -> {last['stream var']:.4g} after {last['block']}"
         )
     report.notes.extend(f"{path}: {why}" for path, why in found.notes)
     return report

@@ -431,7 +431,7 @@ def signal_report(
     if y is not None and data.y is not None:
         raise ValueError("`y` was given twice: inside `x` (as `(x, y)`) and as `y`; give it once.")
     batch = data.x
-    targets = data.y if y is None else fit_data(y, "y").x
+    targets = data.y if y is None else as_batch(y, "y")
     fitted = None if targets is None else model_loss(model, batch, targets, loss)
     structure = trace(model, batch, training=training)
     rows = layer_signals(model, batch, targets, loss=fitted, training=training)

@@ -14,6 +14,7 @@ ConvNDTranspose       ``(*k, out, in)``         ``(k in, k out)``
 DepthwiseConvND       ``(*k, C, M)``            ``(k, k M)``
 SeparableConvND       depthwise, pointwise      as depthwise, ``(C M, out)``
 Embedding             ``(vocab, dim)``          ``(1, dim)``
+PositionEmbedding     ``(length, dim)``         ``(1, dim)`` (KerasHub's)
 LSTM, GRU, SimpleRNN  ``(in, G units)``         ``(in, units)``: ``G`` gate blocks
   (and ConvLSTM)      ``(units, G units)``      ``(units, units)``
 ====================  ========================  =====================================
@@ -189,6 +190,10 @@ def _rule(layer: keras.layers.Layer, name: str, shape: tuple[int, ...]) -> tuple
         # One-hot input: each output is one row entry, so fan_in = 1.
         fans = compute_fans(shape, input_axes=[], output_axes=[1])
         return "embeddings", fans, 1, "one-hot rows: fan_in = 1"
+    if type(layer).__name__ == "PositionEmbedding" and name == "embeddings":
+        # KerasHub's learned positions: a one-hot position selects a row, as a token does
+        fans = compute_fans(shape, input_axes=[], output_axes=[1])
+        return "embeddings", fans, 1, "one-hot positions: fan_in = 1"
     if isinstance(layer, L.Embedding) and name == "reverse_embeddings":
         return "reverse_embeddings", compute_fans(shape), 1, "(dim, vocab)"
     gates = next((n for cls, n in GATES.items() if isinstance(layer, cls)), None)
