@@ -15,6 +15,7 @@ from keras_initzoo.models.data import as_batch, check_built, synthetic_batch
 from keras_initzoo.models.lsuv import scale_to_std
 from keras_initzoo.models.reinitialize import draw_kernel
 from keras_initzoo.models.report import Report
+from keras_initzoo.models.propagate import propagate
 from keras_initzoo.models.residual import trace
 from keras_initzoo.models.trace import leaf_layers, tensors_in
 from keras_initzoo.models.walk import KernelSite, walk
@@ -240,7 +241,9 @@ def auto_initialize(
         A :class:`Report`, one row per kernel: its residual block and role,
         what feeds it, the scheme, the target and actual variance, and why.
         ``report.stream`` has one entry per join: the law's target, the
-        branch scale and the measured second moment of the stream.
+        branch scale, the stream's second moment, and its variance predicted
+        analytically (:mod:`~keras_initzoo.models.propagate`) beside the
+        measured one; ``report.moments`` has both for every layer call.
     """
     check_built(model)
     if stream is not None:
@@ -318,7 +321,9 @@ def auto_initialize(
         return scale
 
     trace(model, batch, training=training, inner=handler, on_join=on_join if stream else None)
-    roles = trace(model, batch, training=training).block_of() if joins else {}
+    after = trace(model, batch, training=training)
+    roles = after.block_of()
+    moments = {row["node"]: row for row in propagate(model, after, training)}
 
     report = Report(
         title="auto_initialize: each kernel's scheme from the nonlinearity that feeds it",
@@ -345,6 +350,11 @@ def auto_initialize(
             why=entry["why"],
         )
     report.stream = levels[1:]
+    for entry, join in zip(report.stream, after.joins, strict=False):
+        entry["block"] = join.block
+        entry["predicted var"] = moments[join.node]["pred var"]
+        entry["measured var"] = moments[join.node]["var"]
+    report.moments = list(moments.values())
     if report.stream:
         last = report.stream[-1]
         report.notes.append(
