@@ -11,5 +11,6 @@ from keras_initzoo.models.data import synthetic_batch
 from keras_initzoo.models.lsuv import lsuv
 from keras_initzoo.models.reinitialize import draw_kernel, reinitialize, resolve
 from keras_initzoo.models.report import Report
+from keras_initzoo.models.residual import residual_structure
 from keras_initzoo.models.signal import SignalReport, signal_report
 from keras_initzoo.models.walk import KernelSite, LeftAlone, Walk, einsum_axes, walk

@@ -41,7 +41,7 @@ import numpy as np
 
 from keras_initzoo.models.data import as_batch, check_built, synthetic_batch
 from keras_initzoo.models.report import Report
-from keras_initzoo.models.trace import intercept, tensors_in
+from keras_initzoo.models.trace import intercept, state_kept, tensors_in
 from keras_initzoo.models.walk import walk
 
 SAMPLE = 4096  # values of each tensor kept for matching
@@ -220,9 +220,11 @@ class _Probe:
             return output
         replaced = join.alpha * skip + (scale * join.beta) * branch
         self.corrected[id(output)] = replaced
-        self.by_tensor[id(replaced)] = node.index
-        self.keep.append(replaced)
-        node.tensor = replaced
+        # the sum's old values still match sums the block writes with it; the new ones are an
+        # alias of the join that what follows is called on
+        self._own(
+            replaced, self._add("alias", None, self.ancestry([node.index]), (node.index,), (1.0,))
+        )
         return replaced
 
     def _substituted(self, structure: Any) -> Any:
@@ -390,16 +392,11 @@ def trace(
     leaves, composites = _layers(model)
     scalable = weighted | {id(layer) for layer in leaves if _scales_output(layer)}
     probe = _Probe(weighted, scalable, inner, on_join)
-    state = [(v, v.value) for v in model.non_trainable_variables]
-    try:
-        with intercept(leaves, probe.leaf), intercept(composites, probe.composite):
-            output = model(batch, training=training)
-            for tensor in tensors_in(output):
-                if _is_float(tensor):
-                    probe.source(tensor)
-    finally:
-        for variable, value in state:
-            variable.assign(value)
+    with state_kept(model), intercept(leaves, probe.leaf), intercept(composites, probe.composite):
+        output = model(batch, training=training)
+        for tensor in tensors_in(output):
+            if _is_float(tensor):
+                probe.source(tensor)
     return ResidualTrace(probe.nodes, _named(probe.joins), _paths(leaves, weighted))
 
 

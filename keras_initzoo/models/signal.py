@@ -14,7 +14,7 @@ from keras_initzoo.models.data import as_batch, check_built, fit_data
 from keras_initzoo.models.losses import model_loss
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.residual import ResidualTrace, trace
-from keras_initzoo.models.trace import first_tensor, intercept, leaf_layers
+from keras_initzoo.models.trace import first_tensor, intercept, leaf_layers, state_kept
 from keras_initzoo.models.walk import walk
 from keras_initzoo.mup.infshape import infshape_of
 
@@ -325,12 +325,8 @@ def layer_signals(
     if targets is not None:  # a loss may subtract them from the backend's tensors
         targets = keras.tree.map_structure(keras.ops.convert_to_tensor, targets)
     signal = _SignalPass(model, output_gradients, keep, training)
-    state = [(v, v.value) for v in model.non_trainable_variables]
-    try:
+    with state_kept(model):  # a training-mode pass moves BatchNormalization's averages
         grad_norms, output_grads = signal.run(batch, targets, loss)
-    finally:
-        for variable, value in state:  # a training-mode pass moves BatchNormalization's averages
-            variable.assign(value)
     layers = {id(layer): layer for layer in leaf_layers(model)}
     rows = []
     for key in signal.order:

@@ -49,6 +49,22 @@ def intercept(layers: Sequence[keras.layers.Layer], handler: Handler) -> Iterato
                 object.__setattr__(layer, "call", own)
 
 
+@contextlib.contextmanager
+def state_kept(model: keras.layers.Layer) -> Iterator[None]:
+    """Puts ``model``'s non-trainable variables (moving statistics, seed states) back on exit.
+
+    A pass in training mode moves BatchNormalization's averages and dropout's
+    seeds; a tool that only measures must leave them as they were. The values
+    are copied to NumPy: a variable's ``value`` may be the live storage.
+    """
+    saved = [(v, np.array(keras.ops.convert_to_numpy(v))) for v in model.non_trainable_variables]
+    try:
+        yield
+    finally:
+        for variable, value in saved:
+            variable.assign(value)
+
+
 def leaf_layers(model: keras.layers.Layer) -> list[keras.layers.Layer]:
     """Every layer inside ``model`` that holds no sublayers, each once."""
     seen: dict[int, keras.layers.Layer] = {}
