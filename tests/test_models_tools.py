@@ -154,14 +154,15 @@ def test_lsuv_iterates_where_a_bias_makes_the_output_affine_in_the_kernel():
         assert float(np.std(keras.ops.convert_to_numpy(x))) == pytest.approx(1.0, abs=0.1)
 
 
-def test_signal_report_runs_each_layer_once():
-    """One forward pass (and one backward): no layer is called twice. Inferring the
-    loss (no ``loss=``, not compiled) costs one more inference pass, no more."""
+def test_signal_report_runs_each_layer_twice():
+    """One probed forward pass for the residual structure, one forward (and one backward)
+    for the measures: no layer is called more. Inferring the loss (no ``loss=``, not
+    compiled) costs one more inference pass, no more."""
     model, calls = _counted_mlp(10)
     kiz.signal_report(model, _batch(), _batch(1), loss="mse")
-    assert list(calls.values()) == [1] * 10
+    assert list(calls.values()) == [2] * 10
     kiz.signal_report(model, _batch(), _batch(1))
-    assert list(calls.values()) == [3] * 10
+    assert list(calls.values()) == [5] * 10
 
 
 def test_lsuv_takes_arrays_datasets_and_pydatasets():

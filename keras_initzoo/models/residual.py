@@ -158,6 +158,7 @@ class _Probe:
         on_join: Callable[[Join, Any, Any], float | None] | None = None,
     ) -> None:
         self.weighted = weighted  # ids of layers with kernels
+        self.embeddings: set[int] = set()  # ids of layers whose kernels are embeddings
         self.scalable = scalable  # ids of layers whose parameters scale their output
         # inner(layer, call, args, kwargs) -> output runs a leaf layer (a tool's own handler)
         self.inner = inner or (lambda layer, call, args, kwargs: call(*args, **kwargs))
@@ -392,6 +393,7 @@ def trace(
     leaves, composites = _layers(model)
     scalable = weighted | {id(layer) for layer in leaves if _scales_output(layer)}
     probe = _Probe(weighted, scalable, inner, on_join)
+    probe.embeddings = {id(site.layer) for site in sites if site.role == "embeddings"}
     with state_kept(model), intercept(leaves, probe.leaf), intercept(composites, probe.composite):
         output = model(batch, training=training)
         for tensor in tensors_in(output):
@@ -422,11 +424,13 @@ def _classify(probe: _Probe, node: Node, found: int) -> Join | None:
     one, two = probe.ancestry([first]), probe.ancestry([second])
     only_one, only_two = one - two, two - one
 
-    def kernels(indices: set[int]) -> list[Node]:
+    def kernels(indices: set[int]) -> list[Node]:  # embeddings start a stream, not a branch
         return [
             nodes[i]
             for i in sorted(indices)
-            if nodes[i].kind == "layer" and id(nodes[i].layer) in probe.weighted
+            if nodes[i].kind == "layer"
+            and id(nodes[i].layer) in probe.weighted
+            and id(nodes[i].layer) not in probe.embeddings
         ]
 
     k_one, k_two = kernels(only_one), kernels(only_two)
