@@ -12,9 +12,9 @@ Importing the package registers every initializer with Keras, so the
 backend-specific code.
 """
 
-from keras_initzoo import models, mup
+from keras_initzoo import layers, models, mup, optimizers
 from keras_initzoo.fans import compute_fans, conv_transpose_axes, depthwise_axes
-from keras_initzoo.gains import calculate_gain, gain, leaky_relu_gain
+from keras_initzoo.gains import calculate_gain, gain, leaky_relu_gain, nf_gamma
 from keras_initzoo.initializers import (
     Constant,
     DeltaOrthogonal,
@@ -50,6 +50,7 @@ from keras_initzoo.models import (
     auto_initialize,
     lsuv,
     reinitialize,
+    residual_structure,
     signal_report,
 )
 from keras_initzoo.registry import get, list_initializers, register

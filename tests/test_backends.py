@@ -38,6 +38,9 @@ BACKEND_SUITE = [
     "tests/test_saving.py",
     "tests/test_models_walk.py",
     "tests/test_models_tools.py",
+    "tests/test_models_recipes.py",
+    "tests/test_models_residual.py",
+    "tests/test_models_data.py",
     "tests/test_models_losses.py",
     "tests/test_registry.py",
     "tests/test_gains.py",
@@ -47,6 +50,10 @@ BACKEND_SUITE = [
     "tests/test_keras_internals.py",
     "tests/test_torch_defaults.py",
     "tests/test_mup.py",
+    # the residual-stream layers, nf_gamma and adaptive gradient clipping
+    "tests/test_nf_gamma.py",
+    "tests/layers",
+    "tests/test_agc.py",
     # the experiments' contracts and the quick lessons (01-03; 04 and 05 are slow)
     "tests/test_experiments.py",
     "tests/test_examples.py",
@@ -54,6 +61,8 @@ BACKEND_SUITE = [
     "keras_initzoo/initializers",
     "keras_initzoo/models",
     "keras_initzoo/mup",
+    "keras_initzoo/layers",
+    "keras_initzoo/optimizers.py",
     "keras_initzoo/fans.py",
     "keras_initzoo/gains.py",
     "keras_initzoo/registry.py",
@@ -123,6 +132,28 @@ def test_backend_suite_passes(backend):
     assert counts.get("passed", 0) >= MIN_PASSED, f"too few tests passed: {counts}\n{tail}"
     assert not counts.get("failed") and not counts.get("errors"), tail
     print(f"{backend}: {counts} in {seconds:.0f} s")
+
+
+# Slow files that must hold on every backend too: the residual stream on real models.
+SLOW_SUITE = ["tests/test_models_residual_real.py"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_slow_residual_suite_passes(backend):
+    require_backend(backend)
+    env = backend_env(backend)
+    if backend == "jax":
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {XLA_FLAGS}".strip()
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SLOW_SUITE]
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
+    tail = (done.stdout + done.stderr)[-6000:]
+    assert done.returncode == 0, f"slow suite under KERAS_BACKEND={backend} failed:\n{tail}"
+    assert f"keras backend: {backend}" in done.stdout, f"not run on {backend}:\n{tail}"
+    counts = summary_counts(done.stdout)
+    assert counts.get("passed", 0) >= 4 and not counts.get("failed"), f"{counts}\n{tail}"
 
 
 NO_TENSORFLOW = """

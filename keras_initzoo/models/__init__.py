@@ -8,8 +8,10 @@ them in place and :func:`signal_report` measures the signal; each returns a
 
 from keras_initzoo.models.auto import auto_initialize
 from keras_initzoo.models.data import synthetic_batch
+from keras_initzoo.models.draw import draw_kernel, resolve
 from keras_initzoo.models.lsuv import lsuv
-from keras_initzoo.models.reinitialize import draw_kernel, reinitialize, resolve
+from keras_initzoo.models.recipes import RECIPES, Recipe, apply_recipe, recipes_table
+from keras_initzoo.models.reinitialize import reinitialize
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.residual import residual_structure
 from keras_initzoo.models.signal import SignalReport, signal_report

@@ -12,10 +12,10 @@ from keras_initzoo._validation import check_bool, check_choice
 from keras_initzoo.gains import gain
 from keras_initzoo.initializers import Orthogonal, VarianceScaling
 from keras_initzoo.models.data import as_batch, check_built, synthetic_batch
+from keras_initzoo.models.draw import draw_kernel
 from keras_initzoo.models.lsuv import scale_to_std
-from keras_initzoo.models.reinitialize import draw_kernel
-from keras_initzoo.models.report import Report
 from keras_initzoo.models.propagate import propagate
+from keras_initzoo.models.report import Report
 from keras_initzoo.models.residual import trace
 from keras_initzoo.models.trace import leaf_layers, tensors_in
 from keras_initzoo.models.walk import KernelSite, walk

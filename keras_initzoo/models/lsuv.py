@@ -11,7 +11,7 @@ import keras
 
 from keras_initzoo._validation import check_int, check_positive
 from keras_initzoo.models.data import ModelError, as_batch, check_built, run
-from keras_initzoo.models.reinitialize import draw_kernel
+from keras_initzoo.models.draw import draw_kernel
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.trace import first_tensor, intercept, moments
 from keras_initzoo.models.walk import KernelSite, walk

@@ -2,88 +2,22 @@
 
 from __future__ import annotations
 
-import copy
-import math
-import numbers
 from typing import Any
 
 import keras
-import numpy as np
 
 from keras_initzoo._validation import check_biases
-from keras_initzoo.initializers.base import ZooInitializer, _make_seed_generator
-from keras_initzoo.initializers.orthogonal import Orthogonal
-from keras_initzoo.initializers.variance_scaling import TorchDefault, VarianceScaling
+from keras_initzoo.initializers.variance_scaling import TorchDefault
 from keras_initzoo.models import torch_defaults
+from keras_initzoo.models.draw import draw_kernel, resolve
+from keras_initzoo.models.recipes import apply_recipe
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.walk import KernelSite, Skip, walk
 from keras_initzoo.mup.infshape import refuse_if_parametrized
-from keras_initzoo.registry import get
 
 COLUMNS = ("path", "layer", "shape", "fan_in", "fan_out", "target var", "actual var", "note")
 # With torch's rules: the bound each draw stays within, and PyTorch's fans.
 TORCH_COLUMNS = (*COLUMNS[:-1], "bound", "note")
-
-
-def resolve(initializer: Any) -> keras.initializers.Initializer:
-    """The initializer to draw from: ``get(initializer)``, Keras' own mapped to the zoo's.
-
-    Keras' ``VarianceScaling`` family (``HeNormal``, ``GlorotUniform``, ...)
-    becomes :class:`VarianceScaling` with the same scale, mode and
-    distribution, and Keras' ``Orthogonal`` the zoo's, so both can draw with
-    the true fans or per block. Any other Keras initializer seeded with an
-    integer would return the same tensor on every call, so a copy draws from
-    the next stream of that seed instead (as the zoo's do): no two kernels
-    come out equal, and the same seed reproduces them.
-    """
-    init = get(initializer)
-    if init is None:
-        raise ValueError("`initializer` must name an initializer; received initializer=None.")
-    if isinstance(init, ZooInitializer):
-        return init
-    seed = getattr(init, "seed", None)
-    if isinstance(init, keras.initializers.VarianceScaling):
-        return VarianceScaling(init.scale, init.mode, init.distribution, seed=seed)
-    if isinstance(init, keras.initializers.Orthogonal):
-        return Orthogonal(gain=init.gain, seed=seed)
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        init = copy.copy(init)
-        init.seed = _make_seed_generator(int(seed) % 2**32)
-    return init
-
-
-def draw_kernel(site: KernelSite, initializer: Any) -> tuple[float | None, float]:
-    """Re-draws one kernel in place; returns ``(target variance, actual variance)``.
-
-    A :class:`VarianceScaling` draws with ``site``'s fans; any other
-    initializer draws on the kernel's shape, one block at a time when
-    ``site.blocks > 1`` (an orthogonal or identity matrix per gate or group,
-    not one across them). The target is ``scale / fan`` for the former,
-    ``gain**2 / max(rows, cols)`` for :class:`Orthogonal` (every singular
-    value ``gain``), ``initializer.variance(block_shape)`` where it has that
-    method, and None otherwise. Pass an instance made once by :func:`resolve`
-    to draw many kernels from one stream.
-    """
-    init = resolve(initializer)
-    dtype = site.variable.dtype
-    block = site.block_shape
-    if isinstance(init, VarianceScaling):
-        values = init.draw_for_fans(site.shape, dtype, site.fan_in, site.fan_out)
-        target = init.variance_for_fans(site.fan_in, site.fan_out)
-    else:
-        draws = [init(block, dtype=dtype) for _ in range(site.blocks)]
-        values = draws[0] if site.blocks == 1 else keras.ops.concatenate(draws, axis=-1)
-        if isinstance(init, Orthogonal):
-            cols = block[init.column_axis]
-            rows = math.prod(block) // cols if cols else 0
-            # gain^2 min(rows, cols) spread over rows * cols entries
-            target = init.gain**2 / max(rows, cols, 1)
-        else:
-            variance = getattr(init, "variance", None)
-            target = variance(block) if callable(variance) else None
-    site.variable.assign(values)
-    actual = np.var(keras.ops.convert_to_numpy(site.variable.value).astype("float64"))
-    return target, float(actual)
 
 
 def _seed_generator(init: keras.initializers.Initializer) -> keras.random.SeedGenerator:
@@ -125,10 +59,13 @@ def _torch_row(parameter: torch_defaults.TorchParameter, actual: float) -> dict[
 
 def reinitialize(
     model: keras.layers.Layer,
-    initializer: Any = "zoo_he",
+    initializer: Any = None,
     *,
+    recipe: str | None = None,
     skip: Skip = None,
     biases: bool | str = False,
+    data: Any = None,
+    seed: int | None = None,
 ) -> Report:
     """Re-draws every kernel of a built ``model`` in place, each with its true fans.
 
@@ -176,12 +113,21 @@ def reinitialize(
     Args:
         model: a built ``keras.Model`` or layer.
         initializer: anything :func:`keras_initzoo.get` accepts: an alias, a
-            class name, a config dict or an instance (Keras' own too).
+            class name, a config dict or an instance (Keras' own too); None
+            means ``"zoo_he"``.
+        recipe: instead of ``initializer``, a deep-residual recipe by name
+            (``"fixup"``, ``"skipinit"``/``"rezero"``, ``"gpt2"``,
+            ``"megatron"``, ``"olmo_mitchell"``, ``"t_fixup"``, ``"deepnorm"``,
+            ``"nf"``), applied through the residual structure the model's
+            forward pass shows (:mod:`keras_initzoo.models.recipes`).
         skip: layers to leave as they are, as in
             :func:`~keras_initzoo.models.walk.walk`.
         biases: ``False`` leaves the biases as they are, ``True`` sets every
             bias to zero, ``"torch"`` draws them (and normalization
             parameters) as ``torch.nn`` does.
+        data: with ``recipe``, the batch the structure is found on (default:
+            a synthetic batch shaped like the model's input).
+        seed: with ``recipe``, an integer seed for its draws.
 
     Returns:
         A :class:`Report` with one row per kernel (path, layer class, shape,
@@ -189,6 +135,24 @@ def reinitialize(
         ``biases="torch"`` one per bias and normalization parameter too, and
         a note per layer whose variables were left alone, and why.
     """
+    if recipe is not None:
+        if initializer is not None:
+            raise ValueError(
+                "`initializer` and `recipe` are exclusive: a recipe draws every kernel by its "
+                f"paper's rule; received initializer={initializer!r} and recipe={recipe!r}."
+            )
+        if skip is not None or biases is not False:
+            raise ValueError(
+                "`skip` and `biases` do not apply with `recipe` (a recipe sets the biases it "
+                f"names); received skip={skip!r}, biases={biases!r}."
+            )
+        return apply_recipe(model, recipe, data, seed=seed)
+    if data is not None or seed is not None:
+        raise ValueError(
+            "`data` and `seed` go with `recipe=`; give the initializer its own seed "
+            f"(kiz.HeNormal(seed=1)); received data={type(data).__name__}, seed={seed!r}."
+        )
+    initializer = "zoo_he" if initializer is None else initializer
     biases = check_biases(biases)
     init = resolve(initializer)
     found = walk(model, skip=skip)

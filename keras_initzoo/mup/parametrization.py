@@ -12,7 +12,7 @@ import keras
 from keras_initzoo.initializers.base import _make_seed_generator
 from keras_initzoo.initializers.variance_scaling import VarianceScaling
 from keras_initzoo.models.data import check_built
-from keras_initzoo.models.reinitialize import draw_kernel, resolve
+from keras_initzoo.models.draw import draw_kernel, resolve
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.walk import KernelSite, walk
 from keras_initzoo.mup.infshape import ATTRIBUTE, InfShape, infshape_of
