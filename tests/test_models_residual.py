@@ -216,3 +216,32 @@ def test_batch_normalization_is_measured_with_batch_statistics_and_state_is_kept
     assert trained.verdict == "healthy"
     # control: in inference mode BatchNormalization passes the 3x-std branches through
     assert kiz.signal_report(model, data, training=False).verdict == "exploding"
+
+
+class SwiGLU(keras.layers.Layer):
+    """Llama's MLP: the activation applied by an op in ``call``, not by a layer."""
+
+    def __init__(self, width: int, hidden: int, activation: str | None = "silu", **kwargs):
+        super().__init__(**kwargs)
+        self.function = keras.activations.get(activation) if activation else None
+        self.gate = keras.layers.Dense(hidden, name="gate")
+        self.up = keras.layers.Dense(hidden, name="up")
+        self.down = keras.layers.Dense(width, name="down")
+
+    def call(self, x):
+        gate = self.gate(x)
+        gate = self.function(gate) if self.function else gate
+        return x + self.down(keras.ops.multiply(self.up(x), gate))
+
+
+@pytest.mark.parametrize("activation", ["silu", None])
+def test_a_gate_activated_inside_call_gives_the_next_kernel_its_gain(activation):
+    inputs = keras.Input((32,))
+    outputs = SwiGLU(32, 64, activation, name="mlp")(inputs)
+    model = keras.Model(inputs, outputs)
+    report = {row["path"]: row for row in kiz.auto_initialize(model, _batch(256, 32))}
+    down = report["mlp/down/kernel"]
+    # control: u * g with no activation is a plain product, fed by linear
+    assert down["fed by"] == (activation or "linear")
+    gates = [n for n in trace(model, _batch(8, 32)).nodes if n.kind == "gate"]
+    assert [n.activation for n in gates] == [activation]

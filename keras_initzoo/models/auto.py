@@ -95,6 +95,10 @@ class SignalKinds:
         kinds = self.inputs(args, kwargs)
         return kinds[0] if len(set(kinds)) == 1 else _LINEAR
 
+    def mark(self, tensor: Any, kind: Kind) -> None:
+        """Says what made a tensor no layer made (a gate ``u * silu(g)`` in a block's call)."""
+        self._kinds[id(tensor)] = kind
+
     def record(self, layer: keras.layers.Layer, args: tuple, kwargs: dict, output: Any) -> None:
         kind = output_kind(layer, self.inputs(args, kwargs))
         for tensor in tensors_in(output):
@@ -220,8 +224,10 @@ def auto_initialize(
     What feeds a layer is read from the layer that produced its input: an
     ``activation=`` of its own, an Activation, ReLU, LeakyReLU or ELU layer,
     or, through dropout, pooling, reshaping and merging layers, the layer
-    before them. Inputs made by operations outside any layer (an attention
-    product, a gate ``silu(g) * u`` inside a custom block) count as linear.
+    before them; a gate ``u * f(g)`` written in a block's ``call`` (Llama's
+    SwiGLU) as ``f``, whose gain it has for unit ``u`` and ``g``. Other inputs
+    made by operations outside any layer (an attention product) count as
+    linear.
 
     Example:
 
@@ -309,6 +315,9 @@ def auto_initialize(
         if join.scalable is not None:
             scale = branch_scale(join.alpha, join.beta, moments, target)
             scale_layer(layers[join.scalable], scale)
+            for site in by_layer.get(id(layers[join.scalable]), []):
+                if site.path in chosen:
+                    chosen[site.path]["why"] += f"; x{scale:.3g} for the stream ({stream})"
         s = 1.0 if scale is None else scale
         q_a, q_b, c = moments
         reached = (
@@ -320,7 +329,19 @@ def auto_initialize(
         )  # fmt: skip
         return scale
 
-    trace(model, batch, training=training, inner=handler, on_join=on_join if stream else None)
+    def on_node(node, tensor) -> None:
+        if node.kind == "gate" and node.activation is not None:
+            # E[(u f(g))**2] = E[f(g)**2] for unit u and g: the gain of f, as after f alone
+            kinds.mark(tensor, (node.activation, ()))
+
+    trace(
+        model,
+        batch,
+        training=training,
+        inner=handler,
+        on_join=on_join if stream else None,
+        on_node=on_node,
+    )
     after = trace(model, batch, training=training)
     roles = after.block_of()
     moments = {row["node"]: row for row in propagate(model, after, training)}

@@ -7,7 +7,8 @@ having been made by one (``x + f(x)`` written in a block's ``call``, as in
 KerasHub's transformer layers, Llama and Gemma decoders) is matched against
 the tensors already seen: it is a *join* when it equals ``alpha a + beta b`` for
 two of them (least squares on a sample of their values, to float rounding), a
-*gate* when it equals ``a * b``, and an *alias* when it equals ``c a`` (a cast,
+*gate* when it equals ``a * b`` or ``a * f(b)`` for a common activation ``f``
+(SwiGLU, GeGLU), and an *alias* when it equals ``c a`` (a cast,
 a reshape, a scaled embedding). An ``Add`` layer is a join by construction.
 
 Why a probe and not a traced graph or an op hook: it runs the same way on
@@ -46,6 +47,10 @@ from keras_initzoo.models.walk import walk
 
 SAMPLE = 4096  # values of each tensor kept for matching
 RECENT = 24  # how many of the latest same-sized tensors may end a branch
+# A gate's activation applied by an op inside a block's call (Llama's silu(gate) * up):
+# tried on the latest GATED_PAIRS same-shaped tensors, as Keras names them.
+GATE_ACTIVATIONS = ("silu", "gelu", "gelu_approximate", "relu", "sigmoid", "tanh")
+GATED_PAIRS = 3
 _TOLERANCE = {"float16": 2e-2, "bfloat16": 2e-2, "float32": 1e-4, "float64": 1e-9}
 
 
@@ -60,6 +65,7 @@ class Node:
     ancestors: frozenset[int]
     inputs: tuple[int, ...] = ()  # node indices of the tensors it was made from
     coefficients: tuple[float, ...] = ()  # a join's (alpha, beta), an alias' (c,)
+    activation: str | None = None  # a gate u * f(g): the name of f (None for u * g)
     tensor: Any = field(default=None, repr=False)  # its (main) output
 
     @property
@@ -136,6 +142,16 @@ def _is_float(tensor: Any) -> bool:
     return keras.ops.is_tensor(tensor) and keras.backend.is_float_dtype(tensor.dtype)
 
 
+def _activated(name: str, values: np.ndarray) -> np.ndarray:
+    """``f(values)`` for a name of :data:`GATE_ACTIVATIONS`, in float32 as a model runs it."""
+    if name == "gelu_approximate":
+        function = lambda x: keras.activations.gelu(x, approximate=True)  # noqa: E731
+    else:
+        function = keras.activations.get(name)
+    result = function(keras.ops.convert_to_tensor(values.astype("float32")))
+    return np.asarray(keras.ops.convert_to_numpy(result), dtype="float64")
+
+
 def _fit(target: np.ndarray, columns: list[np.ndarray], tol: float) -> tuple[float, ...] | None:
     """Least-squares coefficients of ``target`` on ``columns`` when they fit to ``tol``."""
     matrix = np.stack(columns, axis=1)
@@ -164,6 +180,7 @@ class _Probe:
         self.inner = inner or (lambda layer, call, args, kwargs: call(*args, **kwargs))
         # on_join(join, skip, branch) -> a scale for the branch (or None) as each join is found
         self.on_join = on_join
+        self.on_node: Callable[[Node, Any], None] | None = None  # each other matched tensor
         self.joins: list[Join] = []
         self.corrected: dict[int, Any] = {}  # id(tensor) -> what replaces it from now on
         self.nodes: list[Node] = []
@@ -203,6 +220,8 @@ class _Probe:
         self._own(tensor, node)
         if node.kind == "join":
             self._joined(node, tensor)
+        elif self.on_node is not None:
+            self.on_node(node, tensor)
         return node.index
 
     def _joined(self, node: Node, output: Any) -> Any:
@@ -283,6 +302,17 @@ class _Probe:
                 error = np.linalg.norm(product - target)
                 if np.linalg.norm(target) > 0 and error <= tol * np.linalg.norm(target):
                     return self._add("gate", None, self.ancestry([a, b]), (a, b))
+        # a gate u * f(g) with the activation applied outside any layer (SwiGLU, GeGLU)
+        last = recent[-GATED_PAIRS:]
+        for g in reversed(last):
+            for u in reversed([i for i in last if i != g]):
+                for name in GATE_ACTIVATIONS:
+                    gated = self.samples[u][:n] * _activated(name, self.samples[g][:n])
+                    error = np.linalg.norm(gated - target)
+                    if error <= tol * np.linalg.norm(target):
+                        node = self._add("gate", None, self.ancestry([u, g]), (u, g))
+                        node.activation = name
+                        return node
         # made by some other op inside the current scope: it may depend on anything seen there
         _, start, inputs = self.scopes[-1]
         inside = range(start, len(self.nodes)) if self.scopes[-1][0] else range(0)
@@ -363,6 +393,7 @@ def trace(
     training: bool = True,
     inner: Callable | None = None,
     on_join: Callable[[Join, Any, Any], float | None] | None = None,
+    on_node: Callable[[Node, Any], None] | None = None,
 ) -> ResidualTrace:
     """One probed forward pass of ``model``; the nodes in call order and the residual joins.
 
@@ -382,6 +413,9 @@ def trace(
             each join is found with its skip and branch tensors: a scale makes
             the pass go on with ``alpha skip + scale beta branch`` (the tool
             rescales the branch's parameters to match).
+        on_node: ``on_node(node, tensor)``, called for every other tensor the
+            probe matches (a gate, an alias, an op), before the layer it
+            reaches runs.
 
     Returns:
         A :class:`ResidualTrace`.
@@ -394,6 +428,7 @@ def trace(
     scalable = weighted | {id(layer) for layer in leaves if _scales_output(layer)}
     probe = _Probe(weighted, scalable, inner, on_join)
     probe.embeddings = {id(site.layer) for site in sites if site.role == "embeddings"}
+    probe.on_node = on_node
     with state_kept(model), intercept(leaves, probe.leaf), intercept(composites, probe.composite):
         output = model(batch, training=training)
         for tensor in tensors_in(output):

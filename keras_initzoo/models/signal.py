@@ -12,6 +12,7 @@ from keras_initzoo._validation import check_bool
 from keras_initzoo.models.auto import Kind, SignalKinds, gain_of
 from keras_initzoo.models.data import as_batch, check_built, fit_data
 from keras_initzoo.models.losses import model_loss
+from keras_initzoo.models.propagate import propagate
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.residual import ResidualTrace, trace
 from keras_initzoo.models.trace import first_tensor, intercept, leaf_layers, state_kept
@@ -43,8 +44,8 @@ class SignalReport(Report):
 
         With residual joins, the first panel is Brock et al.'s (2021)
         signal-propagation plot: per block, the stream's average channel
-        squared mean and average channel variance (with a ``predicted`` variance
-        where :func:`~keras_initzoo.auto_initialize` left one). Then activation
+        squared mean and average channel variance, and the variance over all
+        entries, measured and predicted through the graph. Then activation
         RMS and, with targets, gradient norm by layer, in call order.
         """
         try:
@@ -80,15 +81,15 @@ class SignalReport(Report):
                     markersize=3,
                     label="average channel squared mean",
                 )
-                predicted = [e.get("predicted var") for e in stream]
-                if any(p is not None for p in predicted):
-                    axis.semilogy(
-                        blocks,
-                        [_or_nan(p) for p in predicted],
-                        linestyle="--",
-                        color="black",
-                        label="predicted variance",
-                    )
+                if all("predicted var" in e for e in stream):
+                    for key, style in (("var", "-"), ("predicted var", "--")):
+                        axis.semilogy(
+                            blocks,
+                            [_or_nan(e[key]) for e in stream],
+                            linestyle=style,
+                            color="black" if style == "--" else "gray",
+                            label=f"{key.replace('var', 'variance')} (all entries)",
+                        )
                 axis.set_xlabel("residual block (stream order)")
                 axis.set_ylabel("residual stream")
                 axis.legend(fontsize=8)
@@ -386,9 +387,10 @@ def signal_report(
     * ``grad norm``: the L2 norm of its variables' gradients.
 
     ``report.stream`` has one entry per residual join: the RMS of the skip,
-    the branch and the sum, and the sum's average channel squared mean and
+    the branch and the sum, the sum's average channel squared mean and
     variance (Brock et al. 2021's signal-propagation plot, drawn by
-    :meth:`SignalReport.plot`).
+    :meth:`SignalReport.plot`), and its variance predicted analytically
+    through the graph (:mod:`~keras_initzoo.models.propagate`).
 
     The verdict is judged where each signal should stay level, never against
     an unrelated first layer (a small embedding is no explosion):
@@ -452,6 +454,10 @@ def signal_report(
         block, role = roles.get(row["layer"], (None, None))
         report.add(block=f"{block} {role}" if block else None, **row)
     report.stream = _stream(structure)
+    predicted = {row["node"]: row for row in propagate(model, structure, training)}
+    for entry, join in zip(report.stream, structure.joins, strict=True):
+        entry["predicted var"] = predicted[join.node]["pred var"]
+        entry["var"] = predicted[join.node]["var"]
     zero_readouts = _zero_readouts(model)
     report.verdict, report.where = _verdict(report, structure, zero_readouts)
     mode = "training" if training else "inference"
@@ -496,8 +502,6 @@ def _stream(structure: ResidualTrace) -> list[dict]:
     for join in structure.joins:
         nodes = structure.nodes
         skip, branch, out = (nodes[i].tensor for i in (join.skip, join.branch_end, join.node))
-        if out is None or skip is None or branch is None:
-            continue
         rms, squared_mean, variance = _channel_stats(out)
         entries.append(
             {
