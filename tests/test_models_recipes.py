@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -89,6 +90,14 @@ def test_recipes_table_lists_every_recipe():
     assert "`no_such_recipe`" not in table
     expected = {"fixup", "skipinit", "rezero", "gpt2", "megatron", "olmo_mitchell"}
     assert expected | {"t_fixup", "deepnorm", "nf"} == set(RECIPES)
+
+
+def test_the_readme_table_is_the_generated_one():
+    """The README's recipe table is ``recipes_table()``, between its markers (control: a
+    recipe record edited without the README fails here)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("<!-- recipes:start -->\n", 1)[1].split("\n<!-- recipes:end -->", 1)[0]
+    assert block == recipes_table()
 
 
 def test_bad_arguments_are_refused_with_the_allowed_values():
