@@ -149,8 +149,47 @@ _LAYER_NOTES = """
 """
 
 
+class _StandardizedGain:
+    """What ``WSDense`` and ``WSConv2D`` share: ``gamma``/``eps``, the per-unit ``gain``
+    variable and its saving (Keras' Dense and convolutions save only kernel and bias, by
+    position, so the gain goes beside them)."""
+
+    def __init__(self, *args: Any, gamma: float = 1.0, eps: float = EPS, **kwargs: Any) -> None:
+        gamma, eps = _check_gamma_eps(gamma, eps)
+        super().__init__(*args, **kwargs)
+        self.gamma, self.eps = gamma, eps
+
+    def _units(self) -> int:
+        return self.units if hasattr(self, "units") else self.filters
+
+    def build(self, input_shape: tuple) -> None:
+        super().build(input_shape)
+        self.gain = self.add_weight(
+            name="gain",
+            shape=(self._units(),),
+            initializer=keras.initializers.Constant(self.gamma),
+            trainable=True,
+        )
+
+    def quantize(self, mode: Any = None, **kwargs: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not support quantization.")
+
+    def save_own_variables(self, store: Any) -> None:
+        super().save_own_variables(store)
+        if self.built:
+            store["gain"] = self.gain
+
+    def load_own_variables(self, store: Any) -> None:
+        super().load_own_variables(store)
+        if self.built:
+            self.gain.assign(store["gain"])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "gamma": self.gamma, "eps": self.eps}
+
+
 @keras.saving.register_keras_serializable(package="keras_initzoo")
-class WSDense(keras.layers.Dense):
+class WSDense(_StandardizedGain, keras.layers.Dense):
     __doc__ = (
         "``keras.layers.Dense`` with scaled weight standardization and a learnable gain.\n"
         + _LAYER_NOTES.format(axes="the input axis (kernel axis 0)")
@@ -178,20 +217,6 @@ class WSDense(keras.layers.Dense):
 """
     )
 
-    def __init__(self, *args: Any, gamma: float = 1.0, eps: float = EPS, **kwargs: Any) -> None:
-        gamma, eps = _check_gamma_eps(gamma, eps)
-        super().__init__(*args, **kwargs)
-        self.gamma, self.eps = gamma, eps
-
-    def build(self, input_shape: tuple) -> None:
-        super().build(input_shape)
-        self.gain = self.add_weight(
-            name="gain",
-            shape=(self.units,),
-            initializer=keras.initializers.Constant(self.gamma),
-            trainable=True,
-        )
-
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         kernel = standardize_kernel(self.kernel, (0,), gain=self.gain, eps=self.eps)
         x = ops.matmul(inputs, kernel)
@@ -201,26 +226,9 @@ class WSDense(keras.layers.Dense):
             x = self.activation(x)
         return x
 
-    def quantize(self, mode: Any = None, **kwargs: Any) -> None:
-        raise NotImplementedError(f"{type(self).__name__} does not support quantization.")
-
-    # Keras' Dense saves only the kernel and bias, by position: the gain goes beside them.
-    def save_own_variables(self, store: Any) -> None:
-        super().save_own_variables(store)
-        if self.built:
-            store["gain"] = self.gain
-
-    def load_own_variables(self, store: Any) -> None:
-        super().load_own_variables(store)
-        if self.built:
-            self.gain.assign(store["gain"])
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "gamma": self.gamma, "eps": self.eps}
-
 
 @keras.saving.register_keras_serializable(package="keras_initzoo")
-class WSConv2D(keras.layers.Conv2D):
+class WSConv2D(_StandardizedGain, keras.layers.Conv2D):
     __doc__ = (
         "``keras.layers.Conv2D`` with scaled weight standardization and a learnable gain.\n"
         + _LAYER_NOTES.format(
@@ -255,34 +263,6 @@ class WSConv2D(keras.layers.Conv2D):
 """
     )
 
-    def __init__(self, *args: Any, gamma: float = 1.0, eps: float = EPS, **kwargs: Any) -> None:
-        gamma, eps = _check_gamma_eps(gamma, eps)
-        super().__init__(*args, **kwargs)
-        self.gamma, self.eps = gamma, eps
-
-    def build(self, input_shape: tuple) -> None:
-        super().build(input_shape)
-        self.gain = self.add_weight(
-            name="gain",
-            shape=(self.filters,),
-            initializer=keras.initializers.Constant(self.gamma),
-            trainable=True,
-        )
-
     def convolution_op(self, inputs: Any, kernel: Any) -> Any:
         kernel = standardize_kernel(kernel, (0, 1, 2), gain=self.gain, eps=self.eps)
         return super().convolution_op(inputs, kernel)
-
-    # Keras' convolutions save only the kernel and bias, by position: the gain goes beside them.
-    def save_own_variables(self, store: Any) -> None:
-        super().save_own_variables(store)
-        if self.built:
-            store["gain"] = self.gain
-
-    def load_own_variables(self, store: Any) -> None:
-        super().load_own_variables(store)
-        if self.built:
-            self.gain.assign(store["gain"])
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "gamma": self.gamma, "eps": self.eps}

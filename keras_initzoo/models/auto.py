@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -18,7 +19,7 @@ from keras_initzoo.models.propagate import propagate
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.residual import trace
 from keras_initzoo.models.trace import leaf_layers, tensors_in
-from keras_initzoo.models.walk import KernelSite, walk
+from keras_initzoo.models.walk import NORMALIZATION, KernelSite, walk
 from keras_initzoo.mup.infshape import refuse_if_parametrized
 
 # Activations whose unit-variance fixed point repels (slope of the variance map
@@ -30,12 +31,6 @@ STREAM_LAWS = ("flat", "nf")
 FLAT_GROWTH = 1.5  # "flat": the stream's variance ends at most this many times its entry's
 NF_ALPHA = 0.2  # "nf": each branch adds NF_ALPHA**2 of the entry's variance (Brock et al. 2021)
 
-_NORMALIZATION = (
-    keras.layers.BatchNormalization,
-    keras.layers.LayerNormalization,
-    keras.layers.GroupNormalization,
-    keras.layers.UnitNormalization,
-)
 _LINEAR = ("linear", ())  # raw inputs, linear layers, normalized signals
 Kind = tuple[str, tuple]  # (activation name, its parameters as sorted items)
 
@@ -65,7 +60,7 @@ def output_kind(layer: keras.layers.Layer, input_kinds: list[Kind]) -> Kind:
         return ("elu", (("alpha", float(layer.alpha)),))
     if isinstance(layer, keras.layers.Softmax):
         return ("softmax", ())
-    if isinstance(layer, _NORMALIZATION):
+    if isinstance(layer, NORMALIZATION):
         return ("normalized", ())
     own = _kind_of_activation(getattr(layer, "activation", None))
     if own is not None:
@@ -105,18 +100,27 @@ class SignalKinds:
             self._kinds[id(tensor)] = kind
 
 
-def gain_of(kind: Kind) -> tuple[float, str]:
-    """The gain for a kernel fed by ``kind``, and how it was chosen."""
+def constant_of(
+    kind: Kind, constant: Callable[..., float] = gain, label: str = "gain"
+) -> tuple[float, str]:
+    """``constant`` (:func:`~keras_initzoo.gain`, or :func:`~keras_initzoo.nf_gamma`) of the
+    nonlinearity ``kind`` feeding a kernel, and how it was chosen: 1 after a linear or
+    normalized signal or a function that is not elementwise."""
     name, params = kind
     if name in ("linear", "normalized"):
-        return 1.0, "gain 1"
+        return 1.0, f"{label} 1"
     params = dict(params)
     function = params.pop("function", name)
     try:
-        value = gain(function, **params)
-        return value, f"gain({name}) = {value:.4f}"
+        value = constant(function, **params)
+        return value, f"{label}({name}) = {value:.4f}"
     except ValueError:
-        return 1.0, f"{name} is not elementwise: gain 1"
+        return 1.0, f"{name} is not elementwise: {label} 1"
+
+
+def gain_of(kind: Kind) -> tuple[float, str]:
+    """The gain for a kernel fed by ``kind``, and how it was chosen."""
+    return constant_of(kind)
 
 
 def _second_moments(skip: Any, branch: Any) -> tuple[float, float, float]:
@@ -153,7 +157,7 @@ def branch_scale(
 def scale_layer(layer: keras.layers.Layer, scale: float) -> None:
     """Multiplies what makes ``layer``'s output: kernels and bias, or a normalization's
     scale and offset, by ``scale`` (its output scales by ``scale`` exactly)."""
-    names = ("gamma", "beta") if isinstance(layer, _NORMALIZATION) else None
+    names = ("gamma", "beta", "scale") if isinstance(layer, NORMALIZATION) else None
     for variable in layer.trainable_weights:
         if names is not None and variable.name not in names:
             continue

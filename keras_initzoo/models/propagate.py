@@ -36,7 +36,7 @@ import keras
 import numpy as np
 
 from keras_initzoo.models.residual import Node, ResidualTrace
-from keras_initzoo.models.walk import walk
+from keras_initzoo.models.walk import NORMALIZATION, walk
 
 # N(0, 1) on a fine grid (trapezoid, step 1/400 over +-10): kinks such as ReLU's converge
 # as the step squared (~1e-6), where Gauss-Hermite would stall at ~1e-3.
@@ -50,11 +50,6 @@ _PASS_THROUGH = tuple(
     )
     if hasattr(keras.layers, name)
 )  # fmt: skip
-_LAYER_NORMS = tuple(
-    getattr(keras.layers, name)
-    for name in ("LayerNormalization", "GroupNormalization")
-    if hasattr(keras.layers, name)
-)
 Moments = tuple[float, float]  # (mean, second moment) over all entries
 
 
@@ -135,7 +130,7 @@ def _layer(
     node: Node, sites: list, inputs: list[Moments], sizes_of: list, training: bool
 ) -> tuple[Moments, str] | None:
     layer = node.layer
-    if isinstance(layer, (keras.layers.BatchNormalization, *_LAYER_NORMS)):
+    if isinstance(layer, NORMALIZATION):
         return _normalization(layer, inputs, training), "normalization"
     if not inputs:
         return None

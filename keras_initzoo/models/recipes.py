@@ -169,25 +169,14 @@ from keras_initzoo.initializers import SimpleNormal, TruncatedNormal, VarianceSc
 from keras_initzoo.initializers.base import _seed_state
 from keras_initzoo.initializers.simple import truncated_normal_variance
 from keras_initzoo.layers import ResidualGain, WSConv2D, WSDense, standardize_kernel
-from keras_initzoo.models.auto import SignalKinds
+from keras_initzoo.models.auto import SignalKinds, constant_of
 from keras_initzoo.models.data import as_batch, check_built, synthetic_batch
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.residual import Join, Node, ResidualTrace, trace
-from keras_initzoo.models.walk import KernelSite, Walk, einsum_axes, walk
+from keras_initzoo.models.walk import NORMALIZATION, KernelSite, Walk, einsum_axes, walk
 from keras_initzoo.mup.infshape import refuse_if_parametrized
 
 L = keras.layers
-_NORMALIZATION = tuple(
-    getattr(L, name)
-    for name in (
-        "BatchNormalization",
-        "LayerNormalization",
-        "GroupNormalization",
-        "RMSNormalization",
-        "UnitNormalization",
-    )
-    if hasattr(L, name)
-)
 _ACTIVATION_LAYERS = (L.Activation, L.ReLU, L.LeakyReLU, L.ELU, L.Softmax)
 _WS = (WSDense, WSConv2D)
 _CONV = (L.Conv1D, L.Conv2D, L.Conv3D)
@@ -627,7 +616,7 @@ def _apply_skipinit(model, structure: Structure, found: Walk, seed) -> list[dict
         if kind == "gain":
             _zero(layer.alpha)
             plan.set(layer.alpha, join.block, "gate", "ResidualGain = 0", 0.0)
-        elif isinstance(layer, _NORMALIZATION):
+        elif isinstance(layer, NORMALIZATION):
             for name in ("gamma", "beta"):
                 variable = getattr(layer, name, None)
                 if isinstance(variable, keras.Variable):
@@ -806,9 +795,9 @@ def _post_ln_problem(structure: Structure, join: Join) -> str | None:
     if not consumers:
         return "nothing reads its sum"
     others = [
-        n for n in consumers if not (n.kind == "layer" and isinstance(n.layer, _NORMALIZATION))
+        n for n in consumers if not (n.kind == "layer" and isinstance(n.layer, NORMALIZATION))
     ]
-    if not any(n.kind == "layer" and isinstance(n.layer, _NORMALIZATION) for n in consumers):
+    if not any(n.kind == "layer" and isinstance(n.layer, NORMALIZATION) for n in consumers):
         return "no normalization follows it"
     if others:
         return f"its raw sum also goes on to {others[0].path} (a pre-LN block)"
@@ -881,16 +870,7 @@ def _fan_in_axes(site: KernelSite) -> tuple[int, ...] | None:
 
 
 def _gamma(kind: tuple) -> tuple[float, str]:
-    name, params = kind
-    if name in ("linear", "normalized"):
-        return 1.0, "gamma 1"
-    params = dict(params)
-    function = params.pop("function", name)
-    try:
-        value = nf_gamma(function, **params)
-    except ValueError:
-        return 1.0, f"{name} is not elementwise: gamma 1"
-    return value, f"gamma = nf_gamma({name}) = {value:.4f}"
+    return constant_of(kind, nf_gamma, "nf_gamma")
 
 
 def _apply_nf(model, structure: Structure, found: Walk, seed) -> list[dict]:
@@ -976,7 +956,7 @@ def _first_kernels(structure: Structure, join: Join) -> list[str] | None:
         before = [n for n in nodes if n.index in node.ancestors]
         if any(n.path in structure.sites for n in before):
             continue
-        if any(isinstance(n.layer, _NORMALIZATION) for n in before):
+        if any(isinstance(n.layer, NORMALIZATION) for n in before):
             return None
         firsts.append(node.path)
     return list(dict.fromkeys(firsts))
@@ -998,7 +978,7 @@ def _scale_output(plan: _Plan, structure: Structure, path: str, factor: float, w
     """``factor * layer(x)``: kernel and bias (a WS layer's gain and bias, a normalization's
     scale and offset) times ``factor``."""
     layer = structure.layers[path]
-    if isinstance(layer, _NORMALIZATION):
+    if isinstance(layer, NORMALIZATION):
         variables = [getattr(layer, n, None) for n in ("gamma", "beta")]
     elif isinstance(layer, _WS):
         variables = [layer.gain, _bias(layer)]

@@ -43,7 +43,7 @@ import numpy as np
 from keras_initzoo.models.data import as_batch, check_built, synthetic_batch
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.trace import intercept, state_kept, tensors_in
-from keras_initzoo.models.walk import walk
+from keras_initzoo.models.walk import NORMALIZATION, walk
 
 SAMPLE = 4096  # values of each tensor kept for matching
 RECENT = 24  # how many of the latest same-sized tensors may end a branch
@@ -372,17 +372,10 @@ def _layers(model: keras.layers.Layer) -> tuple[list, list]:
     return leaves, composites
 
 
-_NORMALIZATION = (
-    keras.layers.BatchNormalization,
-    keras.layers.LayerNormalization,
-    keras.layers.GroupNormalization,
-)
-
-
 def _scales_output(layer: keras.layers.Layer) -> bool:
-    """Whether scaling ``layer``'s parameters scales its output (a kernel, or a norm's gamma)."""
-    if isinstance(layer, _NORMALIZATION):
-        return bool(getattr(layer, "scale", False))
+    """Whether scaling ``layer``'s parameters scales its output (a norm with a scale)."""
+    if isinstance(layer, NORMALIZATION):
+        return any(v.name in ("gamma", "scale") for v in layer.trainable_weights)
     return False
 
 

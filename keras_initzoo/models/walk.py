@@ -52,16 +52,22 @@ _CONV = (L.Conv1D, L.Conv2D, L.Conv3D)
 _CONV_TRANSPOSE = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
 _DEPTHWISE = (L.DepthwiseConv1D, L.DepthwiseConv2D)
 _SEPARABLE = (L.SeparableConv1D, L.SeparableConv2D)
-_NORMALIZATION = tuple(
+# Layers that normalize a signal: their output's scale is their own (gamma), not their input's.
+NORMALIZATION = tuple(
     getattr(L, name)
     for name in (
         "BatchNormalization",
         "LayerNormalization",
         "GroupNormalization",
         "RMSNormalization",
-        "SpectralNormalization",
+        "UnitNormalization",
     )
     if hasattr(L, name)
+)
+# ... and those whose trainable variables are a normalization's, not kernels
+_NORMALIZATION = (
+    *NORMALIZATION,
+    *((L.SpectralNormalization,) if hasattr(L, "SpectralNormalization") else ()),
 )
 
 Skip = None | str | Callable[[keras.layers.Layer], bool] | Iterable[str]
