@@ -42,7 +42,12 @@ import numpy as np
 
 from keras_initzoo.models.data import as_batch, check_built, synthetic_batch
 from keras_initzoo.models.report import Report
-from keras_initzoo.models.trace import intercept, state_kept, tensors_in
+from keras_initzoo.models.trace import (
+    intercept,
+    leaf_and_composite_layers,
+    state_kept,
+    tensors_in,
+)
 from keras_initzoo.models.walk import NORMALIZATION, walk
 
 SAMPLE = 4096  # values of each tensor kept for matching
@@ -169,18 +174,20 @@ class _Probe:
     def __init__(
         self,
         weighted: set[int],
+        embeddings: set[int],
         scalable: set[int],
+        *,
         inner: Callable | None = None,
         on_join: Callable[[Join, Any, Any], float | None] | None = None,
+        on_node: Callable[[Node, Any], None] | None = None,
     ) -> None:
         self.weighted = weighted  # ids of layers with kernels
-        self.embeddings: set[int] = set()  # ids of layers whose kernels are embeddings
+        self.embeddings = embeddings  # ids of layers whose kernels are embeddings
         self.scalable = scalable  # ids of layers whose parameters scale their output
         # inner(layer, call, args, kwargs) -> output runs a leaf layer (a tool's own handler)
         self.inner = inner or (lambda layer, call, args, kwargs: call(*args, **kwargs))
-        # on_join(join, skip, branch) -> a scale for the branch (or None) as each join is found
-        self.on_join = on_join
-        self.on_node: Callable[[Node, Any], None] | None = None  # each other matched tensor
+        self.on_join = on_join  # as trace's
+        self.on_node = on_node  # as trace's
         self.joins: list[Join] = []
         self.corrected: dict[int, Any] = {}  # id(tensor) -> what replaces it from now on
         self.nodes: list[Node] = []
@@ -226,7 +233,7 @@ class _Probe:
 
     def _joined(self, node: Node, output: Any) -> Any:
         """Classifies a join node; with ``on_join``, rescales its branch in the pass."""
-        join = _classify(self, node, len(self.joins))
+        join = _classify(self, node)
         if join is None:
             return output
         self.joins.append(join)
@@ -284,7 +291,7 @@ class _Probe:
             if fit is None or fit[0] == 0.0:
                 continue
             zeros = [b for b in recent if b > a and not np.any(self.samples[b][:n])]
-            if zeros and same and a in same:
+            if zeros and a in same:
                 b = zeros[-1]
                 return self._add("join", None, self.ancestry([a, b]), (a, b), (fit[0], 1.0))
             return self._add("alias", None, self.ancestry([a]), (a,), fit)
@@ -329,15 +336,7 @@ class _Probe:
         node = self._add("layer", layer, self.ancestry(sources), sources)
         outputs = [t for t in tensors_in(output) if _is_float(t)]
         for tensor in outputs:  # a pass-through (Dropout at inference) is a new node all the same
-            self.by_tensor[id(tensor)] = node.index
-            self.keep.append(tensor)
-        if outputs:
-            node.tensor = outputs[0]
-            self.samples[node.index] = _sample(outputs[0])
-            self.sizes[node.index] = (
-                tuple(outputs[0].shape),
-                keras.backend.standardize_dtype(outputs[0].dtype),
-            )
+            self._own(tensor, node)
         if isinstance(layer, keras.layers.Add) and len(sources) == 2 and outputs:
             node.kind = "join"
             replaced = self._joined(node, outputs[0])
@@ -358,18 +357,6 @@ class _Probe:
         finally:
             self.scopes.pop()
         return self._substituted(output)
-
-
-def _layers(model: keras.layers.Layer) -> tuple[list, list]:
-    """Every layer inside ``model``: those without sublayers, and those with."""
-    leaves, composites, seen = [], [], set()
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        inner = layer._flatten_layers(include_self=False, recursive=False)
-        (composites if list(inner) else leaves).append(layer)
-    return leaves, composites
 
 
 def _scales_output(layer: keras.layers.Layer) -> bool:
@@ -417,11 +404,10 @@ def trace(
     batch = synthetic_batch(model) if data is None else as_batch(data)
     sites = walk(model).kernels
     weighted = {id(site.layer) for site in sites}
-    leaves, composites = _layers(model)
+    leaves, composites = leaf_and_composite_layers(model)
     scalable = weighted | {id(layer) for layer in leaves if _scales_output(layer)}
-    probe = _Probe(weighted, scalable, inner, on_join)
-    probe.embeddings = {id(site.layer) for site in sites if site.role == "embeddings"}
-    probe.on_node = on_node
+    embeddings = {id(site.layer) for site in sites if site.role == "embeddings"}
+    probe = _Probe(weighted, embeddings, scalable, inner=inner, on_join=on_join, on_node=on_node)
     with state_kept(model), intercept(leaves, probe.leaf), intercept(composites, probe.composite):
         output = model(batch, training=training)
         for tensor in tensors_in(output):
@@ -445,7 +431,7 @@ def _block_name(node: Node) -> str:
     return node.scope or "model"
 
 
-def _classify(probe: _Probe, node: Node, found: int) -> Join | None:
+def _classify(probe: _Probe, node: Node) -> Join | None:
     """The :class:`Join` a sum node makes, or None when neither side holds a kernel."""
     nodes = probe.nodes
     first, second = node.inputs

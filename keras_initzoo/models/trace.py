@@ -65,13 +65,25 @@ def state_kept(model: keras.layers.Layer) -> Iterator[None]:
             variable.assign(value)
 
 
+def leaf_and_composite_layers(
+    model: keras.layers.Layer,
+) -> tuple[list[keras.layers.Layer], list[keras.layers.Layer]]:
+    """Every layer inside ``model``, each once: those that hold no sublayers, and those that do."""
+    leaves: list[keras.layers.Layer] = []
+    composites: list[keras.layers.Layer] = []
+    seen: set[int] = set()
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        inner = list(layer._flatten_layers(include_self=False, recursive=False))
+        (composites if inner else leaves).append(layer)
+    return leaves, composites
+
+
 def leaf_layers(model: keras.layers.Layer) -> list[keras.layers.Layer]:
     """Every layer inside ``model`` that holds no sublayers, each once."""
-    seen: dict[int, keras.layers.Layer] = {}
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if not list(layer._flatten_layers(include_self=False, recursive=False)):
-            seen.setdefault(id(layer), layer)
-    return list(seen.values())
+    return leaf_and_composite_layers(model)[0]
 
 
 def first_tensor(output: Any) -> Any:
