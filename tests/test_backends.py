@@ -40,6 +40,7 @@ BACKEND_SUITE = [
     "tests/test_models_tools.py",
     "tests/test_models_recipes.py",
     "tests/test_models_residual.py",
+    "tests/test_callback_faults.py",
     "tests/test_models_data.py",
     "tests/test_models_losses.py",
     "tests/test_registry.py",
@@ -134,13 +135,14 @@ def test_backend_suite_passes(backend):
     print(f"{backend}: {counts} in {seconds:.0f} s")
 
 
-# Slow files that must hold on every backend too: the residual stream on real models.
-SLOW_SUITE = ["tests/test_models_residual_real.py"]
+# Files whose slow tests must hold on every backend too: the residual stream on real models,
+# the logger under real disk faults (a failed write once destroyed a JAX model).
+SLOW_SUITE = ["tests/test_models_residual_real.py", "tests/test_callback_faults.py"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_slow_residual_suite_passes(backend):
+def test_slow_suite_passes(backend):
     require_backend(backend)
     env = backend_env(backend)
     if backend == "jax":

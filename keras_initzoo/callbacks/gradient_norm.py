@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import keras
 import numpy as np
 
-from keras_initzoo._validation import check_int
+from keras_initzoo._validation import check_choice, check_int
 from keras_initzoo.callbacks.capture import NOTHING, Capture, Record, capture_for
 from keras_initzoo.callbacks.groups import check_group_by
 from keras_initzoo.callbacks.views import DepthHistory, layout_summary
@@ -22,6 +24,8 @@ from keras_initzoo.callbacks.writer import (
     histogram_summary,
     processes,
 )
+
+WRITE_ERRORS = ("warn", "raise")  # what a failed event write does: see on_write_error
 
 
 class _Kept(NamedTuple):
@@ -174,6 +178,16 @@ class GradientNormLogger(keras.callbacks.Callback):
             non-finite gradient norm (NaN or inf entries, or a norm beyond the
             accumulator's range). Rows are then read after every logged step, and training
             stops right after the train-function call that ran the bad step.
+        on_write_error: what a failed event write (a full disk, a file-size
+            limit, a read-only or vanished file) does. Never an exception out
+            of the train step, which on JAX would lose the model's state:
+            ``"warn"`` (default) warns once, naming the file, the callback and
+            the OS error, stops logging and lets training go on; ``"raise"``
+            stops training after that step (``model.stop_training``) and
+            raises the error, as an ``OSError`` naming the file, from
+            ``on_train_end``, once the weights are back in the model. A
+            ``log_dir`` removed mid-fit is made again, with a new event file
+            and one warning (the rows written to the removed file are lost).
 
     Raises:
         ValueError: for a bad argument (naming it and what is allowed), and in
@@ -196,9 +210,12 @@ class GradientNormLogger(keras.callbacks.Callback):
         stop_on_nonfinite: bool = False,
         group_by="layer",
         log_clipped: bool = False,
+        on_write_error: str = "warn",
     ) -> None:
         super().__init__()
         self.group_by = check_group_by(group_by)
+        self.on_write_error = check_choice("on_write_error", on_write_error, WRITE_ERRORS)
+        self._write_error: OSError | None = None  # the first failed write of this fit
         if update_freq == "batch":
             update_freq = 1
         self.update_freq = check_int(
@@ -244,6 +261,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._read_at = 1
         self._last_read = 0.0
         self._warned_nonfinite = False
+        self._failed_path = ""  # the file a failed write was for
         self._writes = True  # this process writes the events (process 0)
         self._single_process = True
 
@@ -255,8 +273,10 @@ class GradientNormLogger(keras.callbacks.Callback):
         # Open the file now so even a short or failing run leaves the layout.
         index, count = processes()
         self._writes, self._single_process = index == 0, count == 1
+        self._write_error = None
         if self._writes:
-            self._open_writer()
+            with self._writing(before_training=True):
+                self._open_writer()
         # fit() made Keras' train function before on_train_begin. It serves as the
         # variant that records nothing: traced without the capture (or, if new,
         # traced through the wrapper with nothing to record), and given back at
@@ -309,7 +329,8 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._keras_function = keras_function
         model.train_function = self._train_function
         self._encoder = None
-        self._prepare_outputs()
+        with self._writing(before_training=True):
+            self._prepare_outputs()
         # One read per fit: steps continue across fit calls and initial_epoch resumes.
         step = self._capture.iterations()
         self._iteration = step  # the optimizer's count before the next call
@@ -422,11 +443,13 @@ class GradientNormLogger(keras.callbacks.Callback):
             self._capture = None
             return
         if self._writer is not None:
-            self._prepare_outputs()
-            self._flush_rows()
-            if self.histogram_freq:
-                self._flush_histograms()
-            self._writer.flush()
+            with self._writing():
+                self._reopen_if_removed()
+                self._prepare_outputs()
+                self._flush_rows()
+                if self.histogram_freq:
+                    self._flush_histograms()
+                self._writer.flush()
         elif self.stop_on_nonfinite:
             self._stop_where_nonfinite()
         else:
@@ -513,8 +536,9 @@ class GradientNormLogger(keras.callbacks.Callback):
             return
         if history.last_step != self._image_step:  # train end right after an epoch end
             self._image_step = history.last_step
-            self._writer.write_summary(history.last_step, history.image_summary())
-            self._writer.flush()
+            with self._writing():
+                self._writer.write_summary(history.last_step, history.image_summary())
+                self._writer.flush()
 
     def on_train_end(self, logs=None) -> None:
         self._read_device()
@@ -525,8 +549,64 @@ class GradientNormLogger(keras.callbacks.Callback):
             self.model.train_function = self._keras_function
         self._keep_traced()
         if self._writer is not None:
-            self._writer.close()
+            with self._writing():
+                self._writer.close()
             self._writer = None
+        error, self._write_error = self._write_error, None
+        if error is not None and self.on_write_error == "raise":
+            raise OSError(error.errno, _write_message(error, self._failed_path)) from error
+
+    # -- failed writes ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _writing(self, before_training: bool = False) -> Iterator[None]:
+        """Where events are written: an ``OSError`` never leaves here (see ``on_write_error``).
+
+        Raised out of the train function it would lose a JAX model's state,
+        whose buffers the step has already consumed.
+        """
+        try:
+            yield
+        except OSError as error:
+            self._write_failed(error)
+            if before_training and self.on_write_error == "raise":
+                raise OSError(error.errno, _write_message(error, self._failed_path)) from error
+
+    def _write_failed(self, error: OSError) -> None:
+        writer, self._writer = self._writer, None
+        self._failed_path = writer.path if writer is not None else self.log_dir
+        if writer is not None:
+            with contextlib.suppress(OSError):  # closing flushes what failed to flush
+                writer.close()
+        if self._write_error is not None:
+            return
+        self._write_error = error
+        message = _write_message(error, self._failed_path)
+        if self.on_write_error == "raise":
+            if self._model is not None:
+                self._model.stop_training = True
+        else:
+            warnings.warn(
+                f"{message} Logging stops; training goes on (on_write_error='warn'; "
+                "'raise' stops the fit instead).",
+                stacklevel=3,
+            )
+
+    def _reopen_if_removed(self) -> None:
+        """A ``log_dir`` removed mid-fit is made again, with a new event file and layout."""
+        if "://" in self.log_dir or os.path.isdir(self.log_dir):
+            return
+        removed = self._writer.path
+        with contextlib.suppress(OSError):
+            self._writer.close()
+        os.makedirs(self.log_dir, exist_ok=True)
+        self._writer = EventWriter(self.log_dir)
+        self._encoder = None  # the layout is written again into the new file
+        self._history = None
+        warnings.warn(
+            f"GradientNormLogger: log_dir {self.log_dir!r} was removed during training; made "
+            f"it again with a new event file. The rows written to {removed} are lost.",
+            stacklevel=4,
+        )
 
     def _still_valid(self, kept: _Kept | None, keras_function) -> bool:
         """Whether the last fit's traced variants serve this one: the same compiled
@@ -574,6 +654,11 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._capture = None
         self._functions = {}
         self._keras_function = None
+
+
+def _write_message(error: OSError, path: str) -> str:
+    reason = f"{type(error).__name__}: {error.strerror or error}"
+    return f"GradientNormLogger could not write its TensorBoard events to {path} ({reason})."
 
 
 def _ring_size(steps_per_call: int, freqs: list[int]) -> tuple[int, int]:
