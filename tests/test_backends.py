@@ -41,6 +41,10 @@ BACKEND_SUITE = [
     "tests/test_models_recipes.py",
     "tests/test_models_residual.py",
     "tests/test_callback_faults.py",
+    # the logger against each backend's own autodiff
+    "tests/test_callback_gradient_norm.py",
+    "tests/test_callback_gradient_norm_steps.py",
+    "tests/test_callback_gradient_norm_extras.py",
     "tests/test_models_data.py",
     "tests/test_models_losses.py",
     "tests/test_registry.py",

@@ -322,3 +322,33 @@ def test_events_flushed_at_epoch_end(tmp_path):
 
     model.fit(x, y, batch_size=16, verbose=0, callbacks=[kiz.GradientNormLogger(tmp_path), Peek()])
     assert "grad_norm/global" in seen[0]
+
+
+@pytest.mark.parametrize("update_freq", [1, 2])
+def test_gradient_accumulation_logs_the_applied_gradient_once_per_update(tmp_path, update_freq):
+    """``gradient_accumulation_steps=4``, 16 micro-batches: the optimizer updates 4 times,
+    each with the mean of 4 micro-batch gradients taken at the same weights. One event per
+    logged update, at the update's step, with that mean's norm. (Before: every micro-batch
+    was logged, several at one step, and the applied mean never.)"""
+    x, y = make_data(128)
+    model = mlp()
+    model.compile(keras.optimizers.SGD(0.1, gradient_accumulation_steps=4), "mse")
+    recorder = WeightRecorder()
+    cb = kiz.GradientNormLogger(tmp_path, update_freq=update_freq)
+    model.fit(x, y, batch_size=8, shuffle=False, verbose=0, callbacks=[recorder, cb])
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 4
+    events = load_scalars(tmp_path)["grad_norm/global"]
+    expected_steps = [1, 2, 3, 4] if update_freq == 1 else [1, 3]
+    assert [step for step, _ in events] == expected_steps
+    for step, value in events:
+        first = 4 * (step - 1)  # the update's first micro-batch
+        weights = recorder.weights[first]
+        micro = [
+            tape_grads(model, weights, x[8 * b : 8 * b + 8], y[8 * b : 8 * b + 8])
+            for b in range(first, first + 4)
+        ]
+        variables = model.trainable_variables
+        applied = {id(v): np.mean([np.asarray(m[id(v)]) for m in micro], axis=0) for v in variables}
+        assert value == pytest.approx(norm(applied, variables), rel=RTOL)
+        # control: the last micro-batch's own norm, what was logged before, is not it
+        assert abs(norm(micro[-1], variables) / norm(applied, variables) - 1) > 10 * RTOL

@@ -138,3 +138,20 @@ def test_tensorflow_operation_set_attr_exists():
     import tensorflow as tf
 
     assert callable(getattr(tf.Operation, "_set_attr", None))
+
+
+def test_gradient_accumulation_keeps_its_state_where_the_logger_reads_it():
+    """callbacks/capture/base.py reads ``_iterations`` (train steps, micro-batches
+    included; ``iterations`` is it floor-divided by k), ``_accumulated_gradients``
+    and ``_get_variable_index``: the update applies ``(g + acc) / k``."""
+    variable = keras.Variable(np.ones(3, "float32"))
+    optimizer = keras.optimizers.SGD(1.0, gradient_accumulation_steps=2)
+    optimizer.build([variable])
+    accumulated = optimizer._accumulated_gradients[optimizer._get_variable_index(variable)]
+    optimizer.apply([keras.ops.full((3,), 2.0)], [variable])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(accumulated), 2.0)
+    assert int(keras.ops.convert_to_numpy(optimizer._iterations)) == 1
+    assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == 0
+    optimizer.apply([keras.ops.full((3,), 4.0)], [variable])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), 1.0 - (2.0 + 4.0) / 2)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(accumulated), 0.0)

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from keras_initzoo._validation import check_choice, check_int
-from keras_initzoo.callbacks.capture import NOTHING, Capture, Record, capture_for
+from keras_initzoo.callbacks.capture import NOTHING, Capture, Record, capture_for, is_due
 from keras_initzoo.callbacks.groups import check_group_by
 from keras_initzoo.callbacks.views import DepthHistory, layout_summary
 from keras_initzoo.callbacks.writer import (
@@ -109,7 +109,10 @@ class GradientNormLogger(keras.callbacks.Callback):
     * with ``histogram_freq=k``: ``grad_hist/<layer>`` histograms every ``k`` steps.
 
     Steps ``1, 1 + update_freq, 1 + 2 * update_freq, ...`` are logged, so the
-    first step, the one that shows the initialization, always is.
+    first step, the one that shows the initialization, always is. With the
+    optimizer's ``gradient_accumulation_steps=k`` a step is an update: the
+    logged gradient is the one applied, the mean of the ``k`` micro-batches'
+    gradients, once per update.
 
     * with ``log_clipped=True``: ``grad_norm_clipped/<group>`` and
       ``grad_norm_clipped/global``, the same gradients after the optimizer's
@@ -254,7 +257,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._keras_function = None  # Keras' own train function, restored at train end
         self._kept: _Kept | None = None  # the last fit's traced functions
         self._gate_on_host = True
-        self._iteration = 0  # the optimizer's iteration count before the next call
+        self._iteration = 0  # train steps run before the next call (micro-batches included)
         self._pending = 0  # rows possibly recorded since the last read
         self._unlogged_step = -1
         self._rows_per_call = 1
@@ -333,7 +336,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             self._prepare_outputs()
         # One read per fit: steps continue across fit calls and initial_epoch resumes.
         step = self._capture.iterations()
-        self._iteration = step  # the optimizer's count before the next call
+        self._iteration = self._capture.raw_iterations()  # train steps before the next call
         # Rows a kept buffer holds from an earlier fit are of earlier steps: not logged again.
         self._last_logged = step
         self._last_hist = step
@@ -354,16 +357,20 @@ class GradientNormLogger(keras.callbacks.Callback):
         """What the next train-function call records (every call, if gated in the graph)."""
         if not self._gate_on_host:
             return self._capture.record
-        # The call's step is ``_iteration + 1``; steps 1, 1 + freq, ... are logged.
+        # The call runs train step ``_iteration + 1``; with gradient accumulation only every
+        # k-th updates, as update ``step``. Updates 1, 1 + freq, ... are logged.
+        k = self._capture.accumulation
+        step, updates = divmod(self._iteration + 1, k)
+        updates = updates == 0
         due = Record(
-            self._iteration % self.update_freq == 0,
-            bool(self.histogram_freq) and self._iteration % self.histogram_freq == 0,
+            updates and is_due(step, self.update_freq),
+            updates and bool(self.histogram_freq) and is_due(step, self.histogram_freq),
         )
         if due == NOTHING and Record(True, False) not in self._functions:
             # First call of the fit: record anyway, so that both variants are traced
             # in the fit's first two steps rather than one of them at the first
             # logged step, mid-training. The row is not logged.
-            self._unlogged_step = self._iteration + 1
+            self._unlogged_step = step if updates else -1
             return Record(True, False)
         return due
 
@@ -457,7 +464,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         if resync:
             # Re-synchronize the host's step count: a step the loss scaler
             # skipped did not advance the optimizer.
-            self._iteration = capture.iterations()
+            self._iteration = capture.raw_iterations()
 
     def _flush_rows(self) -> None:
         capture = self._capture

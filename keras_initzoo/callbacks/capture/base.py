@@ -40,6 +40,38 @@ def innermost_optimizer(optimizer):
     return optimizer
 
 
+def accumulation(optimizer) -> int:
+    """How many train steps (micro-batches) make one update: Keras'
+    ``gradient_accumulation_steps``, 1 without it."""
+    return int(getattr(optimizer, "gradient_accumulation_steps", None) or 1)
+
+
+def raw_iterations(optimizer):
+    """The variable counting train steps, micro-batches included (Keras' ``_iterations``;
+    ``iterations`` divides it by the accumulation steps)."""
+    return optimizer._iterations
+
+
+def applied_gradients(optimizer, grads: Sequence, tvars: Sequence, value_of: Callable) -> list:
+    """The gradients the optimizer applies if this step updates the weights.
+
+    With ``gradient_accumulation_steps = k`` Keras applies ``(g + acc) / k``:
+    this micro-batch's gradient plus those accumulated since the last update
+    (``acc``, read by ``value_of(variable)`` where the backend keeps it), over
+    ``k`` (``BaseOptimizer.apply``). Without accumulation, ``grads`` as given.
+    """
+    k = accumulation(optimizer)
+    if k == 1:
+        return list(grads)
+    if not optimizer.built:  # its first step builds it: nothing accumulated yet
+        return [g if g is None else g / k for g in grads]
+    accumulated = optimizer._accumulated_gradients
+    return [
+        g if g is None else (g + value_of(accumulated[optimizer._get_variable_index(v)])) / k
+        for g, v in zip(grads, tvars, strict=False)
+    ]
+
+
 def is_due(step: int, freq: int) -> bool:
     """Whether 1-based ``step`` is recorded: steps 1, 1 + freq, 1 + 2 * freq, ..."""
     return (step - 1) % freq == 0
@@ -209,9 +241,18 @@ class Capture:
         """Drops what was recorded since the last read, unread (a process that
         writes no events); a ring of variables (TensorFlow) is overwritten anyway."""
 
-    def iterations(self) -> int:
-        """The optimizer's iteration count after the last step run."""
+    def raw_iterations(self) -> int:
+        """Train steps run so far, micro-batches of gradient accumulation included."""
         raise NotImplementedError
+
+    def iterations(self) -> int:
+        """The optimizer's iteration count (updates) after the last step run."""
+        return self.raw_iterations() // self.accumulation
+
+    @property
+    def accumulation(self) -> int:
+        """Train steps per update (``gradient_accumulation_steps``, else 1)."""
+        return accumulation(innermost_optimizer(self.model.optimizer))
 
 
 class QueuedCapture(Capture):

@@ -34,8 +34,11 @@ from keras_initzoo.callbacks.capture.base import (
     NOTHING,
     QueuedCapture,
     Record,
+    accumulation,
+    applied_gradients,
     histogram,
     innermost_optimizer,
+    raw_iterations,
 )
 
 
@@ -79,25 +82,33 @@ class JaxCapture(QueuedCapture):
         capture = self
         position = {id(v): i for i, v in enumerate(optimizer.variables)}
         innermost = innermost_optimizer(optimizer)
-        iteration_at = position[id(innermost.iterations)]
+        iteration_at = position[id(raw_iterations(innermost))]
         scale_at = position.get(id(getattr(optimizer, "dynamic_scale", None)))
+        k = accumulation(innermost)
 
         def stateless_apply(optimizer_variables, grads, trainable_variables):
             record, out = capture.record, capture._out
             if out is None or not capture.active or record == NOTHING or not capture.build():
                 return inner(optimizer_variables, grads, trainable_variables)
-            new_trainable, new_optimizer = inner(optimizer_variables, grads, trainable_variables)
-            before, after = optimizer_variables[iteration_at], new_optimizer[iteration_at]
-            # The count once this update is applied; a skipped update does not move it.
-            step = jnp.where(after == before, -1, after).astype(jnp.int32)
+            # the accumulated gradients as they are before this step, which may reset them
+            tvars = list(optimizer._trainable_variables)
             scale = 1.0 if scale_at is None else optimizer_variables[scale_at]
             scale = scale * (getattr(innermost, "loss_scale_factor", None) or 1.0)
+            unscaled = [g if g is None else g / scale for g in grads]
+            applied = applied_gradients(
+                innermost, unscaled, tvars, lambda v: optimizer_variables[position[id(v)]]
+            )
+            new_trainable, new_optimizer = inner(optimizer_variables, grads, trainable_variables)
+            before, after = optimizer_variables[iteration_at], new_optimizer[iteration_at]
+            # The update's count; a skipped update does not move it, and with gradient
+            # accumulation only every k-th step updates.
+            step = jnp.where((after == before) | (after % k != 0), -1, after // k)
             capture._trace_row(
                 out,
                 record,
-                step,
-                [g if g is None else g / scale for g in grads],
-                list(optimizer._trainable_variables),
+                step.astype(jnp.int32),
+                applied,
+                tvars,
                 trainable_variables,
                 new_trainable,
                 innermost,
@@ -227,10 +238,10 @@ class JaxCapture(QueuedCapture):
         steps, values = zip(*jax.device_get(pairs), strict=True)
         return np.asarray(steps), np.stack(values)
 
-    def iterations(self) -> int:
+    def raw_iterations(self) -> int:
         # From the last state a train function returned (alive until the next
         # call donates it): Keras purges the variables' values mid-epoch, and
         # reading them through the callback's ``model`` would sync them all.
         if self._last_iterations is not None:
             return int(self._last_iterations)
-        return int(innermost_optimizer(self.model.optimizer).iterations.numpy())
+        return int(raw_iterations(innermost_optimizer(self.model.optimizer)).numpy())

@@ -30,7 +30,15 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import attr_value_pb2
 
-from keras_initzoo.callbacks.capture.base import NOTHING, Capture, Record, innermost_optimizer
+from keras_initzoo.callbacks.capture.base import (
+    NOTHING,
+    Capture,
+    Record,
+    accumulation,
+    applied_gradients,
+    innermost_optimizer,
+    raw_iterations,
+)
 from keras_initzoo.callbacks.rows import EMPTY
 
 # Tensors of one shape and dtype up to this many elements are reduced together,
@@ -217,7 +225,7 @@ class TensorFlowCapture(Capture):
             record = capture.record  # read while tracing: fixed in the traced graph
             if not capture.active or record == NOTHING:
                 return inner(grads, trainable_variables)
-            grads = list(grads)
+            raw_grads = grads = list(grads)
             if trainable_variables is None:
                 tvars = list(getattr(target, "_trainable_variables", []))
             else:
@@ -226,16 +234,18 @@ class TensorFlowCapture(Capture):
             if not capture.build():
                 return inner(grads, trainable_variables)
             layout = capture.layout
+            # read before the update, which resets what gradient accumulation gathered
+            grads = applied_gradients(target, grads, tvars, _read)
             if not record.norms or not layout.has("weights"):
                 # Recorded after the update: stateful ops run in program order, so
                 # recording first would hold every variable's update until all
                 # gradients exist, losing the overlap of backprop and updates.
-                result = inner(grads, trainable_variables)
+                result = inner(raw_grads, trainable_variables)
                 capture._record(record, target, grads, tvars, steps_ahead=0)
                 return result
             # Weight norms and update ratios need the weights before the update.
             capture._record(record, target, grads, tvars, steps_ahead=1)
-            result = inner(grads, trainable_variables)
+            result = inner(raw_grads, trainable_variables)
             if layout.update_ratio:
                 capture._after(target)
             return result
@@ -260,8 +270,8 @@ class TensorFlowCapture(Capture):
     def read_histograms(self) -> np.ndarray | None:
         return None if self.hist is None else self.hist.numpy()
 
-    def iterations(self) -> int:
-        return int(innermost_optimizer(self.model.optimizer).iterations.numpy())
+    def raw_iterations(self) -> int:
+        return int(raw_iterations(innermost_optimizer(self.model.optimizer)).numpy())
 
     # -- graph side -----------------------------------------------------------------
     def _merge(self, fn: Callable, *args) -> None:
@@ -275,14 +285,26 @@ class TensorFlowCapture(Capture):
         else:
             fn(None, *args)
 
-    def _step(self, target) -> tf.Tensor:
-        return tf.cast(_read(target.iterations), tf.int64)
+    def _step(self, target, steps_ahead: int = 0) -> tuple[tf.Tensor, tf.Tensor | None]:
+        """The update's count, and the predicate "this step updates" (None: every step does).
 
-    def _gate(self, step: tf.Tensor, freq: int) -> tf.Tensor | None:
+        ``steps_ahead`` is 1 before the update, 0 after. With gradient
+        accumulation only every ``k``-th train step updates the weights.
+        """
+        raw = tf.cast(_read(raw_iterations(target)), tf.int64) + steps_ahead
+        k = accumulation(target)
+        if k == 1:
+            return raw, None
+        return tf.math.floordiv(raw, k), tf.equal(tf.math.floormod(raw, k), 0)
+
+    def _gate(self, step: tf.Tensor, freq: int, updates: tf.Tensor | None) -> tf.Tensor | None:
         """Predicate "step is recorded" for 1-based ``step``; None means always."""
-        if freq == 1 or not self.gate_in_graph:
-            return None
-        return tf.equal(tf.math.floormod(step - 1, freq), 0)
+        due = None
+        if freq != 1 and self.gate_in_graph:
+            due = tf.equal(tf.math.floormod(step - 1, freq), 0)
+        if updates is None or due is None:
+            return due if updates is None else updates
+        return tf.logical_and(updates, due)
 
     def _next_slot(self, counter: tf.Variable) -> tf.Tensor:
         """The ring-buffer row for the next recorded row; advances ``counter``."""
@@ -300,7 +322,7 @@ class TensorFlowCapture(Capture):
 
         def record_row(strategy, known_grads, other_grads):
             densify = _sum_replicas(strategy)
-            step = self._step(target) + steps_ahead  # the count once this update is applied
+            step, updates = self._step(target, steps_ahead)  # the count once it is applied
             if record.norms:
                 # Reduced before the gate: a condition reading the gradients would
                 # keep all of them alive until the last one exists (see squared_sums).
@@ -315,12 +337,12 @@ class TensorFlowCapture(Capture):
                     unscaled = gs if inv_sq == 1.0 else [g / scale for g in gs]
                     clipped, _ = squared_sums(target._clip_gradients(unscaled))
                 _when(
-                    self._gate(step, self.update_freq),
+                    self._gate(step, self.update_freq, updates),
                     lambda: self._record_norms(step, sums, nonfinite, idx, clipped),
                 )
             if record.histograms:
                 _when(
-                    self._gate(step, self.histogram_freq),
+                    self._gate(step, self.histogram_freq, updates),
                     lambda: self._record_histograms(step, known_grads, idx, densify),
                 )
 
@@ -369,7 +391,7 @@ class TensorFlowCapture(Capture):
         n_groups = len(self.layout.groups)
 
         def record(strategy):
-            step = self._step(target)  # already incremented by the update
+            step, updating = self._step(target)  # already incremented by the update
 
             def compute():
                 deltas = [
@@ -388,7 +410,7 @@ class TensorFlowCapture(Capture):
                 )
                 self.values.scatter_nd_update(cells, sums)
 
-            _when(self._gate(step, self.update_freq), compute)
+            _when(self._gate(step, self.update_freq, updating), compute)
 
         self._merge(record)
 

@@ -8,8 +8,9 @@ one ``torch._foreach_norm`` over all gradients (one batched kernel on CUDA),
 one ``index_add_`` into the groups, one ``cat``. The row stays on the device
 until :meth:`TorchCapture.read` moves all waiting rows in one ``.cpu()``.
 
-Steps are counted on the host: every call of ``apply`` advances the optimizer
-by one, and a step the loss scaler skips never calls it, so the host count
+Steps are counted on the host: every call of ``apply`` advances the optimizer's
+step count by one (with gradient accumulation, every ``k``-th applies the
+update), and a step the loss scaler skips never calls it, so the host count
 is the iteration count without reading the device.
 """
 
@@ -24,9 +25,12 @@ from keras_initzoo.callbacks.capture.base import (
     NOTHING,
     QueuedCapture,
     Record,
+    accumulation,
+    applied_gradients,
     histogram,
     innermost_optimizer,
     is_due,
+    raw_iterations,
 )
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -60,30 +64,34 @@ class TorchCapture(QueuedCapture):
         capture = self
 
         def apply(grads, trainable_variables=None):
-            capture._step += 1  # this update's iteration count
+            capture._step += 1  # train steps, micro-batches included
             record = capture.record
-            if not capture.active or record == NOTHING:
+            k = accumulation(target)
+            # only a step that updates the weights is recorded (every k-th with accumulation)
+            if not capture.active or record == NOTHING or capture._step % k:
                 return inner(grads, trainable_variables)
             grads = list(grads)
             tvars = list(trainable_variables or target._trainable_variables)
             if not capture.build():
                 return inner(grads, trainable_variables)
-            step = capture._step
+            step = capture._step // k  # this update's iteration count
             norms = record.norms and (
                 not capture.gate_in_graph or is_due(step, capture.update_freq)
             )
             hists = record.histograms and (
                 not capture.gate_in_graph or is_due(step, capture.histogram_freq)
             )
-            # Weight norms are of the weights before the update, which is in place.
+            # Weight norms are of the weights before the update, which is in place; so are
+            # the accumulated gradients, which the update resets.
             weights = capture._weights() if norms and capture.layout.has("weights") else None
+            applied = applied_gradients(target, grads, tvars, _tensor) if norms or hists else grads
             result = inner(grads, trainable_variables)
             if norms or hists:
-                capture._record(step, norms, hists, target, grads, tvars, weights)
+                capture._record(step, norms, hists, target, applied, tvars, weights)
             return result
 
-        # The count before the next update: one read of the device per fit.
-        self._step = int(target.iterations.numpy())
+        # The count before the next step: one read of the device per fit.
+        self._step = int(raw_iterations(target).numpy())
         self._wrap(target, "apply", apply)
 
     def train_function(self, record: Record) -> Callable:
@@ -171,7 +179,7 @@ class TorchCapture(QueuedCapture):
         steps, values = zip(*pairs, strict=True)  # steps are host integers
         return np.asarray(steps), torch.stack(values).cpu().numpy()
 
-    def iterations(self) -> int:
+    def raw_iterations(self) -> int:
         if self._wrapped is not None:
             return self._step
-        return int(innermost_optimizer(self.model.optimizer).iterations.numpy())
+        return int(raw_iterations(innermost_optimizer(self.model.optimizer)).numpy())
