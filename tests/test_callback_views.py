@@ -305,3 +305,30 @@ def test_fine_tuning_a_wrapped_mobilenet_logs_one_tag_per_block(tmp_path):
     expected = {f"grad_norm/mobilenetv2_0.35_32/block_{i}" for i in range(1, 17)}
     assert expected <= tags
     assert len(tags) == 26  # global + the 25 groups
+
+
+def test_depth_history_memory_stays_flat_over_a_million_rows():
+    """1,000,000 logged rows of 50 groups: the kept columns stay under 2 * MAX_COLUMNS,
+    evenly spaced from the first step, with the latest row drawn; the memory held does
+    not grow with the rows (control: 1,000,000 rows kept would take 400 MB)."""
+    import tracemalloc
+
+    from keras_initzoo.callbacks.views import MAX_COLUMNS, DepthHistory
+
+    history = DepthHistory([f"g{i}" for i in range(50)])
+    row = np.ones(50)
+    tracemalloc.start()
+    for step in range(1, 100_001):
+        history.add(step, row)
+    after_100k = tracemalloc.get_traced_memory()[0]
+    for step in range(100_001, 1_000_001):
+        history.add(step, row)
+    after_1m, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    steps = history.steps
+    assert len(steps) <= 2 * MAX_COLUMNS + 1 and steps[0] == 1 and steps[-1] == 1_000_000
+    gaps = np.diff(steps[:-1])
+    assert gaps.min() == gaps.max()  # evenly spaced
+    assert after_1m <= after_100k * 1.1 and peak < 2 * 2**20, (after_100k, after_1m, peak)
+    logs, drawn = history.matrix()
+    assert logs.shape == (50, MAX_COLUMNS) and drawn[-1] == 1_000_000

@@ -86,13 +86,19 @@ class DepthHistory:
     Rows are groups in forward order (the first layer on top), columns logged
     steps (left to right); a colour bar on the right runs from the smallest
     norm (bottom) to the largest (top). Past :data:`MAX_COLUMNS` steps, older
-    columns are thinned evenly.
+    columns are thinned evenly. Memory is bounded: once ``2 * MAX_COLUMNS``
+    columns are held, every other one is dropped and only every other row is
+    kept from then on, so the kept steps stay evenly spaced over the whole run
+    however long it is (and the latest row is always drawn).
     """
 
     def __init__(self, groups: Sequence[str]) -> None:
         self.groups = tuple(groups)
-        self.steps: list[int] = []
-        self._norms: list[np.ndarray] = []
+        self._kept_steps: list[int] = []
+        self._kept_norms: list[np.ndarray] = []
+        self._latest: tuple[int, np.ndarray] | None = None
+        self._added = 0  # rows added
+        self._stride = 1  # one row in this many is kept
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -102,8 +108,29 @@ class DepthHistory:
         return self.steps[-1]
 
     def add(self, step: int, norms: np.ndarray) -> None:
-        self.steps.append(int(step))
-        self._norms.append(np.asarray(norms, dtype=np.float64))
+        norms = np.asarray(norms, dtype=np.float64)
+        self._latest = (int(step), norms)
+        self._added += 1
+        if (self._added - 1) % self._stride:
+            return
+        self._kept_steps.append(int(step))
+        self._kept_norms.append(norms)
+        if len(self._kept_steps) >= 2 * MAX_COLUMNS:  # keep every other; take every 2nd on
+            self._kept_steps, self._kept_norms = self._kept_steps[::2], self._kept_norms[::2]
+            self._stride *= 2
+
+    @property
+    def steps(self) -> list[int]:
+        """The steps held: evenly spaced over the run, and the latest."""
+        if self._latest is None or self._kept_steps[-1] == self._latest[0]:
+            return list(self._kept_steps)
+        return [*self._kept_steps, self._latest[0]]
+
+    @property
+    def _norms(self) -> list[np.ndarray]:
+        if self._latest is None or self._kept_steps[-1] == self._latest[0]:
+            return list(self._kept_norms)
+        return [*self._kept_norms, self._latest[1]]
 
     def matrix(self) -> tuple[np.ndarray, list[int]]:
         """``log10`` norms, ``(groups, steps)``, and the steps drawn."""
