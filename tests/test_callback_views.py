@@ -332,3 +332,13 @@ def test_depth_history_memory_stays_flat_over_a_million_rows():
     assert after_1m <= after_100k * 1.1 and peak < 2 * 2**20, (after_100k, after_1m, peak)
     logs, drawn = history.matrix()
     assert logs.shape == (50, MAX_COLUMNS) and drawn[-1] == 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"), [("blocks", "block"), ("layers", "layer"), ("Block", "block")]
+)
+def test_group_by_near_misses_are_refused_with_a_suggestion(typo, meant):
+    with pytest.raises(ValueError, match=f"Did you mean '{meant}'"):
+        kiz.GradientNormLogger("runs/x", group_by=typo)
+    # control: the same word as a compiled regex is taken
+    assert kiz.GradientNormLogger("runs/x", group_by=re.compile(typo)).group_by.pattern == typo

@@ -5,6 +5,7 @@ Backend independent: only Keras layer and variable objects are touched.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,14 @@ def check_group_by(group_by: object) -> GroupBy:
     if isinstance(group_by, re.Pattern):
         return group_by
     if isinstance(group_by, str):
+        near = difflib.get_close_matches(group_by.lower(), ("layer", "block"), n=1, cutoff=0.7)
+        if near and re.fullmatch(r"\w+", group_by):
+            # a bare word next to a mode is a typo far more often than a regex
+            raise ValueError(
+                f"`group_by` must be 'layer', 'block', a regular expression or a callable; "
+                f"received group_by={group_by!r}. Did you mean {near[0]!r}? (For a regex "
+                f"that is this word, pass re.compile({group_by!r}).)"
+            )
         try:
             return re.compile(group_by)
         except re.error as error:
