@@ -59,6 +59,25 @@ register()
 
 __version__ = "0.1.0"
 
+# Every public name (``GradientNormLogger`` loads on first use); tests/test_registry.py
+# checks that each resolves and that nothing public is left out.
+__all__ = [
+    # initializers
+    "Constant", "DeltaOrthogonal", "Dirac", "EpsilonUniform", "GainScaled", "GlorotNormal",
+    "GlorotUniform", "HeNormal", "HeUniform", "Identity", "InitializerInfo", "LargeRandom",
+    "LecunNormal", "LecunUniform", "Ones", "Orthogonal", "SimpleNormal", "SimpleUniform",
+    "SmallRandom", "Sparse", "StandardNormal", "TorchDefault", "TruncatedNormal",
+    "VarianceScaling", "ZerO", "Zeros", "ZooInitializer",
+    # the registry, fans and gains
+    "get", "list_initializers", "register", "compute_fans", "conv_transpose_axes",
+    "depthwise_axes", "calculate_gain", "gain", "leaky_relu_gain", "nf_gamma",
+    # whole-model tools
+    "Report", "SignalReport", "auto_initialize", "lsuv", "reinitialize", "residual_structure",
+    "signal_report",
+    # the callback, and the namespaces
+    "GradientNormLogger", "layers", "models", "mup", "optimizers",
+]  # fmt: skip
+
 
 def __getattr__(name: str):
     if name == "GradientNormLogger":

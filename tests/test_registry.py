@@ -188,3 +188,25 @@ def test_a_new_scheme_is_one_decorated_class(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("ok")
+
+
+def test_all_lists_every_public_name_and_each_resolves():
+    import types
+
+    import keras_initzoo
+
+    assert len(set(keras_initzoo.__all__)) == len(keras_initzoo.__all__)
+    for name in keras_initzoo.__all__:
+        assert getattr(keras_initzoo, name) is not None, name
+    # everything public defined or imported at the top, modules of the package aside
+    # unless listed as namespaces (control: a name added without __all__ fails here)
+    public = {
+        name
+        for name, value in vars(keras_initzoo).items()
+        if not name.startswith("_")
+        and not (isinstance(value, types.ModuleType) and name not in keras_initzoo.__all__)
+    }
+    assert public | {"GradientNormLogger"} == set(keras_initzoo.__all__)
+    namespace: dict = {}
+    exec("from keras_initzoo import *", namespace)  # noqa: S102 -- the star import itself
+    assert set(namespace) - {"__builtins__"} == set(keras_initzoo.__all__)
