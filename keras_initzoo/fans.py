@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from keras_initzoo._validation import check_axes, check_int
+from keras_initzoo._validation import check_axes, check_int, check_shape
 
 
 def check_axes_pair(input_axes: object, output_axes: object) -> None:
@@ -56,7 +56,7 @@ def compute_fans(
     (64, 32)
     """
     check_axes_pair(input_axes, output_axes)
-    shape = tuple(shape)
+    shape = check_shape(shape)
     batch_axes = set(check_axes("batch_axes", batch_axes, len(shape)))
     if input_axes is not None:
         input_axes = check_axes("input_axes", input_axes, len(shape))

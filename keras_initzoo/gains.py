@@ -358,6 +358,13 @@ def _check_params(fn: Callable[..., Any], params: dict[str, Any], label: str) ->
         signature = inspect.signature(fn)
     except (TypeError, ValueError):  # ufuncs and builtins: the call itself will tell
         return
+    if isinstance(getattr(fn, "__module__", None), str) and fn.__module__.startswith("keras"):
+        for key, value in params.items():  # a list would be broadcast, or its first entry used
+            if np.ndim(value) != 0:
+                raise ValueError(
+                    f"{label}'s parameter `{key}` must be a single number; received "
+                    f"{key}={value!r}."
+                )
     kinds = inspect.Parameter
     rest = list(signature.parameters.values())[1:]  # the first one takes the input
     if any(p.kind is kinds.VAR_KEYWORD for p in rest):

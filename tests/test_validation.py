@@ -216,3 +216,39 @@ def test_value_error_exactly_when_input_is_invalid_and_it_names_the_culprit(case
     assert np.isfinite(np.asarray(keras.ops.convert_to_numpy(value), dtype="float64")).all()
     restored = info.cls.from_config(json.loads(json.dumps(initializer.get_config())))
     assert restored == initializer
+
+
+def _tiny_model():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
+    return model
+
+
+@pytest.mark.parametrize(
+    "call, argument",
+    [
+        (lambda: kiz.compute_fans((-1, 3)), "shape"),
+        (lambda: kiz.compute_fans((float("nan"), 2)), "shape"),
+        (lambda: kiz.compute_fans(("a", 2)), "shape"),
+        (lambda: kiz.gain("elu", alpha=[2, 1]), "alpha"),
+        (lambda: kiz.nf_gamma("elu", alpha=np.ones(2)), "alpha"),
+        (lambda: kiz.GradientNormLogger("runs/x", histogram_bins=10**9), "histogram_bins"),
+        (lambda: kiz.GradientNormLogger("a\x00b"), "log_dir"),
+        (lambda: kiz.signal_report(None, np.ones((2, 4))), "model"),
+        (lambda: kiz.signal_report(_tiny_model(), np.full((2, 4), 1e308)), "x"),
+        (lambda: kiz.auto_initialize(_tiny_model(), np.full((2, 4), -1e300)), "data"),
+    ],
+)
+def test_the_issues_bad_inputs_name_their_argument(call, argument):
+    """Each was silently wrong or an unclear error (issue 24's fuzz findings)."""
+    with pytest.raises(ValueError, match=f"`{argument}"):
+        call()
+
+
+def test_a_nan_loss_is_no_healthy_model():
+    """Gradients that are NaN everywhere (a NaN loss) read 'exploding', not 'healthy'
+    (control: the same model with finite targets reads healthy)."""
+    model = _tiny_model()
+    x = np.ones((8, 4), "float32")
+    nan_loss = lambda y, y_pred: keras.ops.mean(y_pred) * float("nan")  # noqa: E731
+    assert kiz.signal_report(model, x, np.zeros((8, 2)), loss=nan_loss).verdict == "exploding"
+    assert kiz.signal_report(model, x, np.zeros((8, 2)), loss="mse").verdict == "healthy"

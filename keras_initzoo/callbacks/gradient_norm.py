@@ -26,6 +26,7 @@ from keras_initzoo.callbacks.writer import (
 )
 
 WRITE_ERRORS = ("warn", "raise")  # what a failed event write does: see on_write_error
+MAX_BINS = 10_000  # histogram buckets: TensorBoard draws a few dozen
 
 
 class _Kept(NamedTuple):
@@ -46,6 +47,8 @@ def _check_log_dir(log_dir) -> str:
             f"directory; got {log_dir!r}."
         )
     path = os.fspath(log_dir)
+    if "\x00" in path:
+        raise ValueError(f"`log_dir` must be a path without NUL characters; got {log_dir!r}.")
     if "://" in path or processes()[0] != 0:
         # gs://, s3:// ...: left to TensorBoard's file layer. A process other
         # than process 0 of a multi-process run writes nothing, nor makes the directory.
@@ -227,7 +230,14 @@ class GradientNormLogger(keras.callbacks.Callback):
         self.histogram_freq = check_int(
             "histogram_freq", histogram_freq, 0, "a non-negative integer (0 turns histograms off)"
         )
-        self.histogram_bins = check_int("histogram_bins", histogram_bins, 1, "a positive integer")
+        self.histogram_bins = check_int(
+            "histogram_bins", histogram_bins, 1, f"an integer from 1 to {MAX_BINS}"
+        )
+        if self.histogram_bins > MAX_BINS:  # each bin is a device column of every logged row
+            raise ValueError(
+                f"`histogram_bins` must be an integer from 1 to {MAX_BINS}; received "
+                f"histogram_bins={histogram_bins!r}."
+            )
         for name, flag in (
             ("per_variable", per_variable),
             ("weight_norms", weight_norms),

@@ -402,14 +402,23 @@ def check_finite_batch(batch: Any, name: str) -> None:
         values = np.asarray(array)
         if values.dtype.kind not in "fc":
             continue
+        where = name + "".join(f"[{k!r}]" for k in keys)
         bad = ~np.isfinite(values)
         if bad.any():
-            where = name + "".join(f"[{k!r}]" for k in keys)
             first = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ValueError(
                 f"`{where}` holds NaN or inf: {int(bad.sum())} of its {values.size} values "
                 f"(shape {values.shape}), the first at index {first}. Whole-model tools need "
                 "finite data: drop or impute those samples."
+            )
+        # finite in float64 but past the model's float: inf once the model casts it
+        floatx = keras.config.floatx()
+        limit = float(np.finfo(floatx).max)
+        if values.dtype.itemsize > np.dtype(floatx).itemsize and np.abs(values).max() > limit:
+            raise ValueError(
+                f"`{where}` holds values beyond {floatx}'s range (largest magnitude "
+                f"{float(np.abs(values).max()):.3g} > {limit:.3g}): the model would see inf. "
+                "Scale the data first."
             )
 
 

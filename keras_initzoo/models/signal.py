@@ -424,6 +424,7 @@ def signal_report(
         A :class:`SignalReport`. ``x`` or ``y`` holding NaN or inf, or a ``y``
         no loss fits, raise a ValueError that says where.
     """
+    check_built(model)
     training = check_bool("training", training)
     data = fit_data(x, "x", model=model)
     if y is not None and data.y is not None:
@@ -586,6 +587,13 @@ def _verdict(
     report: SignalReport, structure: ResidualTrace | None = None, by_design: set[str] = frozenset()
 ) -> tuple[str, str | None]:
     """The verdict along the stream, per block, per branch and over the other weighted layers."""
+    broken = [
+        r["layer"]
+        for r in report
+        if r["grad norm"] is not None and not math.isfinite(r["grad norm"])
+    ]
+    if broken:  # a NaN loss, or gradients past float range: nothing else can be read
+        return "exploding", broken[0]
     saturating = [r["layer"] for r in report if (r["saturated"] or 0.0) > _SATURATING_SHARE]
     probabilities = {r["layer"] for r in report if r.get("activation") == "softmax"}
     if saturating:
