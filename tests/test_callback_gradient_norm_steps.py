@@ -352,3 +352,22 @@ def test_gradient_accumulation_logs_the_applied_gradient_once_per_update(tmp_pat
         assert value == pytest.approx(norm(applied, variables), rel=RTOL)
         # control: the last micro-batch's own norm, what was logged before, is not it
         assert abs(norm(micro[-1], variables) / norm(applied, variables) - 1) > 10 * RTOL
+
+
+def test_stop_on_nonfinite_holds_between_logged_steps(tmp_path):
+    """update_freq=10 logs steps 1 and 11; a NaN sample in batch 3 stops training right
+    after step 3 (the loss, read between logged steps), not at step 11 (control:
+    without the flag all 16 steps run)."""
+    x, y = make_data(128)
+    x[20, 0] = np.nan  # batch 3 (steps of 8)
+    model = mlp()
+    model.compile("sgd", "mse")
+    cb = kiz.GradientNormLogger(tmp_path, update_freq=10, stop_on_nonfinite=True)
+    with pytest.warns(UserWarning, match=r"non-finite loss \(nan\) by step 3"):
+        fit(model, x, y, cb, epochs=1)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 3
+    assert steps_of(tmp_path) == [1]
+    control = mlp()
+    control.compile("sgd", "mse")
+    fit(control, x, y, kiz.GradientNormLogger(tmp_path / "control", update_freq=10), epochs=1)
+    assert int(keras.ops.convert_to_numpy(control.optimizer.iterations)) == 16

@@ -184,6 +184,9 @@ class GradientNormLogger(keras.callbacks.Callback):
             non-finite gradient norm (NaN or inf entries, or a norm beyond the
             accumulator's range). Rows are then read after every logged step, and training
             stops right after the train-function call that ran the bad step.
+            Between logged steps the step's loss is read to the host instead (a
+            non-finite loss stops training after that step; a non-finite
+            gradient under a finite loss shows at the next logged step).
         on_write_error: what a failed event write (a full disk, a file-size
             limit, a read-only or vanished file) does. Never an exception out
             of the train step, which on JAX would lose the model's state:
@@ -407,6 +410,8 @@ class GradientNormLogger(keras.callbacks.Callback):
             self._read_device(resync=False)  # the failed step's state may be gone
             raise
         self._iteration += 1
+        if record == NOTHING and self.stop_on_nonfinite:
+            self._stop_on_nonfinite_loss(outputs)
         if record != NOTHING:
             self._pending += self._rows_per_call
             # Several processes read at the same steps only (no timed reads): a read
@@ -418,6 +423,24 @@ class GradientNormLogger(keras.callbacks.Callback):
             ):
                 self._read_device()
         return outputs
+
+    def _stop_on_nonfinite_loss(self, outputs) -> None:
+        """Between logged steps: the step's loss (Keras' running mean, so one NaN or inf
+        stays) read to the host; non-finite stops training after this step."""
+        logs = outputs[0] if isinstance(outputs, tuple) else outputs  # JAX: (logs, state)
+        loss = logs.get("loss") if isinstance(logs, dict) else None
+        if loss is None:
+            return
+        value = float(np.asarray(keras.ops.convert_to_numpy(loss)).reshape(-1)[0])
+        if math.isfinite(value):
+            return
+        self._model.stop_training = True
+        step = self._iteration // self._capture.accumulation if self._capture else self._iteration
+        warnings.warn(
+            f"GradientNormLogger: a non-finite loss ({value}) by step {step}, a step that is "
+            "not logged. Stopping training (stop_on_nonfinite=True).",
+            stacklevel=3,
+        )
 
     def _open_writer(self) -> None:
         if self._writer is None:
