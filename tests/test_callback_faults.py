@@ -202,3 +202,59 @@ def test_an_immutable_event_file_warns_and_training_goes_on(tmp_path):
 def test_on_write_error_is_checked():
     with pytest.raises(ValueError, match="`on_write_error` must be one of"):
         kiz.GradientNormLogger("logs", on_write_error="ignore")
+
+
+RESUMED = textwrap.dedent(
+    """
+    import os, signal, sys
+    import keras, numpy as np
+    import keras_initzoo as kiz
+
+    log_dir, backup_dir, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+    class Kill(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)  # no clean-up, as a crash
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    # stop_on_nonfinite reads (and writes) every logged step: the crash leaves steps 9-10
+    callbacks = [keras.callbacks.BackupAndRestore(backup_dir),
+                 kiz.GradientNormLogger(log_dir, update_freq=1, stop_on_nonfinite=True)]
+    model.fit(x, x[:, :1], batch_size=8, epochs=2, shuffle=False, verbose=0,
+              callbacks=callbacks + ([Kill()] if kill_at else []))
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_run_killed_and_resumed_shows_each_step_once(tmp_path, scalars):
+    """SIGKILL at step 11, BackupAndRestore (each epoch, 8 steps) resumes at step 9 in a
+    new process: TensorBoard's reader and the real server's scalars route show steps 1-16
+    once each (before, the steps the killed run had written showed twice: a SessionLog.START
+    at the resumed step is the purge brain.Event:2 readers honour)."""
+    log_dir, backup = tmp_path / "logs", tmp_path / "backup"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    for kill_at in (11, 0):
+        done = subprocess.run(
+            [sys.executable, "-c", RESUMED, str(log_dir), str(backup), str(kill_at)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == (-9 if kill_at else 0), done.stderr[-3000:]
+    steps = [step for step, _ in scalars(log_dir)["grad_norm/global"]]
+    assert steps == list(range(1, 17)), steps
+    assert len(_event_files(log_dir)) == 2
+    if keras.backend.backend() != "tensorflow":
+        return  # the server reads files: once is enough
+    from tb_server import TensorBoardServer, scalar_tags_ready
+
+    server = TensorBoardServer(str(tmp_path))
+    try:
+        server.start(timeout=120, ready=scalar_tags_ready({"logs": {"grad_norm/global"}}))
+        served = server.get_json("/data/plugin/scalars/scalars?run=logs&tag=grad_norm/global")
+    finally:
+        server.stop()
+    assert [point[1] for point in served] == steps

@@ -349,6 +349,9 @@ class GradientNormLogger(keras.callbacks.Callback):
             self._prepare_outputs()
         # One read per fit: steps continue across fit calls and initial_epoch resumes.
         step = self._capture.iterations()
+        if self._writer is not None:  # a resumed run replaces what a crashed one left
+            with self._writing(before_training=True):
+                self._writer.write_session_start(step + 1)
         self._iteration = self._capture.raw_iterations()  # train steps before the next call
         # Rows a kept buffer holds from an earlier fit are of earlier steps: not logged again.
         self._last_logged = step

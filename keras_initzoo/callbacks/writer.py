@@ -78,6 +78,13 @@ class EventWriter:
     def write_summary(self, step: int, summary: summary_pb2.Summary) -> None:
         self._write(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
 
+    def write_session_start(self, step: int) -> None:
+        """A ``SessionLog.START`` at ``step``: TensorBoard's readers drop the events at
+        ``step`` and later that earlier files hold (for ``brain.Event:2`` files the one
+        purge they honour), so a resumed run shows each step once, with its new values."""
+        start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+        self._write(event_pb2.Event(wall_time=time.time(), step=int(step), session_log=start))
+
     def flush(self) -> None:
         self._file.flush()
 
