@@ -149,7 +149,8 @@ def report(args: argparse.Namespace) -> int:
                 return 2
             x, y = arrays["x"], arrays["y"] if "y" in arrays else None
     try:
-        result = signal_report(model, synthetic_batch(model) if x is None else x, y, args.loss)
+        batch = synthetic_batch(model) if x is None else x
+        result = signal_report(model, batch, y, args.loss, training=not args.inference)
     except ValueError as error:
         print(f"initzoo report: error: {error}", file=sys.stderr)
         return 2

@@ -193,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
         "sparse_categorical_crossentropy; default: the compiled loss, else one inferred "
         "from y and the output)",
     )
+    report.add_argument(
+        "--inference",
+        action="store_true",
+        help="measure in inference mode (BatchNormalization on its moving statistics, no "
+        "dropout); default: as the first training step sees the model",
+    )
     coord = sub.add_parser(
         "coord-check",
         help="muP's coordinate check of a model builder: activation size against width",

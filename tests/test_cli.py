@@ -201,6 +201,10 @@ def test_report_output_holds_no_framework_log_lines(tmp_path):
     model.save(path)
     done, _ = _run_quiet([sys.executable, "-m", "keras_initzoo_cli", "report", str(path)])
     assert "dense" in done.stdout
+    assert "measured in training mode" in done.stdout
+    command = [sys.executable, "-m", "keras_initzoo_cli", "report", str(path), "--inference"]
+    done, _ = _run_quiet(command)
+    assert "measured in inference mode" in done.stdout
 
 
 # What TensorFlow 2.21 writes to file descriptor 2 while it loads on a machine without a GPU,
