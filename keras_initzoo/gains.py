@@ -47,6 +47,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_initzoo import _keras_internals as internals
 from keras_initzoo._validation import check_finite, check_non_negative
 
 # PyTorch's torch.nn.init.calculate_gain table, verbatim.
@@ -470,9 +471,8 @@ def _float64_scope() -> Iterator[None]:
         yield
         return
     import jax
-    from keras.src.backend.common import dtypes
 
-    narrowing = dtypes.BIT64_TO_BIT32_DTYPE  # read by keras.backend.result_type on each call
+    narrowing = internals.bit64_to_bit32_dtypes()  # read by keras.backend.result_type each call
     saved = narrowing.get("float64")
     narrowing["float64"] = "float64"
     try:

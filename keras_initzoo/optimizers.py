@@ -85,6 +85,7 @@ from typing import Any
 
 import keras
 
+from keras_initzoo import _keras_internals as internals
 from keras_initzoo._validation import check_positive
 from keras_initzoo.mup import optimizers as _mup_optimizers
 
@@ -340,7 +341,7 @@ def _public_class(cls: type) -> type:
     (``TorchOptimizer.__new__``), a subclass of the public class; the AGC class
     is named, registered and saved after the public one.
     """
-    if cls.__module__.startswith("keras.src.backend."):
+    if internals.is_backend_class(cls):
         for base in cls.__mro__[1:]:
             if getattr(keras.optimizers, base.__name__, None) is base:
                 return base
@@ -452,7 +453,7 @@ class AGC:
         if keras.backend.backend() != "jax":  # JAX: the variables hold no traced value
             variables = [
                 v
-                for v in self._trainable_variables
+                for v in internals.optimizer_trainable_variables(self)
                 if not getattr(v, "overwrite_with_gradient", False)
             ]
             if [tuple(v.shape) for v in variables] == shapes:

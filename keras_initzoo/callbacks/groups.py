@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import keras
 
+from keras_initzoo import _keras_internals as internals
+
 GroupBy = str | re.Pattern | Callable[[str], str]
 
 # A repeated block in a flat layer name: MobileNetV2's block_10_expand,
@@ -90,7 +92,7 @@ def _is_auto_named(layer: keras.layers.Layer) -> bool:
 
 
 def _children(layer: keras.layers.Layer) -> list:
-    return list(layer._flatten_layers(include_self=False, recursive=False))
+    return internals.flatten_layers(layer, include_self=False, recursive=False)
 
 
 class _Blocks:

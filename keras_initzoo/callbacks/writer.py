@@ -57,7 +57,9 @@ class EventWriter:
     """Writes one event file ``events.out.tfevents.*.gradnorm.v2`` in ``log_dir``."""
 
     def __init__(self, log_dir: str) -> None:
-        stamp = f"{int(time.time())}.{socket.gethostname()}.{os.getpid()}.{next(_file_counter)}"
+        # zero-padded: TensorBoard reads a folder's files in name order ("10" < "9")
+        count = next(_file_counter)
+        stamp = f"{int(time.time())}.{socket.gethostname()}.{os.getpid()}.{count:06d}"
         self.path = os.path.join(log_dir, f"events.out.tfevents.{stamp}.gradnorm.v2")
         self._file = _open_new(self.path)
         self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))

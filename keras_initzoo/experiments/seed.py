@@ -7,6 +7,8 @@ import random
 import keras
 import numpy as np
 
+from keras_initzoo import _keras_internals as internals
+
 
 def set_seed(seed: int) -> None:
     """``keras.utils.set_random_seed(seed)``, less its TensorFlow seed on JAX and PyTorch.
@@ -20,13 +22,7 @@ def set_seed(seed: int) -> None:
     if keras.backend.backend() == "tensorflow":
         keras.utils.set_random_seed(seed)
         return
-    # Private Keras names: the test above fails loudly when they change.
-    from keras.src.backend.common import global_state
-    from keras.src.random import seed_generator
-    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
-
-    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
-    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    internals.reset_global_seed(seed)  # private Keras names: see tests/test_keras_internals.py
     random.seed(seed)
     np.random.seed(seed)
     if keras.backend.backend() == "torch":

@@ -17,9 +17,8 @@ from typing import Any
 
 import keras
 import numpy as np
-from keras.src import backend as _backend
-from keras.src.backend.common import global_state
 
+from keras_initzoo import _keras_internals as internals
 from keras_initzoo._validation import check_float_dtype, check_shape
 
 Seed = int | keras.random.SeedGenerator | None
@@ -32,9 +31,7 @@ def _next_stream(seed: int) -> int:
     per class (``dense``, ``dense_1``, ...), and ``keras.backend.clear_session()``
     restarts both.
     """
-    counters = global_state.get_global_attribute(
-        "keras_initzoo_seed_streams", {}, set_to_default=True
-    )
+    counters = internals.session_dict("keras_initzoo_seed_streams")
     index = counters.get(seed, 0)
     counters[seed] = index + 1
     return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint32)[0])
@@ -49,7 +46,7 @@ def _seed_state(seed: int) -> int:
     raises on PyTorch). Such a value passes as its two's complement, which
     Keras reads back as the same uint32 seed.
     """
-    if _backend.random_seed_dtype() == "int32" and seed >= 2**31:
+    if internals.random_seed_dtype() == "int32" and seed >= 2**31:
         return seed - 2**32
     return seed
 
@@ -93,7 +90,7 @@ def _outside_traces():
     out_shardings=...)`` (``keras/src/backend/jax/core.py``); the seed states are
     read and written on the host all the same, so no tracer reaches them.
     """
-    if _backend.backend() == "jax":
+    if keras.backend.backend() == "jax":
         import jax
 
         return jax.ensure_compile_time_eval()
@@ -118,12 +115,12 @@ class _CallSeeds(keras.random.SeedGenerator):
     def state_after(self, count: int) -> np.ndarray:
         # Wraps like the backend's own integer add (uint32, or int32 on PyTorch).
         after = self._start + np.array([0, count], np.int64)
-        return after.astype(_backend.random_seed_dtype())
+        return after.astype(internals.random_seed_dtype())
 
     def next(self, ordered=True):
         seed = self.state_after(self.count)
         self.count += 1
-        return _backend.convert_to_tensor(seed, dtype=_backend.random_seed_dtype())
+        return internals.backend_convert_to_tensor(seed, dtype=internals.random_seed_dtype())
 
 
 def _check_serialized_seed_generator(seed: dict) -> int | None:

@@ -28,7 +28,8 @@ from typing import NamedTuple
 import keras
 import ml_dtypes
 import numpy as np
-from keras.src.random.seed_generator import draw_seed
+
+from keras_initzoo import _keras_internals as internals
 
 
 def compute_dtype(dtype: str) -> str:
@@ -121,7 +122,8 @@ def _draw_jax(plan, shape, dtype, seed, scale, shift, clip):
     compute = compute_dtype(dtype)
     kernel = _jax_kernel()
     scalars = _scalars(compute, scale, shift, *clip)
-    return kernel(draw_seed(seed), *scalars, plan=plan, shape=shape, compute=compute, dtype=dtype)
+    seed = internals.draw_seed(seed)
+    return kernel(seed, *scalars, plan=plan, shape=shape, compute=compute, dtype=dtype)
 
 
 @functools.cache
@@ -161,18 +163,19 @@ def _draw_tensorflow(plan, shape, dtype, seed, scale, shift, clip):
     compute = compute_dtype(dtype)
     scalars = _scalars(compute, scale, shift, *clip)
     kernel = _tensorflow_kernel()
-    x = kernel(tf.constant(shape, "int64"), draw_seed(seed), *scalars, plan, compute, dtype)
+    x = kernel(
+        tf.constant(shape, "int64"), internals.draw_seed(seed), *scalars, plan, compute, dtype
+    )
     return tf.ensure_shape(x, shape)  # the shape went in as a tensor, to trace once per rank
 
 
 def _draw_torch(plan, shape, dtype, seed, scale, shift, clip):
     import torch
-    from keras.src.backend.torch.core import get_device, to_torch_dtype
-    from keras.src.backend.torch.random import torch_seed_generator
 
     # in place: the tensor in the compute dtype is the only buffer until the cast
-    generator = torch_seed_generator(seed)
-    x = torch.empty(shape, dtype=to_torch_dtype(compute_dtype(dtype)), device=get_device())
+    generator = internals.torch_seed_generator(seed)
+    compute = internals.to_torch_dtype(compute_dtype(dtype))
+    x = torch.empty(shape, dtype=compute, device=internals.torch_device())
     # As few passes as the draw allows: each in-place op is one more pass over
     # the tensor and one more parallel region (on a busy CPU each costs a
     # thread hand-off; 100 small Glorot kernels took 8x Keras' time in three).
@@ -185,7 +188,7 @@ def _draw_torch(plan, shape, dtype, seed, scale, shift, clip):
         x.uniform_(plan.low * scale + shift, plan.high * scale + shift, generator=generator)
     if plan.clips:
         x.clamp_(*clip)
-    return x.to(to_torch_dtype(dtype))
+    return x.to(internals.to_torch_dtype(dtype))
 
 
 _BACKENDS = {

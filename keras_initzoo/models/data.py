@@ -10,6 +10,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_initzoo import _keras_internals as internals
+
 # How many batches of a dataset are joined into the one batch a tool runs on.
 MAX_BATCHES = 8
 
@@ -424,12 +426,12 @@ def check_finite_batch(batch: Any, name: str) -> None:
 
 def _vocabulary_size(tensor: Any) -> int | None:
     """The smallest ``input_dim`` of the Embedding layers an integer input feeds, if any."""
-    history = getattr(tensor, "_keras_history", None)
+    history = internals.keras_history(tensor)
     if history is None:
         return None
     sizes = [
         node.operation.input_dim
-        for node in getattr(history.operation, "_outbound_nodes", [])
+        for node in internals.outbound_nodes(history.operation)
         if isinstance(node.operation, keras.layers.Embedding)
     ]
     return min(sizes) if sizes else None
@@ -460,7 +462,7 @@ def synthetic_batch(model: keras.Model, batch_size: int = 32, seed: int = 0) -> 
             return rng.integers(0, vocabulary, size=shape).astype(dtype)
         return rng.standard_normal(shape).astype(dtype)
 
-    structure = getattr(model, "_inputs_struct", None)  # the inputs' dict or list layout
+    structure = internals.inputs_struct(model)  # the inputs' dict or list layout
     if structure is None:
         structure = inputs[0] if len(inputs) == 1 else inputs
     return keras.tree.map_structure(sample, structure)

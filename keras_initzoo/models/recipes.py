@@ -163,6 +163,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_initzoo import _keras_internals as internals
 from keras_initzoo.fans import conv_transpose_axes
 from keras_initzoo.gains import nf_gamma
 from keras_initzoo.initializers import SimpleNormal, TruncatedNormal, VarianceScaling
@@ -289,7 +290,7 @@ class Structure:
         """``"query"``, ``"key"`` or ``"value"`` for an attention layer's projection."""
         if self._roles is None:
             self._roles = {}
-            for parent in self.model._flatten_layers(include_self=True, recursive=True):
+            for parent in internals.flatten_layers(self.model, include_self=True, recursive=True):
                 for attribute, role in _ATTENTION_ATTRIBUTES.items():
                     child = getattr(parent, attribute, None)
                     if isinstance(child, keras.layers.Layer):
@@ -307,17 +308,17 @@ def block_of(join: Join) -> str:
 
 def _producer(tensor: Any, target: keras.layers.Layer) -> keras.layers.Layer | None:
     """``target`` when ``tensor`` comes from it through single-input layers without weights."""
-    history = getattr(tensor, "_keras_history", None)
+    history = internals.keras_history(tensor)
     while history is not None:
         operation, node_index, _ = history
         if operation is target:
             return target
         if getattr(operation, "weights", None):
             return None
-        inputs = operation._inbound_nodes[node_index].input_tensors
+        inputs = internals.inbound_nodes(operation)[node_index].input_tensors
         if len(inputs) != 1:
             return None
-        history = getattr(inputs[0], "_keras_history", None)
+        history = internals.keras_history(inputs[0])
     return None
 
 
@@ -350,7 +351,7 @@ def structure_of(
 
     batch = synthetic_batch(model) if data is None else as_batch(data)
     probed = trace(model, batch, training=training, inner=inner)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in internals.flatten_layers(model, include_self=False, recursive=True):
         layers.setdefault(layer.path or layer.name, layer)
     joins = [join for join in probed.joins if not _is_embedding_sum(join, sites)]
     structure = Structure(model, probed, joins, layers, sites, fed_by)

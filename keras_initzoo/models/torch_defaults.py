@@ -34,6 +34,7 @@ from types import MappingProxyType
 
 import keras
 
+from keras_initzoo import _keras_internals as internals
 from keras_initzoo.initializers.simple import StandardNormal
 from keras_initzoo.initializers.variance_scaling import (
     GlorotUniform,
@@ -334,7 +335,7 @@ class TorchParameter:
 
 def _layers(model: keras.layers.Layer) -> Iterable[keras.layers.Layer]:
     """``model`` and every layer inside it (Keras' own traversal, as :func:`walk`'s)."""
-    return model._flatten_layers(include_self=True, recursive=True)
+    return internals.flatten_layers(model, include_self=True, recursive=True)
 
 
 def _attention_owners(model: keras.layers.Layer) -> dict[int, L.MultiHeadAttention]:

@@ -18,6 +18,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_initzoo import _keras_internals as internals
+
 # handler(layer, call, args, kwargs) -> output, where call(*args, **kwargs) runs the layer
 Handler = Callable[[keras.layers.Layer, Callable[..., Any], tuple, dict], Any]
 
@@ -72,11 +74,11 @@ def leaf_and_composite_layers(
     leaves: list[keras.layers.Layer] = []
     composites: list[keras.layers.Layer] = []
     seen: set[int] = set()
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in internals.flatten_layers(model, include_self=False, recursive=True):
         if id(layer) in seen:
             continue
         seen.add(id(layer))
-        inner = list(layer._flatten_layers(include_self=False, recursive=False))
+        inner = internals.flatten_layers(layer, include_self=False, recursive=False)
         (composites if inner else leaves).append(layer)
     return leaves, composites
 

@@ -39,14 +39,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import keras
-from keras.src.layers.rnn.conv_lstm import ConvLSTMCell  # not exported by keras.layers
 
+from keras_initzoo import _keras_internals as internals
 from keras_initzoo.fans import compute_fans, conv_transpose_axes, depthwise_axes
 
 L = keras.layers
 
 # Gates stacked on the last axis of a recurrent cell's kernels.
-GATES = {L.LSTMCell: 4, L.GRUCell: 3, L.SimpleRNNCell: 1, ConvLSTMCell: 4}
+GATES = {L.LSTMCell: 4, L.GRUCell: 3, L.SimpleRNNCell: 1, internals.CONV_LSTM_CELL: 4}
 
 _CONV = (L.Conv1D, L.Conv2D, L.Conv3D)
 _CONV_TRANSPOSE = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
@@ -297,7 +297,7 @@ def walk(model: keras.layers.Layer, skip: Skip = None) -> Walk:
             if variables:
                 left_alone.append(LeftAlone(path, layer, variables, "skipped"))
             return
-        children = layer._flatten_layers(include_self=False, recursive=False)
+        children = internals.flatten_layers(layer, include_self=False, recursive=False)
         inner = {id(v) for child in children for v in child.weights}
         unknown, has_rule = [], False
         for variable in fresh(v for v in layer.weights if id(v) not in inner):

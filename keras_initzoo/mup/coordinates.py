@@ -13,6 +13,7 @@ import keras
 import numpy as np
 from tensorboard.compat.proto import summary_pb2
 
+from keras_initzoo import _keras_internals as internals
 from keras_initzoo._validation import check_choice, check_int, check_positive
 from keras_initzoo.models.data import as_batch
 from keras_initzoo.models.report import Report
@@ -223,13 +224,13 @@ def _measured_layers(model: keras.Model) -> list:
     """
     recurrent = [
         layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
+        for layer in internals.flatten_layers(model, include_self=False, recursive=True)
         if isinstance(layer, keras.layers.RNN)
     ]
     cells = {
         id(leaf): rnn
         for rnn in recurrent
-        for leaf in rnn._flatten_layers(include_self=False, recursive=True)
+        for leaf in internals.flatten_layers(rnn, include_self=False, recursive=True)
     }
     measured: dict[int, keras.layers.Layer] = {}
     for layer in leaf_layers(model):

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping
 
 import keras
 
+from keras_initzoo import _keras_internals as internals
 from keras_initzoo.mup.infshape import ATTRIBUTE, InfShape, infshape_of
 
 
@@ -81,28 +82,22 @@ def _torch_fused_step(optimizer: keras.optimizers.Optimizer):
     Keras replaces ``keras.optimizers.Adam`` (AdamW, SGD) by a fused class
     only when it is instantiated exactly, so a subclass would update one
     variable at a time; each multiplier group goes through the fused update
-    instead (private Keras code: ``tests/test_mup.py`` checks it is there).
+    instead (private Keras code: ``_keras_internals.torch_fused_update_step``).
     None on other backends.
     """
     if keras.backend.backend() != "torch":
         return None
     import torch
-    from keras.src.backend.torch.optimizers import torch_adam, torch_adamw, torch_sgd
 
-    fused = (
-        (keras.optimizers.AdamW, torch_adamw.AdamW),
-        (keras.optimizers.Adam, torch_adam.Adam),
-        (keras.optimizers.SGD, torch_sgd.SGD),
-    )
-    for keras_class, torch_class in fused:
-        if isinstance(optimizer, keras_class):
+    update = internals.torch_fused_update_step(optimizer)
+    if update is None:
+        return None
 
-            def step(grads, variables, learning_rate, _update=torch_class._parallel_update_step):
-                with torch.no_grad():
-                    _update(optimizer, grads, variables, learning_rate)
+    def step(grads, variables, learning_rate, _update=update):
+        with torch.no_grad():
+            _update(optimizer, grads, variables, learning_rate)
 
-            return step
-    return None
+    return step
 
 
 class MupOptimizer:
@@ -212,7 +207,7 @@ class MupOptimizer:
         step = _torch_fused_step(self) or super()._backend_update_step
         groups: dict[tuple[float, float], tuple[list, list]] = {}
         for grad, variable in zip(grads, trainable_variables, strict=True):
-            key = self._mup_by_index[self._get_variable_index(variable)]
+            key = self._mup_by_index[internals.variable_index(self, variable)]
             group = groups.setdefault(key, ([], []))
             group[0].append(grad)
             group[1].append(variable)

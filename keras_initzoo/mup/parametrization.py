@@ -9,6 +9,7 @@ from typing import Any
 
 import keras
 
+from keras_initzoo import _keras_internals as internals
 from keras_initzoo.initializers.base import _make_seed_generator
 from keras_initzoo.initializers.variance_scaling import VarianceScaling
 from keras_initzoo.models.data import check_built
@@ -96,7 +97,7 @@ def _attention_layers(model: keras.layers.Layer) -> list:
     """Every ``MultiHeadAttention`` inside ``model`` (KerasHub's subclass it)."""
     return [
         layer
-        for layer in model._flatten_layers(include_self=True, recursive=True)
+        for layer in internals.flatten_layers(model, include_self=True, recursive=True)
         if isinstance(layer, keras.layers.MultiHeadAttention)
     ]
 

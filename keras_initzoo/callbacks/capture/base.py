@@ -19,6 +19,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
+from keras_initzoo import _keras_internals as internals
 from keras_initzoo.callbacks.groups import LayerGroup, resolve_layer_groups
 from keras_initzoo.callbacks.rows import EMPTY, RowLayout, layout_for
 
@@ -49,7 +50,7 @@ def accumulation(optimizer) -> int:
 def raw_iterations(optimizer):
     """The variable counting train steps, micro-batches included (Keras' ``_iterations``;
     ``iterations`` divides it by the accumulation steps)."""
-    return optimizer._iterations
+    return internals.raw_iterations(optimizer)
 
 
 def applied_gradients(optimizer, grads: Sequence, tvars: Sequence, value_of: Callable) -> list:
@@ -65,9 +66,9 @@ def applied_gradients(optimizer, grads: Sequence, tvars: Sequence, value_of: Cal
         return list(grads)
     if not optimizer.built:  # its first step builds it: nothing accumulated yet
         return [g if g is None else g / k for g in grads]
-    accumulated = optimizer._accumulated_gradients
+    accumulated = internals.accumulated_gradients(optimizer)
     return [
-        g if g is None else (g + value_of(accumulated[optimizer._get_variable_index(v)])) / k
+        g if g is None else (g + value_of(accumulated[internals.variable_index(optimizer, v)])) / k
         for g, v in zip(grads, tvars, strict=False)
     ]
 

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from keras_initzoo import _keras_internals as internals
 from keras_initzoo.callbacks.capture.base import (
     NOTHING,
     QueuedCapture,
@@ -91,7 +92,7 @@ class JaxCapture(QueuedCapture):
             if out is None or not capture.active or record == NOTHING or not capture.build():
                 return inner(optimizer_variables, grads, trainable_variables)
             # the accumulated gradients as they are before this step, which may reset them
-            tvars = list(optimizer._trainable_variables)
+            tvars = internals.optimizer_trainable_variables(optimizer)
             scale = 1.0 if scale_at is None else optimizer_variables[scale_at]
             scale = scale * (getattr(innermost, "loss_scale_factor", None) or 1.0)
             unscaled = [g if g is None else g / scale for g in grads]
@@ -119,7 +120,7 @@ class JaxCapture(QueuedCapture):
         self._last_iterations = None  # an earlier fit's state is gone (donated)
         # Read now: mid-epoch Keras purges the variables' values.
         self._state_shardings = (
-            self.model._get_state_sharding_spec()
+            internals.jax_state_sharding_spec(self.model)
             if keras.distribution.distribution() is not None
             else None
         )
@@ -161,7 +162,7 @@ class JaxCapture(QueuedCapture):
             capture._last_iterations = state[2][capture._iteration_at]
             return logs, state
 
-        return model._make_function(one_step)
+        return internals.jax_make_function(model, one_step)
 
     def plain_function(self, keras_function: Callable) -> Callable:
         capture = self
@@ -218,7 +219,7 @@ class JaxCapture(QueuedCapture):
                         squared_sums(deltas), all_groups, n_groups
                     )
             if layout.log_clipped:
-                clipped = squared_sums(innermost._clip_gradients(known + other))
+                clipped = squared_sums(internals.clip_gradients(innermost, known + other))
                 parts["clipped_global"] = jnp.sum(clipped)[None]
                 parts["clipped_groups"] = per_group(clipped)
             row = jnp.concatenate([parts[name].astype(jnp.float32) for name in layout.order()])

@@ -28,8 +28,8 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import attr_value_pb2
 
+from keras_initzoo import _keras_internals as internals
 from keras_initzoo.callbacks.capture.base import (
     NOTHING,
     Capture,
@@ -146,8 +146,8 @@ def _cond(pred: tf.Tensor, true_fn: Callable, false_fn: Callable) -> tf.Tensor:
     out = tf.cond(pred, true_fn, false_fn)
     if not tf.executing_eagerly():
         op = out.op.inputs[0].op if out.op.type == "Identity" else out.op
-        if op.type in ("If", "StatelessIf") and hasattr(op, "_set_attr"):
-            op._set_attr("_lower_using_switch_merge", attr_value_pb2.AttrValue(b=False))
+        if op.type in ("If", "StatelessIf"):
+            internals.tf_keep_unlowered(op)
     return out
 
 
@@ -227,7 +227,7 @@ class TensorFlowCapture(Capture):
                 return inner(grads, trainable_variables)
             raw_grads = grads = list(grads)
             if trainable_variables is None:
-                tvars = list(getattr(target, "_trainable_variables", []))
+                tvars = internals.optimizer_trainable_variables(target)
             else:
                 trainable_variables = list(trainable_variables)
                 tvars = trainable_variables
@@ -335,7 +335,7 @@ class TensorFlowCapture(Capture):
                     # The optimizer's own rule (clipnorm, global_clipnorm or
                     # clipvalue) on the unscaled gradients, as its apply does.
                     unscaled = gs if inv_sq == 1.0 else [g / scale for g in gs]
-                    clipped, _ = squared_sums(target._clip_gradients(unscaled))
+                    clipped, _ = squared_sums(internals.clip_gradients(target, unscaled))
                 _when(
                     self._gate(step, self.update_freq, updates),
                     lambda: self._record_norms(step, sums, nonfinite, idx, clipped),

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from keras_initzoo import _keras_internals as internals
 from keras_initzoo.callbacks.capture.base import (
     NOTHING,
     QueuedCapture,
@@ -46,7 +47,7 @@ def squared_sums(tensors: Sequence) -> torch.Tensor:
     Half-precision tensors are reduced in float32 (a float16 norm overflows at 65504).
     """
     tensors = [t.float() if t.dtype in _HALF else t for t in tensors]
-    return torch.stack(torch._foreach_norm(tensors)).double().square()
+    return torch.stack(internals.torch_foreach_norm(tensors)).double().square()
 
 
 class TorchCapture(QueuedCapture):
@@ -71,7 +72,7 @@ class TorchCapture(QueuedCapture):
             if not capture.active or record == NOTHING or capture._step % k:
                 return inner(grads, trainable_variables)
             grads = list(grads)
-            tvars = list(trainable_variables or target._trainable_variables)
+            tvars = list(trainable_variables or internals.optimizer_trainable_variables(target))
             if not capture.build():
                 return inner(grads, trainable_variables)
             step = capture._step // k  # this update's iteration count
@@ -169,7 +170,8 @@ class TorchCapture(QueuedCapture):
                 parts["updates"] = self._per_group(squared_sums(deltas), list(range(len(deltas))))
         if layout.log_clipped:
             unscaled = grads if not scale else [g / scale for g in grads]
-            clipped = squared_sums([_tensor(g) for g in target._clip_gradients(unscaled)])
+            clipped = internals.clip_gradients(target, unscaled)
+            clipped = squared_sums([_tensor(g) for g in clipped])
             parts["clipped_global"] = clipped.sum()[None]
             parts["clipped_groups"] = self._per_group(clipped, idx)
         return torch.cat([parts[name] for name in layout.order()])
