@@ -64,6 +64,20 @@ def check_non_negative(name: str, value: object) -> float:
     return value
 
 
+# A value whose square a formula takes (a gain, a slope) must keep the square finite.
+SQUARABLE = 1e150
+
+
+def check_squarable(name: str, value: float) -> float:
+    """Returns ``value`` if its square is a finite float64 (``|value| <= 1e150``)."""
+    if abs(value) > SQUARABLE:
+        raise ValueError(
+            f"`{name}` must be at most {SQUARABLE:g} in magnitude (its square is taken); "
+            f"received {name}={value!r}."
+        )
+    return value
+
+
 def check_in_range(name: str, value: object, low: float, high: float) -> float:
     """Returns ``value`` as a float if ``low <= value <= high``."""
     value = check_finite(name, value)

@@ -48,7 +48,7 @@ import keras
 import numpy as np
 
 from keras_initzoo import _keras_internals as internals
-from keras_initzoo._validation import check_finite, check_non_negative
+from keras_initzoo._validation import check_finite, check_non_negative, check_squarable
 
 # PyTorch's torch.nn.init.calculate_gain table, verbatim.
 _TORCH_LINEAR = (
@@ -109,7 +109,9 @@ def leaky_relu_gain(negative_slope: float = 0.0) -> float:
 
     Reference: He et al., "Delving Deep into Rectifiers", ICCV 2015, eq. (15).
     """
-    negative_slope = check_non_negative("negative_slope", negative_slope)
+    negative_slope = check_squarable(
+        "negative_slope", check_non_negative("negative_slope", negative_slope)
+    )
     return math.sqrt(2.0 / (1.0 + negative_slope**2))
 
 

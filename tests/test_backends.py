@@ -41,6 +41,7 @@ BACKEND_SUITE = [
     "tests/test_models_recipes.py",
     "tests/test_models_residual.py",
     "tests/test_callback_faults.py",
+    "tests/test_fuzz.py",
     # the logger against each backend's own autodiff
     "tests/test_callback_gradient_norm.py",
     "tests/test_callback_gradient_norm_steps.py",

@@ -227,6 +227,7 @@ class ZooInitializer(keras.initializers.Initializer):
 
     def __call__(self, shape, dtype=None):
         shape, dtype = check_shape(shape), check_float_dtype(dtype)
+        self._check_range(dtype)
         generator = self._stream()
         if isinstance(generator, _CallSeeds):  # called from another initializer's draw
             return self.draw(shape, dtype)
@@ -241,6 +242,18 @@ class ZooInitializer(keras.initializers.Initializer):
             with _outside_traces():
                 generator.state.assign(seeds.state_after(seeds.count))
         return value
+
+    def _check_range(self, dtype: str) -> None:
+        """Numeric arguments past ``dtype``'s range (``Constant(1e308)`` in float32) would
+        draw inf: refused, naming the argument, before drawing."""
+        limit = float(np.finfo(dtype).max)
+        for name, value in self.get_config().items():
+            if isinstance(value, float) and abs(value) > limit:
+                raise ValueError(
+                    f"`{name}` of {type(self).__name__} must lie within {dtype}'s range "
+                    f"(|{name}| <= {limit:.4g}) to draw a {dtype} kernel; received "
+                    f"{name}={value!r}."
+                )
 
     def draw(self, shape: tuple[int, ...], dtype: str):
         """Returns a tensor of ``shape`` and ``dtype``; both already checked."""

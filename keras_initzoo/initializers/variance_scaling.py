@@ -19,6 +19,7 @@ from keras_initzoo._validation import (
     check_float_dtype,
     check_positive,
     check_shape,
+    check_squarable,
 )
 from keras_initzoo.fans import FAN_MODES, check_axes_pair, compute_fans, scaled_variance
 from keras_initzoo.gains import gain, leaky_relu_gain
@@ -170,7 +171,7 @@ class _GainPreset(VarianceScaling):
         output_axes: Sequence[int] | None = None,
         batch_axes: Sequence[int] = (),
     ):
-        self.gain = check_positive("gain", gain)
+        self.gain = check_squarable("gain", check_positive("gain", gain))
         super().__init__(
             self.gain**2, self._mode, self._distribution, seed, input_axes, output_axes, batch_axes
         )

@@ -472,10 +472,11 @@ class ModelError(ValueError):
     """A problem a tool found in the model itself (a dead or non-finite layer)."""
 
 
-def run(model: keras.Model, batch: Any, name: str = "data") -> Any:
-    """``model(batch)`` in inference mode, with a clear error when the batch does not fit."""
+def run(model: keras.Model, batch: Any, name: str = "data", training: bool = False) -> Any:
+    """``model(batch)`` (in inference mode by default), with a clear error when the batch
+    does not fit."""
     try:
-        return model(batch, training=False)
+        return model(batch, training=training)
     except ModelError:
         raise
     except Exception as error:  # each backend raises its own type for a shape mismatch

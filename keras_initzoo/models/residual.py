@@ -40,7 +40,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_initzoo.models.data import as_batch, check_built, synthetic_batch
+from keras_initzoo.models.data import as_batch, check_built, run, synthetic_batch
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.trace import (
     intercept,
@@ -374,6 +374,7 @@ def trace(
     inner: Callable | None = None,
     on_join: Callable[[Join, Any, Any], float | None] | None = None,
     on_node: Callable[[Node, Any], None] | None = None,
+    name: str = "data",
 ) -> ResidualTrace:
     """One probed forward pass of ``model``; the nodes in call order and the residual joins.
 
@@ -396,6 +397,7 @@ def trace(
         on_node: ``on_node(node, tensor)``, called for every other tensor the
             probe matches (a gate, an alias, an op), before the layer it
             reaches runs.
+        name: what the data is called in the error raised when it does not fit.
 
     Returns:
         A :class:`ResidualTrace`.
@@ -409,7 +411,7 @@ def trace(
     embeddings = {id(site.layer) for site in sites if site.role == "embeddings"}
     probe = _Probe(weighted, embeddings, scalable, inner=inner, on_join=on_join, on_node=on_node)
     with state_kept(model), intercept(leaves, probe.leaf), intercept(composites, probe.composite):
-        output = model(batch, training=training)
+        output = run(model, batch, name if data is not None else "the synthetic batch", training)
         for tensor in tensors_in(output):
             if _is_float(tensor):
                 probe.source(tensor)

@@ -432,7 +432,7 @@ def signal_report(
     batch = data.x
     targets = data.y if y is None else as_batch(y, "y")
     fitted = None if targets is None else model_loss(model, batch, targets, loss)
-    structure = trace(model, batch, training=training)
+    structure = trace(model, batch, training=training, name="x")
     rows = layer_signals(model, batch, targets, loss=fitted, training=training)
     report = SignalReport(
         title="Signal at initialization, layer by layer",
