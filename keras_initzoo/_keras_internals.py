@@ -201,8 +201,7 @@ def callback_model(callback: Any) -> Any:
 
     On JAX the ``model`` property first copies the whole train state back into
     the model's variables (``jax_state_sync``), a cost per read inside a fit;
-    None before ``set_model``. (callbacks/gradient_norm.py reads
-    ``self._model`` itself for now.)
+    None before ``set_model``.
     """
     return callback._model
 

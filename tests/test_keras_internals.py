@@ -415,11 +415,7 @@ OWN_ON_FOREIGN = {
 }
 # Private accesses left in modules another change is editing now, each with the function of
 # _keras_internals.py to call instead; remove an entry once its module calls it.
-PENDING = {
-    # callbacks/gradient_norm.py reads Keras' ``Callback._model`` (on JAX, the ``model``
-    # property syncs the whole train state on each read): internals.callback_model.
-    ("callbacks/gradient_norm.py", "_model"),
-}
+PENDING: set[tuple[str, str]] = set()
 EXTERNAL_ROOTS = ("keras", "tensorflow", "jax", "jaxlib", "torch")
 NON_API_MODULES = ("keras.src", "tensorflow.python", "tensorflow.core")
 

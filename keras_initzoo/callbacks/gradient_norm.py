@@ -14,6 +14,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
+from keras_initzoo import _keras_internals as internals
 from keras_initzoo._validation import check_choice, check_int
 from keras_initzoo.callbacks.capture import NOTHING, Capture, Record, capture_for, is_due
 from keras_initzoo.callbacks.groups import check_group_by
@@ -395,11 +396,14 @@ class GradientNormLogger(keras.callbacks.Callback):
         function = self._functions.get(record)
         if function is None:
             function = self._functions[record] = self._capture.train_function(record)
-            self._model.train_function = self._train_function
+            self._keras_model().train_function = self._train_function
         return function
 
-    # ``self._model``, not ``self.model``, from here on: on JAX, Keras' ``model``
-    # property copies the whole training state back into the variables.
+    def _keras_model(self):
+        """The model, inside a fit: not ``self.model``, a property that on JAX copies the
+        whole training state back into the variables on each read."""
+        return internals.callback_model(self)
+
     def _train_function(self, *args):
         """Keras' train function, picking the traced variant that records what is due."""
         capture = self._capture
@@ -437,7 +441,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         value = float(np.asarray(keras.ops.convert_to_numpy(loss)).reshape(-1)[0])
         if math.isfinite(value):
             return
-        self._model.stop_training = True
+        self._keras_model().stop_training = True
         step = self._iteration // self._capture.accumulation if self._capture else self._iteration
         warnings.warn(
             f"GradientNormLogger: a non-finite loss ({value}) by step {step}, a step that is "
@@ -521,7 +525,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         steps = data[:, layout.span("step").start]
         fresh = (steps > self._last_logged) & (steps != self._unlogged_step)
         if not np.isfinite(data[fresh, layout.span("global").start]).all():
-            self._model.stop_training = True
+            self._keras_model().stop_training = True
         if fresh.any():
             self._last_logged = int(steps[fresh].max())
 
@@ -546,7 +550,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             logged = "Logged as a NaN or inf grad_norm."
         msg = f"GradientNormLogger: {what} at step {step} ({where})."
         if self.stop_on_nonfinite:
-            self._model.stop_training = True
+            self._keras_model().stop_training = True
             warnings.warn(msg + " Stopping training (stop_on_nonfinite=True).", stacklevel=2)
         elif not self._warned_nonfinite:
             self._warned_nonfinite = True
@@ -625,8 +629,8 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._write_error = error
         message = _write_message(error, self._failed_path)
         if self.on_write_error == "raise":
-            if self._model is not None:
-                self._model.stop_training = True
+            if self._keras_model() is not None:
+                self._keras_model().stop_training = True
         else:
             warnings.warn(
                 f"{message} Logging stops; training goes on (on_write_error='warn'; "
