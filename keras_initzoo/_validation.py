@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -142,6 +143,25 @@ def check_shape(shape: object) -> tuple[int, ...]:
                 f"received shape={shape!r} with dimension {dim!r}."
             )
     return tuple(int(dim) for dim in dims)
+
+
+def check_allocatable(shape: tuple[int, ...], dtype: str) -> None:
+    """Refuses a tensor larger than this machine's memory before anything is allocated.
+
+    The rule: ``prod(shape) * itemsize(dtype)`` must not exceed the physical
+    memory (``os.sysconf``), where the system says; a draw needs that much at
+    least, and ``(2**31, 2**31)`` would otherwise abort JAX or exhaust the host.
+    """
+    size = math.prod(shape) * np.dtype(dtype if dtype != "bfloat16" else "float16").itemsize
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no such figure on this system
+        return
+    if size > memory:
+        raise ValueError(
+            f"`shape` {shape} of {dtype} takes {size / 2**30:.3g} GiB, more than this "
+            f"machine's {memory / 2**30:.3g} GiB of memory; received shape={shape!r}."
+        )
 
 
 def check_float_dtype(dtype: object) -> str:

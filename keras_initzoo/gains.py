@@ -77,6 +77,7 @@ _TORCH_NONLINEARITIES = (*_TORCH_GAINS, "leaky_relu")
 # jump still gets _TOL. Smooth-per-panel integrands, every Keras activation's among them,
 # estimate ~1e-16 and need the one evaluation only.
 _Z_MAX = 12.0
+_LARGEST = 1e150  # |f(z)| past this: f(z)**2 times the weights overflows float64
 _PANEL = 0.25
 _ORDER = 16
 _TOL = 1e-9  # estimated relative error allowed in E[f(z)^2]
@@ -509,6 +510,12 @@ def _evaluate(
             f"shape {out.shape} and dtype {out.dtype} for input shape {inputs.shape}."
         )
     out = out.astype("float64")
+    if np.abs(out).max(initial=0.0) > _LARGEST:
+        named = ", ".join(f"`{k}`={v!r}" for k, v in params.items()) or "no parameters"
+        raise ValueError(
+            f"{described} reaches {np.abs(out).max():.3g} in [-{_Z_MAX:g}, {_Z_MAX:g}]: its "
+            f"second moment overflows float64 ({named})."
+        )
     if not probe:
         out = out[:, None]
     bad = ~np.isfinite(out[:, 0])

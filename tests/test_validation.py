@@ -252,3 +252,21 @@ def test_a_nan_loss_is_no_healthy_model():
     nan_loss = lambda y, y_pred: keras.ops.mean(y_pred) * float("nan")  # noqa: E731
     assert kiz.signal_report(model, x, np.zeros((8, 2)), loss=nan_loss).verdict == "exploding"
     assert kiz.signal_report(model, x, np.zeros((8, 2)), loss="mse").verdict == "healthy"
+
+
+@pytest.mark.parametrize(
+    "call, argument",
+    [
+        (lambda: kiz.gain("elu", alpha=1e308), "alpha"),
+        (lambda: kiz.GradientNormLogger("runs/x", update_freq=np.array([1, 2])), "update_freq"),
+        (lambda: kiz.mup.is_parametrized(3), "model"),
+        (lambda: kiz.Report(rows=3), "rows"),
+        (lambda: kiz.Report([{"a": 1}], columns=5), "columns"),
+        (lambda: kiz.Report(notes=[1]), "notes"),
+        (lambda: kiz.Dirac()((2**31, 2**31)), "shape"),  # 16 EiB: refused before allocating
+        (lambda: kiz.HeNormal()((2**20, 2**20, 2**10)), "shape"),
+    ],
+)
+def test_more_bad_inputs_name_their_argument(call, argument):
+    with pytest.raises((ValueError, TypeError), match=f"`{argument}"):
+        call()

@@ -226,7 +226,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self.group_by = check_group_by(group_by)
         self.on_write_error = check_choice("on_write_error", on_write_error, WRITE_ERRORS)
         self._write_error: OSError | None = None  # the first failed write of this fit
-        if update_freq == "batch":
+        if isinstance(update_freq, str) and update_freq == "batch":
             update_freq = 1
         self.update_freq = check_int(
             "update_freq", update_freq, 1, "a positive integer (log every N steps) or 'batch'"

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from keras_initzoo import _keras_internals as internals
-from keras_initzoo._validation import check_float_dtype, check_shape
+from keras_initzoo._validation import check_allocatable, check_float_dtype, check_shape
 
 Seed = int | keras.random.SeedGenerator | None
 
@@ -227,6 +227,7 @@ class ZooInitializer(keras.initializers.Initializer):
 
     def __call__(self, shape, dtype=None):
         shape, dtype = check_shape(shape), check_float_dtype(dtype)
+        check_allocatable(shape, dtype)
         self._check_range(dtype)
         generator = self._stream()
         if isinstance(generator, _CallSeeds):  # called from another initializer's draw

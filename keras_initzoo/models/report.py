@@ -35,6 +35,27 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Number) and not isinstance(value, bool)
 
 
+def _checked_rows(rows: object) -> list[dict]:
+    """``rows`` as a list of dicts, or a TypeError naming the argument."""
+    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
+        raise TypeError(f"`rows` must be an iterable of mappings (dicts); received rows={rows!r}.")
+    rows = list(rows)
+    for row in rows:
+        if not isinstance(row, Mapping):
+            raise TypeError(f"`rows` must hold mappings (dicts); received a row {row!r}.")
+    return [dict(row) for row in rows]
+
+
+def _checked_strings(name: str, values: object) -> tuple[str, ...]:
+    """``values`` as a tuple of strings, or a TypeError naming the argument."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f"`{name}` must be a sequence of strings; received {name}={values!r}.")
+    values = tuple(values)
+    if not all(isinstance(value, str) for value in values):
+        raise TypeError(f"`{name}` must hold strings only; received {name}={values!r}.")
+    return values
+
+
 class Report(Sequence):
     """Per-layer rows of what a whole-model tool did or measured.
 
@@ -73,10 +94,12 @@ class Report(Sequence):
         title: str = "",
         notes: Iterable[str] = (),
     ):
-        self.rows = [dict(row) for row in rows]
-        self._columns = None if columns is None else tuple(columns)
+        self.rows = _checked_rows(rows)
+        self._columns = None if columns is None else _checked_strings("columns", columns)
+        if not isinstance(title, str):
+            raise TypeError(f"`title` must be a string; received title={title!r}.")
         self.title = title
-        self.notes = [str(note) for note in notes]
+        self.notes = list(_checked_strings("notes", notes))
 
     @property
     def columns(self) -> tuple[str, ...]:

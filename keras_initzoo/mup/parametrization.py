@@ -423,4 +423,6 @@ def parametrize(
 
 def is_parametrized(model: keras.layers.Layer) -> bool:
     """Whether any trainable variable of ``model`` carries a muP record."""
+    if not isinstance(model, keras.layers.Layer):
+        raise TypeError(f"`model` must be a Keras model or layer; received {type(model).__name__}.")
     return any(infshape_of(v) is not None for v in model.trainable_variables)
