@@ -18,7 +18,7 @@ branch), ``N`` blocks in all, ``l`` the 0-based index of a block; a branch
 holds ``m`` kernel layers, its *end* is the last of them; the *classifier* is
 the last kernel layer outside every branch when the model's outputs come from
 it. A sum of embeddings (KerasHub's token + position embedding) is not a
-residual branch, though the probe reports it as a join: recipes leave it out.
+residual branch: the probe leaves it out, and so do the recipes.
 
 What a built model does not allow, and what the recipes do instead:
 
