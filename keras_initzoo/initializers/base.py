@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -249,7 +250,8 @@ class ZooInitializer(keras.initializers.Initializer):
         draw inf: refused, naming the argument, before drawing."""
         limit = float(np.finfo(dtype).max)
         for name, value in self.get_config().items():
-            if isinstance(value, float) and abs(value) > limit:
+            # an infinite bound (TruncatedNormal's upper=inf) is legal and checked when built
+            if isinstance(value, float) and math.isfinite(value) and abs(value) > limit:
                 raise ValueError(
                     f"`{name}` of {type(self).__name__} must lie within {dtype}'s range "
                     f"(|{name}| <= {limit:.4g}) to draw a {dtype} kernel; received "
