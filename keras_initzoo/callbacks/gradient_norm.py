@@ -350,7 +350,9 @@ class GradientNormLogger(keras.callbacks.Callback):
             self._prepare_outputs()
         # One read per fit: steps continue across fit calls and initial_epoch resumes.
         step = self._capture.iterations()
-        if self._writer is not None:  # a resumed run replaces what a crashed one left
+        if self._writer is not None and step > 0:  # a resumed run replaces what a crashed
+            # one left; not at step 0, where the START would purge events written before
+            # training at steps of their own (the experiments' init_by_depth, by depth)
             with self._writing(before_training=True):
                 self._writer.write_session_start(step + 1)
         self._iteration = self._capture.raw_iterations()  # train steps before the next call
