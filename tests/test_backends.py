@@ -114,12 +114,19 @@ def summary_counts(output: str) -> dict[str, int]:
     return {kind: int(n) for n, kind in re.findall(r"(\d+) (\w+)", lines[-1])}
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_backend_suite_passes(backend):
+def suite_env(backend: str) -> dict:
+    """The environment a suite runs in under ``backend`` (skips, or fails under CI,
+    without its package); JAX compiles without optimizing (see ``XLA_FLAGS``)."""
     require_backend(backend)
     env = backend_env(backend)
     if backend == "jax":
         env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {XLA_FLAGS}".strip()
+    return env
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_backend_suite_passes(backend):
+    env = suite_env(backend)
     command = [
         sys.executable,
         *("-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"),
@@ -148,10 +155,7 @@ SLOW_SUITE = ["tests/test_models_residual_real.py", "tests/test_callback_faults.
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_slow_suite_passes(backend):
-    require_backend(backend)
-    env = backend_env(backend)
-    if backend == "jax":
-        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {XLA_FLAGS}".strip()
+    env = suite_env(backend)
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SLOW_SUITE]
     done = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
