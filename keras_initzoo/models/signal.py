@@ -460,7 +460,7 @@ def signal_report(
         entry["predicted var"] = predicted[join.node]["pred var"]
         entry["var"] = predicted[join.node]["var"]
     zero_readouts = _zero_readouts(model)
-    report.verdict, report.where = _verdict(report, structure, zero_readouts)
+    report.verdict, report.where = _verdict(report, zero_readouts)
     mode = "training" if training else "inference"
     report.notes.append(
         f"measured in {mode} mode (training={training}): "
@@ -583,9 +583,7 @@ def _drift(values: list[tuple[str, float]]) -> tuple[str, str | None] | None:
     return None
 
 
-def _verdict(
-    report: SignalReport, structure: ResidualTrace | None = None, by_design: set[str] = frozenset()
-) -> tuple[str, str | None]:
+def _verdict(report: SignalReport, by_design: set[str] = frozenset()) -> tuple[str, str | None]:
     """The verdict along the stream, per block, per branch and over the other weighted layers."""
     broken = [
         r["layer"]
@@ -631,6 +629,8 @@ def _verdict(
         first = [
             i for i, row in enumerate(report) if (row.get("block") or "").startswith(f"{where} ")
         ]
-        return first[0] if first else (blocks.get(where, 0) * 1e-3)
+        # a block none of whose layers has a row (or the stream's entry): by stream order,
+        # ahead of every layer row
+        return first[0] if first else blocks.get(where, 0) * 1e-3
 
     return min(found, key=position)
