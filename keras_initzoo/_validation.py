@@ -57,6 +57,20 @@ def check_positive(name: str, value: object) -> float:
     return value
 
 
+FLOAT32_MAX = float(np.finfo("float32").max)
+
+
+def check_positive_float32(name: str, value: object) -> float:
+    """Returns ``value`` as a float if it is > 0 and finite in float32 (where it is used)."""
+    value = check_positive(name, value)
+    if value > FLOAT32_MAX:
+        raise ValueError(
+            f"`{name}` must be a number > 0 and at most {FLOAT32_MAX:.4g} (it is used in "
+            f"float32); received {name}={value!r}."
+        )
+    return value
+
+
 def check_non_negative(name: str, value: object) -> float:
     """Returns ``value`` as a float if it is a finite real number >= 0."""
     value = check_finite(name, value, what="a finite number >= 0")
@@ -95,13 +109,32 @@ def check_choice(name: str, value: object, allowed: Iterable[str]) -> str:
     return value
 
 
-def check_int(name: str, value: object, minimum: int = 0, what: str | None = None) -> int:
-    """Returns ``value`` as an int if it is an integer (not a bool) >= ``minimum``.
+# Steps, counts and sizes are int64 on every backend; a larger integer cannot be used.
+INT64_MAX = 2**63 - 1
 
-    ``what`` describes the allowed values in the error (default "an integer >= minimum").
+
+def check_int(
+    name: str,
+    value: object,
+    minimum: int = 0,
+    what: str | None = None,
+    maximum: int = INT64_MAX,
+) -> int:
+    """Returns ``value`` as an int if it is an integer (not a bool) in ``[minimum, maximum]``.
+
+    ``what`` describes the allowed values in the error (default "an integer
+    from minimum to maximum").
     """
-    what = what or f"an integer >= {minimum}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    what = what or (
+        f"an integer >= {minimum}"
+        if maximum == INT64_MAX
+        else f"an integer from {minimum} to {maximum}"
+    )
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not minimum <= value <= maximum
+    ):
         raise ValueError(
             f"`{name}` must be {what}; received {name}={value!r} of type {type(value).__name__}."
         )
@@ -131,6 +164,8 @@ def check_biases(biases: object) -> bool | str:
 def check_shape(shape: object) -> tuple[int, ...]:
     """Returns ``shape`` as a tuple of non-negative Python ints."""
     try:
+        if isinstance(shape, (str, bytes)):
+            raise TypeError
         dims = tuple(shape)  # tuples, lists and TensorShapes alike
     except TypeError:
         raise ValueError(

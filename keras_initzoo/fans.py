@@ -17,6 +17,9 @@ from collections.abc import Sequence
 
 from keras_initzoo._validation import check_axes, check_int, check_shape
 
+# Keras convolves over 1 to 3 spatial axes (Conv1D to Conv3D and their variants).
+MAX_SPATIAL_RANK = 3
+
 
 def check_axes_pair(input_axes: object, output_axes: object) -> None:
     """Raises unless ``input_axes`` and ``output_axes`` are both given or both None."""
@@ -84,7 +87,7 @@ def conv_transpose_axes(spatial_rank: int) -> dict[str, list[int]]:
         layer = keras.layers.Conv2DTranspose(
             32, 3, kernel_initializer=kiz.HeNormal(**kiz.conv_transpose_axes(2)))
     """
-    spatial_rank = check_int("spatial_rank", spatial_rank, minimum=1)
+    spatial_rank = check_int("spatial_rank", spatial_rank, minimum=1, maximum=MAX_SPATIAL_RANK)
     receptive = list(range(spatial_rank))
     return {
         "input_axes": receptive + [spatial_rank + 1],
@@ -108,7 +111,7 @@ def depthwise_axes(spatial_rank: int = 2) -> dict[str, list[int]]:
     >>> compute_fans((3, 3, 32, 1), **depthwise_axes())
     (9, 9)
     """
-    spatial_rank = check_int("spatial_rank", spatial_rank, minimum=1)
+    spatial_rank = check_int("spatial_rank", spatial_rank, minimum=1, maximum=MAX_SPATIAL_RANK)
     receptive = list(range(spatial_rank))
     return {"input_axes": receptive, "output_axes": receptive + [spatial_rank + 1]}
 

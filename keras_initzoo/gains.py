@@ -172,6 +172,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         )
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else check_finite("param", param, "a finite number")
+        check_squarable("param", slope)
         return math.sqrt(2.0 / (1.0 + slope**2))
     if param is not None and check_finite("param", param) != 0.0:
         raise ValueError(

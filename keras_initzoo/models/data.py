@@ -16,15 +16,18 @@ from keras_initzoo import _keras_internals as internals
 MAX_BATCHES = 8
 
 
-def check_built(model: object) -> keras.Model:
-    """Raises a clear ValueError unless ``model`` is a built Keras layer or model."""
+def check_built(model: object, argument: str = "model") -> keras.Model:
+    """Raises a clear ValueError unless ``model`` is a built Keras layer or model.
+
+    ``argument`` is the name the caller's user passed it as (``base``, ``delta``).
+    """
     if not isinstance(model, keras.layers.Layer):
         raise ValueError(
-            f"`model` must be a Keras model or layer; received {type(model).__name__}."
+            f"`{argument}` must be a Keras model or layer; received {type(model).__name__}."
         )
     if not model.built or not model.weights:
         raise ValueError(
-            f"`model` {model.name!r} is not built: build it (`model.build(input_shape)`) or "
+            f"`{argument}` {model.name!r} is not built: build it (`model.build(input_shape)`) or "
             "call it on a batch first, so that its kernels exist."
         )
     return model

@@ -17,6 +17,9 @@ from keras_initzoo.models.trace import first_tensor, intercept, moments
 from keras_initzoo.models.walk import KernelSite, walk
 from keras_initzoo.mup.infshape import refuse_if_parametrized
 
+# The largest target std whose square (the activations' variance) is finite in float32.
+FLOAT32_STD_MAX = 1.8e19
+
 # Recurrent layers call their cell once per time step: the first step's input
 # says little about the sequence, so a layer holding a recurrent kernel (the
 # RNN, or its cell) gets the orthonormal start only.
@@ -146,6 +149,11 @@ def lsuv(
     """
     check_built(model)
     target_std = check_positive("target_std", target_std)
+    if target_std > FLOAT32_STD_MAX:
+        raise ValueError(
+            f"`target_std` must be at most {FLOAT32_STD_MAX:.3g}: the activations are float32 "
+            f"and their variance, its square, must stay finite; received target_std={target_std!r}."
+        )
     tol = check_positive("tol", tol)
     max_iter = check_int("max_iter", max_iter, minimum=1)
     batch = as_batch(data)

@@ -40,6 +40,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_initzoo._validation import check_bool
 from keras_initzoo.models.data import as_batch, check_built, run, synthetic_batch
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.trace import (
@@ -403,6 +404,7 @@ def trace(
         A :class:`ResidualTrace`.
     """
     check_built(model)
+    check_bool("training", training)
     batch = synthetic_batch(model) if data is None else as_batch(data)
     sites = walk(model).kernels
     weighted = {id(site.layer) for site in sites}

@@ -14,7 +14,11 @@ import numpy as np
 from tensorboard.compat.proto import summary_pb2
 
 from keras_initzoo import _keras_internals as internals
-from keras_initzoo._validation import check_choice, check_int, check_positive
+from keras_initzoo._validation import (
+    check_choice,
+    check_int,
+    check_positive_float32,
+)
 from keras_initzoo.models.data import as_batch
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.trace import first_tensor, intercept, leaf_layers
@@ -311,7 +315,7 @@ def coord_check(
     parametrization = check_choice("parametrization", parametrization, ("mup", "standard"))
     optimizer = check_choice("optimizer", optimizer, tuple(_OPTIMIZERS))
     rate = DEFAULT_LEARNING_RATE[optimizer] if learning_rate is None else learning_rate
-    rate = check_positive("learning_rate", rate)
+    rate = check_positive_float32("learning_rate", rate)
     steps = check_int("steps", steps, minimum=0)
     seeds = check_int("seeds", seeds, minimum=1)
     base_width = widths[0] if base_width is None else check_int("base_width", base_width, 1)

@@ -51,7 +51,7 @@ def _matched(model: keras.layers.Layer, other: keras.layers.Layer, name: str) ->
     they are matched by position (Keras' global names, ``dense_3/kernel``,
     differ between instances); each pair must agree in name and rank.
     """
-    check_built(other)
+    check_built(other, name)
     mine, theirs = list(model.weights), list(other.weights)
     if len(mine) != len(theirs):
         raise ValueError(
@@ -212,6 +212,20 @@ def _counterpart(sites: dict[int, KernelSite], index: int, variable, name: str) 
     return sites[index]
 
 
+def _fan_based(initializer: Any) -> VarianceScaling:
+    """``initializer`` resolved, if it is a fan-based ``VarianceScaling``; else a ValueError."""
+    try:
+        init = resolve(initializer)
+    except (ValueError, TypeError):
+        init = None
+    if not isinstance(init, VarianceScaling):
+        raise ValueError(
+            "`initializer` must be a fan-based VarianceScaling initializer (zoo_he, "
+            f"zoo_lecun_normal, keras' HeNormal, ...); received initializer={initializer!r}."
+        )
+    return init
+
+
 def _own_scale(site: KernelSite, initializer: Any) -> tuple[float, str, str]:
     """``(scale, distribution, note)`` of the fan-in re-draw of ``site``.
 
@@ -219,18 +233,14 @@ def _own_scale(site: KernelSite, initializer: Any) -> tuple[float, str, str]:
     kernel's own initializer when that is a ``VarianceScaling`` (Keras' or the
     zoo's: Glorot, He, LeCun), else LeCun normal's (scale 1).
     """
-    chosen = initializer
-    if chosen is None:
-        chosen = getattr(site.layer, _INITIALIZER_ATTRIBUTE.get(site.role, ""), None)
-    init = resolve(chosen) if chosen is not None else None
+    if initializer is not None:
+        init = _fan_based(initializer)
+    else:
+        own = getattr(site.layer, _INITIALIZER_ATTRIBUTE.get(site.role, ""), None)
+        init = resolve(own) if own is not None else None
     if isinstance(init, VarianceScaling):
         name = type(init).__name__
         return init.scale, init.distribution, f"{name} scale {init.scale:g}, fan_in"
-    if initializer is not None:
-        raise ValueError(
-            "`initializer` must be a fan-based VarianceScaling initializer (zoo_he, "
-            f"zoo_lecun_normal, keras' HeNormal, ...); received initializer={initializer!r}."
-        )
     return _DEFAULT_SCALE, _DEFAULT_DISTRIBUTION, "not fan-based: LeCun normal, fan_in"
 
 
@@ -380,6 +390,8 @@ def parametrize(
     for name, flag in (("zero_readout", zero_readout), ("zero_query", zero_query)):
         if not isinstance(flag, bool):
             raise ValueError(f"`{name}` must be True or False; received {name}={flag!r}.")
+    if initializer is not None:
+        _fan_based(initializer)  # refused before anything is redrawn
     records = infshapes(model, base, delta)
     sites = [s for s in walk(model).kernels if id(s.variable) in records]
     zeros = {
