@@ -56,21 +56,17 @@ reads are the traced values of that step). It computes each variable's limit
 Keras API; they are overridden in :class:`AGC` only, and
 ``tests/test_agc.py`` fails if Keras stops calling them.
 
-``GradientNormLogger(log_clipped=True)`` calls the optimizer's
-``_clip_gradients`` on the applied gradients outside the update. The limits
-of the last update serve when those are its gradients (JAX: the same trace;
-PyTorch: always, the logger asks right after each update; TensorFlow: the
-same tensors, or the same graph), so the ``grad_norm_clipped/*`` scalars are
-the AGC-clipped norms of that step. Otherwise (TensorFlow: the logger asks
-before the update when it also logs ``weight_norms`` or ``update_ratio``) the
-weights are read from the variables, still before the update: exact, if the
-optimizer is built by then. Keras' TensorFlow trainer builds it inside the
-first traced step, after that question: build it first
-(``model.optimizer.build(model.trainable_variables)``), or the clipped norms
-of that traced step function omit AGC, with a warning. On JAX under a
-``LossScaleOptimizer`` the update is traced inside a ``cond`` the logger is
-outside of: the clipped norms omit AGC there too, with a warning. The updates
-themselves are clipped in every case.
+``GradientNormLogger(log_clipped=True)`` clips the applied gradients outside
+the update with :func:`clip_as_applied`. Where it holds the weights from
+before the update (JAX: the step's traced values, under a
+``LossScaleOptimizer`` too; TensorFlow, when it asks before the update for
+``weight_norms`` or ``update_ratio``: the variables) it passes them, and the
+limits come from them. Otherwise (PyTorch, and TensorFlow after the update)
+the limits of the last update serve, its gradients being the ones asked
+about. So the ``grad_norm_clipped/*`` scalars are the AGC-clipped norms of
+that step on every backend. A call to ``_clip_gradients`` outside an update
+with neither falls back to the weights as they are now (TensorFlow and
+PyTorch), or to Keras' clipping alone with a warning (JAX).
 """
 
 from __future__ import annotations
@@ -360,6 +356,22 @@ def _update_class(public: type) -> type:
     return type(public.__new__(public))
 
 
+def clip_as_applied(
+    optimizer: Any, grads: list, variables: Sequence, values: Sequence | None = None
+) -> list:
+    """``grads`` (of ``variables``) clipped by ``optimizer``'s own rule, as its update does.
+
+    Keras' ``clipnorm``, ``global_clipnorm`` or ``clipvalue``; for an
+    :class:`AGC` optimizer, AGC first, its limits from ``values`` (the weights
+    before the update, in the order of ``variables``) when given. Without
+    them an AGC optimizer pairs the gradients with its last update's limits
+    (see the module docstring).
+    """
+    if values is not None and isinstance(optimizer, AGC):
+        return optimizer.clip_with_weights(grads, variables, values)
+    return internals.clip_gradients(optimizer, grads)
+
+
 def _wrappers() -> tuple[type, ...]:
     """Optimizers that wrap others and override ``apply``: AGC goes on what they wrap."""
     names = ("LossScaleOptimizer", "MultiOptimizer")  # MultiOptimizer: recent Keras only
@@ -397,19 +409,30 @@ class AGC:
         """Regular expressions: variables whose path matches one are not clipped."""
         return self._agc_settings.exclude
 
-    def _agc_limits(self, variables: Sequence) -> list:
-        """Each variable's per-unit limit from its current value (None: not clipped)."""
+    def _agc_limits(self, variables: Sequence, values: Sequence | None = None) -> list:
+        """Each variable's per-unit limit (None: not clipped), from ``values`` if given
+        (the variables' values in a traced step), else from the variables themselves."""
         settings = self._agc_settings
         patterns = [re.compile(p) for p in settings.exclude]
         limits = []
         with _no_grad():
-            for variable in variables:
+            for variable, value in zip(variables, values or variables, strict=True):
                 path = getattr(variable, "path", getattr(variable, "name", ""))
                 if any(p.search(path) for p in patterns):
                     limits.append(None)
                 else:
-                    limits.append(_limit(variable, settings.clipping, settings.eps))
+                    limits.append(_limit(value, settings.clipping, settings.eps))
         return limits
+
+    def clip_with_weights(self, grads: list, variables: Sequence, values: Sequence) -> list:
+        """``grads`` clipped as this optimizer's update clips them, AGC's limits from
+        ``values``: the weights of ``variables`` before the update (what the logger has)."""
+        state = self._agc_state
+        state.limits = self._agc_limits(variables, values)
+        try:
+            return self._clip_gradients(grads)
+        finally:
+            state.limits = None
 
     # Private Keras API (see the module docstring): the only optimizer method that sees
     # the gradients together with their variables, on every backend, before clipping.
@@ -462,11 +485,9 @@ class AGC:
             state.warned = True
             warnings.warn(
                 f"{type(self).__name__}: gradients were clipped outside an update with no "
-                "weights to pair them with (GradientNormLogger(log_clipped=True) on "
-                "TensorFlow with weight_norms or update_ratio before the optimizer is built, "
-                "or on JAX under a LossScaleOptimizer): that result has Keras' clipping only, "
-                "without AGC. The updates themselves are clipped. On TensorFlow, build the "
-                "optimizer before fit: model.optimizer.build(model.trainable_variables).",
+                "weights to pair them with: that result has Keras' clipping only, without "
+                "AGC. The updates themselves are clipped. Pass the weights: "
+                "kiz.optimizers.clip_as_applied(optimizer, grads, variables, values).",
                 stacklevel=2,
             )
         return None

@@ -236,20 +236,39 @@ def test_every_keras_optimizer_class_is_registered():
 
 
 # -- GradientNormLogger(log_clipped=True) ------------------------------------------------------
-@pytest.mark.parametrize("weight_norms", [False, True])
-def test_logger_logs_agc_clipped_norms(tmp_path, scalars, weight_norms):
+# Where the logger asks: after the update (weight_norms=False) or before it with the
+# weights (weight_norms=True); before the optimizer is built (Keras' TensorFlow trainer
+# builds it inside the first traced step); under a LossScaleOptimizer (on JAX the
+# update is traced inside a cond the logger is outside of).
+SETUPS = {
+    "after the update": {"weight_norms": False},
+    "before the update": {"weight_norms": True},
+    "before the optimizer is built": {"weight_norms": True, "build": False},
+    "under a LossScaleOptimizer": {"weight_norms": True, "loss_scale": True},
+}
+
+
+@pytest.mark.parametrize("setup", sorted(SETUPS))
+def test_logger_logs_agc_clipped_norms(tmp_path, scalars, setup):
     """``grad_norm_clipped/dense`` is the norm of the AGC-clipped kernel and bias gradients.
 
-    With ``weight_norms`` the logger asks for the clipped gradients before
-    the update (on TensorFlow), where the weights are read from the
-    variables: the optimizer must be built by then. Control: the clipped
-    norm is far below the raw one, so a logger that missed AGC fails.
+    In every setup the logger pairs the gradients with the weights from
+    before the update, with no warning (two of these once omitted AGC with a
+    warning). Control: the clipped norm is far below the raw one, so a logger
+    that missed AGC fails.
     """
+    options = {"build": True, "loss_scale": False, **SETUPS[setup]}
     x, y, kernel, bias = data()
     model = dense_model(kernel, bias)
-    model.compile(adaptive_clipping(keras.optimizers.SGD(1.0), CLIPPING), "mse")
-    model.optimizer.build(model.trainable_variables)
-    logger = kiz.GradientNormLogger(tmp_path, log_clipped=True, weight_norms=weight_norms)
+    optimizer = keras.optimizers.SGD(1.0)
+    if options["loss_scale"]:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(adaptive_clipping(optimizer, CLIPPING), "mse")
+    if options["build"]:
+        model.optimizer.build(model.trainable_variables)
+    logger = kiz.GradientNormLogger(
+        tmp_path, log_clipped=True, weight_norms=options["weight_norms"]
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False, callbacks=[logger])
@@ -265,26 +284,23 @@ def test_logger_logs_agc_clipped_norms(tmp_path, scalars, weight_norms):
     assert logged["grad_norm_clipped/dense"][0] == (1, pytest.approx(clipped, rel=1e-5))
     assert logged["grad_norm_clipped/global"][0] == (1, pytest.approx(clipped, rel=1e-5))
     assert clipped < raw / 5  # control
-
-
-def test_warns_where_logger_weights_cannot_be_paired(tmp_path):
-    """The documented gaps: JAX under a LossScaleOptimizer, TensorFlow before the first build."""
-    backend = keras.backend.backend()
-    if backend == "torch":
-        pytest.skip("on PyTorch the logger always asks after the update: no gap to warn about")
-    x, y, kernel, bias = data()
-    model = dense_model(kernel, bias)
-    optimizer = keras.optimizers.SGD(1.0)
-    if backend == "jax":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(adaptive_clipping(optimizer, CLIPPING), "mse")
-    logger = kiz.GradientNormLogger(tmp_path, log_clipped=True, weight_norms=True)
-    with pytest.warns(UserWarning, match="without AGC"):
-        model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[logger])
     # The update itself was clipped all the same.
-    g_kernel, _ = np_dense_grads(x, y, kernel, bias)
     expected = kernel - np_agc(g_kernel, kernel, CLIPPING)[0]
     np.testing.assert_allclose(model.get_layer("dense").get_weights()[0], expected, atol=ATOL)
+
+
+def test_clipping_outside_an_update_without_weights_warns_on_jax():
+    """The one gap left: ``_clip_gradients`` called outside an update, with no weights
+    to pair (JAX variables hold no traced value); elsewhere the variables serve."""
+    if keras.backend.backend() != "jax":
+        pytest.skip("TensorFlow and PyTorch read the weights from the variables")
+    x, y, kernel, bias = data()
+    model = dense_model(kernel, bias)
+    optimizer = adaptive_clipping(keras.optimizers.SGD(1.0), CLIPPING)
+    optimizer.build(model.trainable_variables)
+    grads = [keras.ops.ones(v.shape) for v in model.trainable_variables]
+    with pytest.warns(UserWarning, match="without AGC"):
+        optimizer._clip_gradients(grads)
 
 
 # -- the pure functions and bad arguments ------------------------------------------------------

@@ -196,6 +196,15 @@ class Capture:
                 idx.append(i)
         return known, idx, other
 
+    def applied_positions(self, grads: Sequence, tvars: Sequence) -> list[int]:
+        """Where, in ``tvars``, the gradients of :meth:`pairs`' ``known + other`` are."""
+        known, other = [], []
+        for position, (g, v) in enumerate(zip(grads, tvars, strict=False)):
+            if g is None or getattr(v, "overwrite_with_gradient", False):
+                continue
+            (known if id(v) in self.index else other).append(position)
+        return known + other
+
     # -- installing -----------------------------------------------------------------
     def _wrap(self, owner, name: str, wrapper: Callable) -> None:
         """Sets ``owner.<name>`` to ``wrapper`` (an instance attribute) and starts capturing."""

@@ -41,6 +41,7 @@ from keras_initzoo.callbacks.capture.base import (
     innermost_optimizer,
     raw_iterations,
 )
+from keras_initzoo.optimizers import clip_as_applied
 
 
 def _accumulator(x) -> jnp.dtype:
@@ -219,7 +220,12 @@ class JaxCapture(QueuedCapture):
                         squared_sums(deltas), all_groups, n_groups
                     )
             if layout.log_clipped:
-                clipped = squared_sums(internals.clip_gradients(innermost, known + other))
+                # AGC's limits from this step's weights, before the update.
+                order = self.applied_positions(grads, tvars)
+                clipped = clip_as_applied(
+                    innermost, known + other, [tvars[p] for p in order], [weights[p] for p in order]
+                )
+                clipped = squared_sums(clipped)
                 parts["clipped_global"] = jnp.sum(clipped)[None]
                 parts["clipped_groups"] = per_group(clipped)
             row = jnp.concatenate([parts[name].astype(jnp.float32) for name in layout.order()])

@@ -40,6 +40,7 @@ from keras_initzoo.callbacks.capture.base import (
     raw_iterations,
 )
 from keras_initzoo.callbacks.rows import EMPTY
+from keras_initzoo.optimizers import clip_as_applied
 
 # Tensors of one shape and dtype up to this many elements are reduced together,
 # this many at a time: a stack waits for all of its members, so a deep model's
@@ -319,6 +320,10 @@ class TensorFlowCapture(Capture):
             return
         scale = getattr(target, "loss_scale_factor", None)
         inv_sq = 1.0 / float(scale) ** 2 if scale else 1.0
+        order = self.applied_positions(grads, tvars)
+        clipped_vars = [tvars[p] for p in order]
+        # Before the update the variables hold the weights AGC's limits come from.
+        weights = clipped_vars if steps_ahead == 1 else None
 
         def record_row(strategy, known_grads, other_grads):
             densify = _sum_replicas(strategy)
@@ -335,7 +340,9 @@ class TensorFlowCapture(Capture):
                     # The optimizer's own rule (clipnorm, global_clipnorm or
                     # clipvalue) on the unscaled gradients, as its apply does.
                     unscaled = gs if inv_sq == 1.0 else [g / scale for g in gs]
-                    clipped, _ = squared_sums(internals.clip_gradients(target, unscaled))
+                    clipped, _ = squared_sums(
+                        clip_as_applied(target, unscaled, clipped_vars, weights)
+                    )
                 _when(
                     self._gate(step, self.update_freq, updates),
                     lambda: self._record_norms(step, sums, nonfinite, idx, clipped),
