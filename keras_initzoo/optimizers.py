@@ -430,7 +430,7 @@ class AGC:
         state = self._agc_state
         state.limits = self._agc_limits(variables, values)
         try:
-            return self._clip_gradients(grads)
+            return internals.clip_gradients(self, grads)
         finally:
             state.limits = None
 
