@@ -1,7 +1,8 @@
 """How steady is this machine? Step time of one traced train function, in blocks.
 
-The same compiled train function is called on the same iterator in blocks of
-``--block`` steps; nothing changes between blocks but time. The spread of the
+The same compiled train function is called on the same batch
+(``train_on_batch``, the one way to call it alone on every Keras backend) in
+blocks of ``--block`` steps; nothing changes between blocks but time. The spread of the
 block means is the floor under any fit-level ratio measured on this machine
 (see bench_gradient_norm.py, whose step-level figure is immune to it).
 
@@ -36,17 +37,16 @@ def main(argv=None) -> int:
     parser.add_argument("--block", type=int, default=100, help="steps per block")
     args = parser.parse_args(argv)
 
-    _, _, data = make_data(args.batch, (args.width,))
+    x, y, _ = make_data(args.batch, (args.width,))
+    x, y = x[: args.batch], y[: args.batch]
     model = build(args.depth, args.width)
-    model.fit(data, epochs=1, steps_per_epoch=3, verbose=0)  # traces the train function
-    train_step, iterator = model.train_function, iter(data)
-    for _ in range(5):
-        train_step(iterator)
+    for _ in range(5):  # traces the train function, then warms it
+        model.train_on_batch(x, y)
     means = []
     for _ in range(args.blocks):
         t0 = time.perf_counter()
         for _ in range(args.block):
-            train_step(iterator)
+            model.train_on_batch(x, y)
         means.append((time.perf_counter() - t0) / args.block)
     mean = statistics.fmean(means)
     print(f"{args.depth} x Dense({args.width}), blocks of {args.block} steps, ms/step:")

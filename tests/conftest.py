@@ -21,18 +21,35 @@ if TOOLS not in sys.path:
     sys.path.insert(0, TOOLS)
 
 
+# The markers that keep a test off the JAX and PyTorch runs; each use must say why.
+OFF_OTHER_BACKENDS = {
+    "tensorflow_only": "needs TensorFlow itself",
+    "drives_backends": "starts its own runs on named backends",
+}
+
+
 def pytest_collection_modifyitems(config, items):
+    """On JAX and PyTorch, skips what :data:`OFF_OTHER_BACKENDS` marks, with its reason.
+
+    A marker without ``reason="..."`` is a usage error on every backend, so
+    no test leaves the other backends' runs without saying why.
+    """
     import keras
 
     backend = keras.backend.backend()
-    if backend == "tensorflow":
-        return
-    skip = pytest.mark.skip(
-        reason=f"tensorflow_only: needs TensorFlow itself, and Keras runs on {backend}"
-    )
     for item in items:
-        if item.get_closest_marker("tensorflow_only"):
-            item.add_marker(skip)
+        for name, meaning in OFF_OTHER_BACKENDS.items():
+            marker = item.get_closest_marker(name)
+            if marker is None:
+                continue
+            reason = marker.kwargs.get("reason")
+            if not isinstance(reason, str) or not reason:
+                raise pytest.UsageError(
+                    f'{item.nodeid}: @pytest.mark.{name} needs reason="..." saying why'
+                )
+            if backend != "tensorflow":
+                why = f"{name} ({meaning}: {reason}); Keras runs on {backend}"
+                item.add_marker(pytest.mark.skip(reason=why))
 
 
 def pytest_terminal_summary(terminalreporter):

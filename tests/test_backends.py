@@ -1,12 +1,12 @@
-"""The backend-neutral tests, run again under JAX and PyTorch.
+"""The whole suite, run again under JAX and PyTorch.
 
 Keras fixes its backend when it is first imported, so each backend gets a
-pytest of its own in a subprocess, with ``KERAS_BACKEND`` set. The files in
-:data:`BACKEND_SUITE` hold no TensorFlow-only code outside tests marked
-``tensorflow_only`` (which ``conftest.py`` skips there, with the reason).
-Besides the exit status, each run must report the backend it ran on and a
-floor of passed tests, so that a run that collected nothing, or ran on
-TensorFlow after all, cannot pass.
+pytest of its own in a subprocess, with ``KERAS_BACKEND`` set, over every
+test file and docstring example. A test that cannot run there carries
+``tensorflow_only`` or ``drives_backends`` with its reason (``conftest.py``
+skips it, and refuses the marker without one). Besides the exit status,
+each run must report the backend it ran on and a floor of passed tests, so
+that a run that collected nothing, or ran on TensorFlow after all, cannot pass.
 
 Importing the package on JAX or PyTorch, and using every alias and every
 model tool there, must not load TensorFlow (``test_no_tensorflow_loaded``).
@@ -27,59 +27,18 @@ from pathlib import Path
 
 import pytest
 
-# Run under every backend; each file's TensorFlow-only tests carry the marker.
-BACKEND_SUITE = [
-    "tests/test_initializer_statistics.py",
-    "tests/test_seeds.py",
-    "tests/test_symmetry.py",
-    "tests/test_structured.py",
-    "tests/test_parity.py",
-    "tests/test_low_precision.py",
-    "tests/test_saving.py",
-    "tests/test_models_walk.py",
-    "tests/test_models_tools.py",
-    "tests/test_models_recipes.py",
-    "tests/test_models_residual.py",
-    "tests/test_callback_faults.py",
-    "tests/test_fuzz.py",
-    # the logger against each backend's own autodiff
-    "tests/test_callback_gradient_norm.py",
-    "tests/test_callback_gradient_norm_steps.py",
-    "tests/test_callback_gradient_norm_extras.py",
-    "tests/test_models_data.py",
-    "tests/test_models_losses.py",
-    "tests/test_registry.py",
-    "tests/test_gains.py",
-    "tests/test_fans.py",
-    "tests/test_validation.py",
-    "tests/test_keras_suite.py",
-    "tests/test_keras_internals.py",
-    "tests/test_torch_defaults.py",
-    "tests/test_mup.py",
-    # the residual-stream layers, nf_gamma and adaptive gradient clipping
-    "tests/test_nf_gamma.py",
-    "tests/layers",
-    "tests/test_agc.py",
-    # the experiments' contracts and the quick lessons (01-03; 04 and 05 are slow)
-    "tests/test_experiments.py",
-    "tests/test_examples.py",
-    # the docstring examples of the initializers and the model tools
-    "keras_initzoo/initializers",
-    "keras_initzoo/models",
-    "keras_initzoo/mup",
-    "keras_initzoo/layers",
-    "keras_initzoo/optimizers.py",
-    "keras_initzoo/fans.py",
-    "keras_initzoo/gains.py",
-    "keras_initzoo/registry.py",
-]
+# Under JAX or PyTorch (test_backends.py) this would repeat its own runs.
+pytestmark = pytest.mark.drives_backends(reason="runs the whole suite under JAX and PyTorch itself")
 
 ROOT = Path(__file__).resolve().parent.parent
 # What each backend needs imported; the runner skips (or, under CI, fails) without it.
 MODULES = {"jax": "jax", "torch": "torch"}
-# The files above pass over 500 tests on each backend; a run far below that lost files.
-MIN_PASSED = 400
-TIMEOUT_S = 900
+# The whole suite passes over 1,100 tests on each backend; a run far below that lost files.
+MIN_PASSED = 1000
+TIMEOUT_S = 1800
+# pytest-xdist: two workers (this machine's two cores), each file on one worker so
+# that its module fixtures (a model, a fit, a server) are built once.
+WORKERS = ("-n", "2", "--dist", "loadfile")
 # XLA compiles each eager JAX operation for every new shape, and these tests run
 # thousands of small operations once each, so compilation is most of the JAX run:
 # without optimizing the compiled code the run takes half the time (the same
@@ -124,14 +83,16 @@ def suite_env(backend: str) -> dict:
     return env
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_backend_suite_passes(backend):
+def test_whole_suite_passes(backend):
+    """Every test file, slow tests included, under ``backend``.
+
+    There is no list of files: what cannot run there says so with a marker
+    and a reason (``tensorflow_only``, ``drives_backends``; ``conftest.py``).
+    """
     env = suite_env(backend)
-    command = [
-        sys.executable,
-        *("-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"),
-        *BACKEND_SUITE,
-    ]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *WORKERS]
     start = time.monotonic()
     done = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
@@ -145,26 +106,6 @@ def test_backend_suite_passes(backend):
     assert counts.get("passed", 0) >= MIN_PASSED, f"too few tests passed: {counts}\n{tail}"
     assert not counts.get("failed") and not counts.get("errors"), tail
     print(f"{backend}: {counts} in {seconds:.0f} s")
-
-
-# Files whose slow tests must hold on every backend too: the residual stream on real models,
-# the logger under real disk faults (a failed write once destroyed a JAX model).
-SLOW_SUITE = ["tests/test_models_residual_real.py", "tests/test_callback_faults.py"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_slow_suite_passes(backend):
-    env = suite_env(backend)
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SLOW_SUITE]
-    done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
-    )
-    tail = (done.stdout + done.stderr)[-6000:]
-    assert done.returncode == 0, f"slow suite under KERAS_BACKEND={backend} failed:\n{tail}"
-    assert f"keras backend: {backend}" in done.stdout, f"not run on {backend}:\n{tail}"
-    counts = summary_counts(done.stdout)
-    assert counts.get("passed", 0) >= 4 and not counts.get("failed"), f"{counts}\n{tail}"
 
 
 NO_TENSORFLOW = """

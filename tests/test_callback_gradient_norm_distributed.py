@@ -107,6 +107,7 @@ def mirrored_run(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow_only(reason="tf.distribute.MirroredStrategy")
 @pytest.mark.parametrize(
     ("run", "rtol"),
     # float32: 1e-5 as elsewhere. mixed_float16: the forward/backward pass runs in

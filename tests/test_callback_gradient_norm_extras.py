@@ -145,7 +145,9 @@ def test_scalar_encoder_gives_tensorboards_own_bytes(tags, values):
     assert encoded == expected
 
 
-@pytest.mark.tensorflow_only
+@pytest.mark.tensorflow_only(
+    reason="the TensorFlow capture's own squared_sums (tf.function, stacking)"
+)
 @pytest.mark.parametrize("compiled", [False, True])
 def test_squared_sums_and_nonfinite_counts_of_mixed_tensors(compiled):
     """Stacked small tensors, fused large ones, float64 ones and their order."""
@@ -177,7 +179,7 @@ def test_squared_sums_and_nonfinite_counts_of_mixed_tensors(compiled):
     assert squared_sums([tf.constant(arrays[0])])[1] is None  # counting is opt-in
 
 
-@pytest.mark.tensorflow_only
+@pytest.mark.tensorflow_only(reason="the TensorFlow capture's chunked squared_sums")
 def test_squared_sums_of_many_same_shaped_tensors_in_chunks():
     rng = np.random.default_rng(1)
     arrays = [rng.normal(size=(3, 2)).astype("float32") for _ in range(70)]  # 3 chunks

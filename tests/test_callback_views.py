@@ -99,11 +99,11 @@ def test_mobilenet_blocks_in_depth_order():
     assert names[0] == "Conv1" and names[-1] == "predictions"
 
 
-def test_bad_group_by_is_named():
+def test_bad_group_by_is_named(tmp_path):
     with pytest.raises(ValueError, match="`group_by`"):
-        kiz.GradientNormLogger("runs/x", group_by="(unclosed")
+        kiz.GradientNormLogger(tmp_path, group_by="(unclosed")
     with pytest.raises(ValueError, match="`group_by`"):
-        kiz.GradientNormLogger("runs/x", group_by=3)
+        kiz.GradientNormLogger(tmp_path, group_by=3)
 
 
 def test_fit_logs_group_tags(tmp_path):
@@ -337,8 +337,8 @@ def test_depth_history_memory_stays_flat_over_a_million_rows():
 @pytest.mark.parametrize(
     ("typo", "meant"), [("blocks", "block"), ("layers", "layer"), ("Block", "block")]
 )
-def test_group_by_near_misses_are_refused_with_a_suggestion(typo, meant):
+def test_group_by_near_misses_are_refused_with_a_suggestion(typo, meant, tmp_path):
     with pytest.raises(ValueError, match=f"Did you mean '{meant}'"):
-        kiz.GradientNormLogger("runs/x", group_by=typo)
+        kiz.GradientNormLogger(tmp_path, group_by=typo)
     # control: the same word as a compiled regex is taken
-    assert kiz.GradientNormLogger("runs/x", group_by=re.compile(typo)).group_by.pattern == typo
+    assert kiz.GradientNormLogger(tmp_path, group_by=re.compile(typo)).group_by.pattern == typo

@@ -389,6 +389,7 @@ def _check_runs(events, logdir, schemes, depth: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.drives_backends(reason="runs the CLI in a subprocess per backend")
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_demo_and_compare_run_on_every_backend(backend, tmp_path, events):
     """``demo --quick`` and ``compare`` on JAX and PyTorch: the table, the runs, no TensorFlow."""

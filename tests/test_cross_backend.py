@@ -23,6 +23,11 @@ from test_backends import MODULES, ROOT, backend_env, require_backend
 
 import keras_initzoo as kiz
 
+# Under JAX or PyTorch (test_backends.py) this would repeat its own runs.
+pytestmark = pytest.mark.drives_backends(
+    reason="saves and loads on each backend in a subprocess of its own"
+)
+
 BACKENDS = ("tensorflow", "jax", "torch")
 
 SCRIPT = """

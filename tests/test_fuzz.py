@@ -20,6 +20,8 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import tempfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -95,8 +97,12 @@ DATA = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
 TARGETS = np.zeros((8, 2), "float32")
 
 
+# The logger creates its log_dir when constructed: a scratch one, out of the checkout.
+LOG_DIR = Path(tempfile.gettempdir()) / "keras_initzoo-fuzz"
+
+
 def _logger_with(name: str, value):
-    return kiz.GradientNormLogger("runs/fuzz", **{name: value})
+    return kiz.GradientNormLogger(LOG_DIR, **{name: value})
 
 
 def _wide(width: int = 8) -> keras.Model:

@@ -34,7 +34,7 @@ print("OK")
 
 
 @pytest.mark.slow
-@pytest.mark.tensorflow_only
+@pytest.mark.tensorflow_only(reason="tf.distribute.MirroredStrategy")
 def test_initializers_build_identical_replicas_under_mirrored_strategy():
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT],

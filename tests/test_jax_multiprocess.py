@@ -30,6 +30,9 @@ import pytest
 from conftest import load_events, load_scalars
 from jax_multiprocess import run_processes
 
+# Under JAX or PyTorch (test_backends.py) this would repeat its own runs.
+pytestmark = pytest.mark.drives_backends(reason="runs JAX processes of its own")
+
 SCRIPT = textwrap.dedent(
     """
     import hashlib, json, os, sys, time

@@ -18,6 +18,9 @@ import numpy as np
 import pytest
 from jax_multiprocess import run_devices
 
+# Under JAX or PyTorch (test_backends.py) this would repeat its own runs.
+pytestmark = pytest.mark.drives_backends(reason="runs its checks in a JAX subprocess of its own")
+
 SCRIPT = textwrap.dedent(
     """
     import json, sys, time

@@ -261,7 +261,7 @@ def test_torch_draw_helpers_make_keras_generator_device_and_dtype():
 
 
 # -- TensorFlow ----------------------------------------------------------------------------------
-@pytest.mark.tensorflow_only
+@pytest.mark.tensorflow_only(reason="a TensorFlow graph op attribute")
 def test_tf_keep_unlowered_marks_a_graph_cond():
     """callbacks/capture/tensorflow.py keeps its gated ``If`` ops unlowered
     (``Operation._set_attr``); without it TensorFlow lowers them to one Switch per

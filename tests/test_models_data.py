@@ -190,7 +190,7 @@ def test_a_torch_tensor_and_dataloader():
     _assert_batch(fit_data(only_x))
 
 
-@pytest.mark.tensorflow_only
+@pytest.mark.tensorflow_only(reason="a tf.data.Dataset as the data")
 def test_a_tf_data_dataset():
     import tensorflow as tf
 
@@ -272,7 +272,7 @@ def test_the_tools_take_the_new_forms():
         (range(4), "a range"),
         ({"a": "text"}, "a str"),
     ],
-    ids=repr,
+    ids=lambda value: value if isinstance(value, str) else type(value).__name__,
 )
 def test_refused_forms_name_the_argument_and_type(data, received):
     with pytest.raises(ValueError) as error:

@@ -104,7 +104,7 @@ def test_save_weights_and_load_weights(model, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.tensorflow_only
+@pytest.mark.tensorflow_only(reason="TensorFlow's SavedModel export")
 def test_tensorflow_saved_model_export(model, tmp_path):
     import tensorflow as tf
 
