@@ -71,8 +71,8 @@ def _nonfinite(tensors: Sequence) -> jax.Array:
 class JaxCapture(QueuedCapture):
     """Rows returned by the jitted train step, kept as device arrays until read."""
 
-    def __init__(self, model, **options) -> None:
-        super().__init__(model, **options)
+    def __init__(self, model, options, **settings) -> None:
+        super().__init__(model, options, **settings)
         self._out: dict | None = None  # filled while our train step traces
         self._last_iterations = None  # the iteration count of the last state returned
         self.steps: dict[Record, Callable] = {}  # the step each train function runs

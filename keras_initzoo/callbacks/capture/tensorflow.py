@@ -186,8 +186,8 @@ def _sum_replicas(strategy) -> Callable:
 class TensorFlowCapture(Capture):
     """Device buffers (``tf.Variable``) and the wrapper around ``optimizer.apply``."""
 
-    def __init__(self, model, **options) -> None:
-        super().__init__(model, **options)
+    def __init__(self, model, options, **settings) -> None:
+        super().__init__(model, options, **settings)
         self.hist = None
 
     def build(self) -> bool:

@@ -53,8 +53,8 @@ def squared_sums(tensors: Sequence) -> torch.Tensor:
 class TorchCapture(QueuedCapture):
     """Rows computed eagerly on the device in ``apply``, kept there until read."""
 
-    def __init__(self, model, **options) -> None:
-        super().__init__(model, **options)
+    def __init__(self, model, options, **settings) -> None:
+        super().__init__(model, options, **settings)
         self._segments: dict = {}  # variable indices -> their groups, as a device tensor
         self._step = 0
 
