@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -122,3 +123,83 @@ def layout_for(groups: Sequence[str], variables: Sequence[str], **options: bool)
     """A :class:`RowLayout`; ``variables`` are listed only with ``per_variable``."""
     per_variable = options.pop("per_variable", False)
     return RowLayout(tuple(groups), tuple(variables) if per_variable else (), **options)
+
+
+class RowOps(Protocol):
+    """A backend's primitives for building a row: 1-D float vectors on its device."""
+
+    def scalar(self, value: Any) -> Any:
+        """``value`` (a number or a 0-d tensor) as a vector of one entry."""
+
+    def total(self, values: Any) -> Any:
+        """The sum of ``values``, as a vector of one entry."""
+
+    def segment_sum(self, values: Any, segments: Sequence[int], n: int) -> Any:
+        """``out[segments[i]] += values[i]``, the first ``len(segments)`` values; ``n`` long."""
+
+    def scatter(self, values: Any, positions: Sequence[int], n: int) -> Any:
+        """``out[positions[i]] = values[i]``, the first ``len(positions)`` values; ``n`` long."""
+
+    def zeros(self, n: int) -> Any:
+        """``n`` zeros."""
+
+    def concat(self, parts: Sequence[Any]) -> Any:
+        """The parts, one after the other, in the row's dtype."""
+
+
+def build_row(
+    layout: RowLayout,
+    ops: RowOps,
+    *,
+    group_of: Sequence[int],
+    grouped: Sequence[int],
+    sums: Any,
+    step: Any = 0,
+    nonfinite: Any = 0.0,
+    weights: Any = None,
+    updates: Any = None,
+    clipped: Any = None,
+) -> Any:
+    """One recorded row, its sections in ``layout``'s order, from a backend's reductions.
+
+    Args:
+        layout: the row's sections.
+        ops: the backend's primitives (:class:`RowOps`).
+        group_of: the group of each logged variable, by variable index.
+        grouped: the variable index of each of the first ``len(grouped)``
+            entries of ``sums`` and ``clipped``; the entries after them are
+            gradients of variables outside every group (global norm only).
+        sums: ``sum(g**2)`` of each applied gradient.
+        step: the step (a device scalar), or 0 where the host sets it on reading.
+        nonfinite: how many gradient entries are NaN or inf (0 when not counted).
+        weights: ``sum(w**2)`` of each logged variable before the update, by
+            variable index, where the layout has ``weights``.
+        updates: ``sum((w_after - w_before)**2)`` of each logged variable, by
+            variable index, where the layout has ``updates``; None: zeros,
+            filled in after the update (TensorFlow).
+        clipped: ``sum(g**2)`` of each gradient after the optimizer's clipping,
+            in the order of ``sums``, where the layout has the clipped sections.
+
+    Returns:
+        The row, ``layout.width`` entries.
+    """
+    n = len(layout.groups)
+    segments = [group_of[i] for i in grouped]
+    parts = {
+        "step": ops.scalar(step),
+        "nonfinite": ops.scalar(nonfinite),
+        "global": ops.total(sums),
+        "groups": ops.segment_sum(sums, segments, n),
+    }
+    if layout.has("variables"):
+        parts["variables"] = ops.scatter(sums, grouped, len(layout.variables))
+    if layout.has("weights"):
+        parts["weights"] = ops.segment_sum(weights, group_of, n)
+    if layout.has("updates"):
+        parts["updates"] = (
+            ops.zeros(n) if updates is None else ops.segment_sum(updates, group_of, n)
+        )
+    if layout.log_clipped:
+        parts["clipped_global"] = ops.total(clipped)
+        parts["clipped_groups"] = ops.segment_sum(clipped, segments, n)
+    return ops.concat([parts[name] for name in layout.order()])

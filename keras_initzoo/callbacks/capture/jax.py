@@ -41,6 +41,7 @@ from keras_initzoo.callbacks.capture.base import (
     innermost_optimizer,
     raw_iterations,
 )
+from keras_initzoo.callbacks.rows import build_row
 from keras_initzoo.optimizers import clip_as_applied
 
 
@@ -62,6 +63,33 @@ def squared_sums(tensors: Sequence) -> jax.Array:
     return jnp.stack([jnp.sum(jnp.square(t.astype(_accumulator(t)))) for t in tensors]).astype(
         jnp.float32
     )
+
+
+class _JaxRowOps:
+    """:class:`~keras_initzoo.callbacks.rows.RowOps` in traced ``jax.numpy``, float32."""
+
+    def scalar(self, value) -> jax.Array:
+        return jnp.reshape(jnp.asarray(value, jnp.float32), (1,))
+
+    def total(self, values) -> jax.Array:
+        return jnp.sum(values)[None]
+
+    def segment_sum(self, values, segments, n: int) -> jax.Array:
+        ids = jnp.asarray(np.asarray(segments, np.int32))
+        return jax.ops.segment_sum(values[: len(segments)], ids, n)
+
+    def scatter(self, values, positions, n: int) -> jax.Array:
+        at = np.asarray(positions, np.int32)
+        return jnp.zeros(n, jnp.float32).at[at].set(values[: len(positions)])
+
+    def zeros(self, n: int) -> jax.Array:
+        return jnp.zeros(n, jnp.float32)
+
+    def concat(self, parts) -> jax.Array:
+        return jnp.concatenate([p.astype(jnp.float32) for p in parts])
+
+
+_ROW_OPS = _JaxRowOps()
 
 
 def _nonfinite(tensors: Sequence) -> jax.Array:
@@ -187,48 +215,30 @@ class JaxCapture(QueuedCapture):
         if not known and not other:
             return
         layout = self.layout
-        n_groups = len(layout.groups)
-        segments = jnp.asarray([self.layer_of[i] for i in idx], jnp.int32)
-
-        def per_group(sums):
-            return jax.ops.segment_sum(sums[: len(idx)], segments, n_groups)
-
         if record.norms:
             sums = squared_sums(known + other)
-            parts = {
-                "step": jnp.zeros(1),  # set on the host from the exact integer step
-                "nonfinite": (_nonfinite(known + other) if layout.count_nonfinite else 0.0)
-                * jnp.ones(1),
-                "global": jnp.sum(sums)[None],
-                "groups": per_group(sums),
-            }
-            if layout.has("variables"):
-                parts["variables"] = (
-                    jnp.zeros(len(layout.variables), jnp.float32)
-                    .at[np.asarray(idx, np.int32)]
-                    .set(sums[: len(idx)])
-                )
-            if layout.has("weights") or layout.update_ratio:
+            reductions = {}
+            if layout.count_nonfinite:
+                reductions["nonfinite"] = _nonfinite(known + other)
+            if layout.has("weights"):
                 position = {id(v): i for i, v in enumerate(tvars)}
                 at = [position[id(v)] for v in self.variables]
-                all_groups = jnp.asarray(self.layer_of, jnp.int32)
                 before = [weights[i] for i in at]
-                parts["weights"] = jax.ops.segment_sum(squared_sums(before), all_groups, n_groups)
-                if layout.update_ratio:
+                reductions["weights"] = squared_sums(before)
+                if layout.has("updates"):
                     deltas = [new_weights[i] - w for i, w in zip(at, before, strict=True)]
-                    parts["updates"] = jax.ops.segment_sum(
-                        squared_sums(deltas), all_groups, n_groups
-                    )
+                    reductions["updates"] = squared_sums(deltas)
             if layout.log_clipped:
                 # AGC's limits from this step's weights, before the update.
                 order = self.applied_positions(grads, tvars)
                 clipped = clip_as_applied(
                     innermost, known + other, [tvars[p] for p in order], [weights[p] for p in order]
                 )
-                clipped = squared_sums(clipped)
-                parts["clipped_global"] = jnp.sum(clipped)[None]
-                parts["clipped_groups"] = per_group(clipped)
-            row = jnp.concatenate([parts[name].astype(jnp.float32) for name in layout.order()])
+                reductions["clipped"] = squared_sums(clipped)
+            # The step is set on the host from the exact integer step.
+            row = build_row(
+                layout, _ROW_OPS, group_of=self.layer_of, grouped=idx, sums=sums, **reductions
+            )
             out["row"] = (self._gate(step, self.update_freq), row)
         if record.histograms:
             per_group_grads: list[list] = [[] for _ in self.groups]
