@@ -16,7 +16,7 @@ from keras_initzoo import _keras_internals as internals
 from keras_initzoo.callbacks.capture import NOTHING, capture_for
 from keras_initzoo.callbacks.options import LoggerOptions, option_names
 from keras_initzoo.callbacks.traced import TracedVariants
-from keras_initzoo.callbacks.views import DepthHistory, layout_summary
+from keras_initzoo.callbacks.views import ACTIVATION_DEPTH_TAG, DepthHistory, layout_summary
 from keras_initzoo.callbacks.writer import (
     EventWriter,
     ScalarEncoder,
@@ -76,6 +76,11 @@ class GradientNormLogger(keras.callbacks.Callback):
     logged gradient is the one applied, the mean of the ``k`` micro-batches'
     gradients, once per update.
 
+    * with ``activation_stats=True``, each group's output in the same step
+      (:mod:`~keras_initzoo.callbacks.capture.activations`): ``act_rms/<group>``,
+      ``act_mean/<group>``, ``act_dead/<group>`` (the fraction of units zero on
+      the whole batch), ``act_saturated/<group>`` (saturating outputs only:
+      tanh, sigmoid, softsign) and the heatmap ``act_rms_by_depth``;
     * with ``log_clipped=True``: ``grad_norm_clipped/<group>`` and
       ``grad_norm_clipped/global``, the same gradients after the optimizer's
       ``clipnorm``, ``global_clipnorm`` or ``clipvalue``, from the same step.
@@ -156,6 +161,8 @@ class GradientNormLogger(keras.callbacks.Callback):
             ``on_train_end``, once the weights are back in the model. A
             ``log_dir`` removed mid-fit is made again, with a new event file
             and one warning (the rows written to the removed file are lost).
+        activation_stats: also log each group's output statistics (see above),
+            computed in the forward pass of the logged steps.
 
     Raises:
         ValueError: for a bad argument (naming it and what is allowed), and in
@@ -179,6 +186,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         group_by="layer",
         log_clipped: bool = False,
         on_write_error: str = "warn",
+        activation_stats: bool = False,
     ) -> None:
         super().__init__()
         self.options = LoggerOptions(
@@ -194,9 +202,11 @@ class GradientNormLogger(keras.callbacks.Callback):
             group_by=group_by,
             log_clipped=log_clipped,
             on_write_error=on_write_error,
+            activation_stats=activation_stats,
         )
         self._write_error: OSError | None = None  # the first failed write of this fit
         self._history: DepthHistory | None = None  # the logged group norms, for the heatmap
+        self._act_history: DepthHistory | None = None  # the groups' output RMS, likewise
         self._image_step = -1  # the step of the last heatmap written
         self._variants = TracedVariants()
         self._writer: EventWriter | None = None
@@ -305,6 +315,8 @@ class GradientNormLogger(keras.callbacks.Callback):
             self._read_device(resync=False)  # the failed step's state may be gone
             raise
         self._iteration += 1
+        if variants.capture is not None and variants.capture.stale:
+            variants.retrace_recording()  # traced before the capture was built
         if record == NOTHING and options.stop_on_nonfinite:
             self._stop_on_nonfinite_loss(outputs)
         if record != NOTHING:
@@ -355,6 +367,11 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._hist_tags = [f"grad_hist/{g.name}" for g in capture.groups]
         if self._history is None or self._history.groups != layout.groups:
             self._history = DepthHistory(layout.groups)
+            self._act_history = (
+                DepthHistory(layout.groups, ACTIVATION_DEPTH_TAG, "output RMS")
+                if layout.activation_stats
+                else None
+            )
             step = capture.iterations()
             # Written at the current step: an earlier step would make TensorBoard
             # purge the newer points it already holds ("out of order" restart logic).
@@ -422,6 +439,8 @@ class GradientNormLogger(keras.callbacks.Callback):
     def _log_row(self, step: int, row: np.ndarray, layout) -> None:
         self._writer.write_bytes(self._encoder.encode(step, layout.values(row)))
         self._history.add(step, layout.group_norms(row))
+        if self._act_history is not None:
+            self._act_history.add(step, layout.group_norms(row, "act_sq"))
         if not math.isfinite(row[layout.span("global")][0]):
             self._report_nonfinite(step, row, layout)
 
@@ -467,14 +486,17 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._write_depth_image()
 
     def _write_depth_image(self) -> None:
-        """The ``grad_norm_by_depth`` heatmap, from the rows already on the host."""
+        """The ``grad_norm_by_depth`` heatmap (and ``act_rms_by_depth``), from the rows
+        already on the host."""
         history = self._history
         if self._writer is None or history is None or not len(history):
             return
         if history.last_step != self._image_step:  # train end right after an epoch end
             self._image_step = history.last_step
             with self._writing():
-                self._writer.write_summary(history.last_step, history.image_summary())
+                for drawn in (history, self._act_history):
+                    if drawn is not None:
+                        self._writer.write_summary(drawn.last_step, drawn.image_summary())
                 self._writer.flush()
 
     def on_train_end(self, logs=None) -> None:

@@ -21,7 +21,14 @@ from keras_initzoo.callbacks.writer import processes
 WRITE_ERRORS = ("warn", "raise")  # what a failed event write does: see on_write_error
 MAX_BINS = 10_000  # histogram buckets: TensorBoard draws a few dozen
 # Switches that add a section to the recorded row (see rows.RowLayout).
-ROW_SWITCHES = ("per_variable", "weight_norms", "update_ratio", "count_nonfinite", "log_clipped")
+ROW_SWITCHES = (
+    "per_variable",
+    "weight_norms",
+    "update_ratio",
+    "count_nonfinite",
+    "log_clipped",
+    "activation_stats",
+)
 # Options that change nothing inside the traced step.
 HOST_ONLY = ("log_dir", "stop_on_nonfinite", "on_write_error")
 
@@ -48,6 +55,7 @@ class LoggerOptions:
     group_by: GroupBy = "layer"
     log_clipped: bool = False
     on_write_error: str = "warn"
+    activation_stats: bool = False
 
     def __post_init__(self) -> None:
         update_freq = self.update_freq

@@ -16,6 +16,11 @@ section                 width              tag(s)
 ``updates``             groups             ``update_ratio/<group>`` (/ weights)
 ``clipped_global``      1                  ``grad_norm_clipped/global``
 ``clipped_groups``      groups             ``grad_norm_clipped/<group>``
+``act_sq``              groups             ``act_rms/<group>`` (mean of squares)
+``act_mean``            groups             ``act_mean/<group>``
+``act_dead``            groups             ``act_dead/<group>``
+``act_saturated``       groups             ``act_saturated/<group>`` (saturating
+                                           outputs only)
 ======================  =================  =====================================
 """
 
@@ -41,6 +46,8 @@ class RowLayout:
     weight_norms: bool = False
     update_ratio: bool = False
     log_clipped: bool = False
+    activation_stats: bool = False
+    saturating: tuple[str, ...] = ()  # groups whose output saturates (act_saturated)
 
     @functools.cached_property  # read for every logged row: derived once
     def sections(self) -> tuple[tuple[str, int], ...]:
@@ -54,6 +61,8 @@ class RowLayout:
             sections.append(("updates", n))
         if self.log_clipped:
             sections += [("clipped_global", 1), ("clipped_groups", n)]
+        if self.activation_stats:
+            sections += [(name, n) for name in ACTIVATION_SECTIONS]
         return tuple(sections)
 
     @property
@@ -91,6 +100,10 @@ class RowLayout:
             tags += [f"update_ratio/{g}" for g in self.groups]
         if self.log_clipped:
             tags += ["grad_norm_clipped/global", *(f"grad_norm_clipped/{g}" for g in self.groups)]
+        if self.activation_stats:
+            for prefix in ("act_rms", "act_mean", "act_dead"):
+                tags += [f"{prefix}/{g}" for g in self.groups]
+            tags += [f"act_saturated/{g}" for g in self.saturating]
         return tags
 
     def values(self, row: np.ndarray) -> np.ndarray:
@@ -107,6 +120,10 @@ class RowLayout:
                 values.append(root["updates"] / root["weights"])
             if self.log_clipped:
                 values += [root["clipped_global"], root["clipped_groups"]]
+            if self.activation_stats:
+                values += [root["act_sq"], part["act_mean"], part["act_dead"]]
+                saturating = [g in self.saturating for g in self.groups]
+                values.append(part["act_saturated"][np.asarray(saturating, bool)])
         return np.concatenate(values)
 
     def group_norms(self, row: np.ndarray, section: str = "groups") -> np.ndarray:
@@ -115,14 +132,21 @@ class RowLayout:
             return np.sqrt(row[self.span(section)])
 
 
-NOT_NORMS = ("step", "nonfinite")
+ACTIVATION_SECTIONS = ("act_sq", "act_mean", "act_dead", "act_saturated")
+NOT_NORMS = ("step", "nonfinite", "act_mean", "act_dead", "act_saturated")
 _NONE = np.zeros(0)
 
 
-def layout_for(groups: Sequence[str], variables: Sequence[str], **options: bool) -> RowLayout:
+def layout_for(
+    groups: Sequence[str],
+    variables: Sequence[str],
+    saturating: Sequence[str] = (),
+    **options: bool,
+) -> RowLayout:
     """A :class:`RowLayout`; ``variables`` are listed only with ``per_variable``."""
     per_variable = options.pop("per_variable", False)
-    return RowLayout(tuple(groups), tuple(variables) if per_variable else (), **options)
+    listed = tuple(variables) if per_variable else ()
+    return RowLayout(tuple(groups), listed, saturating=tuple(saturating), **options)
 
 
 class RowOps(Protocol):
@@ -159,6 +183,7 @@ def build_row(
     weights: Any = None,
     updates: Any = None,
     clipped: Any = None,
+    activations: Sequence[Any] = (),
 ) -> Any:
     """One recorded row, its sections in ``layout``'s order, from a backend's reductions.
 
@@ -179,6 +204,8 @@ def build_row(
             filled in after the update (TensorFlow).
         clipped: ``sum(g**2)`` of each gradient after the optimizer's clipping,
             in the order of ``sums``, where the layout has the clipped sections.
+        activations: the activation sections' vectors, in
+            :data:`ACTIVATION_SECTIONS` order, where the layout has them.
 
     Returns:
         The row, ``layout.width`` entries.
@@ -202,4 +229,6 @@ def build_row(
     if layout.log_clipped:
         parts["clipped_global"] = ops.total(clipped)
         parts["clipped_groups"] = ops.segment_sum(clipped, segments, n)
+    if layout.activation_stats:
+        parts.update(zip(ACTIVATION_SECTIONS, activations, strict=True))
     return ops.concat([parts[name] for name in layout.order()])

@@ -110,6 +110,13 @@ class TracedVariants:
         function = self._functions[record] = self.capture.train_function(record)
         return function, True
 
+    def retrace_recording(self) -> None:
+        """Drop the recording variants, traced before the capture was built (a
+        subclassed model builds in its first step), so the next recording call
+        traces them again, with everything the built capture records."""
+        self._functions = {r: f for r, f in self._functions.items() if r == NOTHING}
+        self.capture.stale = False
+
     def keep(self, model) -> None:
         """Unwrap the optimizer, keeping the variants for this callback's next fit.
 

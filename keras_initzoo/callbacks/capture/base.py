@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from keras_initzoo import _keras_internals as internals
+from keras_initzoo.callbacks.capture.activations import ActivationProbe, saturating_names
 from keras_initzoo.callbacks.groups import LayerGroup, resolve_layer_groups
 from keras_initzoo.callbacks.options import LoggerOptions
 from keras_initzoo.callbacks.rows import EMPTY, RowLayout, layout_for
@@ -128,6 +129,9 @@ class Capture:
         self.active = True
         self.built = False
         self.groups: list[LayerGroup] = []
+        self.probe: ActivationProbe | None = None  # with activation_stats, once built
+        # Built inside a trace (a subclassed model): the traced variants lack the probe.
+        self.stale = False
         self._wrapped: tuple | None = None  # (owner, name, wrapper, what it hid)
 
     def build(self) -> bool:
@@ -146,14 +150,27 @@ class Capture:
         # The group of each variable, and each variable's position, by identity.
         self.layer_of = [gi for gi, g in enumerate(self.groups) for _ in g.variables]
         self.index = {id(v): i for i, v in enumerate(self.variables)}
+        names = [g.name for g in self.groups]
+        saturating = ()
+        if self.options.activation_stats:
+            group_of = {id(v): self.layer_of[i] for i, v in enumerate(self.variables)}
+            self.probe = ActivationProbe(
+                self.model, group_of, len(names), lambda: self.active and self.record.norms
+            )
+            saturating = saturating_names(names, self.probe.saturating)
+            if self._wrapped is not None:  # installed, so a step is running: a trace
+                self.probe.install()
+                self.stale = True
         self.layout: RowLayout = layout_for(
-            [g.name for g in self.groups],
-            [v.path for v in self.variables],
-            **self.options.row_switches,
+            names, [v.path for v in self.variables], saturating, **self.options.row_switches
         )
         self._create()
         self.built = True
         return True
+
+    def activations(self) -> list:
+        """This step's activation sections for :func:`~keras_initzoo.callbacks.rows.build_row`."""
+        return self.probe.take() if self.probe is not None else []
 
     def _create(self) -> None:
         """Backend buffers, once the layout is known."""
@@ -191,10 +208,14 @@ class Capture:
         self._wrapped = (owner, name, wrapper, owner.__dict__.get(name))
         self.active = True
         setattr(owner, name, wrapper)
+        if self.probe is not None:
+            self.probe.install()
 
     def uninstall(self) -> None:
         """Stop capturing; restore the wrapped method if nobody wrapped it after us."""
         self.active = False
+        if self.probe is not None:
+            self.probe.uninstall()
         if self._wrapped is None:
             return
         owner, name, wrapper, hidden = self._wrapped

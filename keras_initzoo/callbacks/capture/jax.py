@@ -23,7 +23,9 @@ of the global batch; so are the norms.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +43,7 @@ from keras_initzoo.callbacks.capture.base import (
     innermost_optimizer,
     raw_iterations,
 )
-from keras_initzoo.callbacks.rows import build_row
+from keras_initzoo.callbacks.rows import ACTIVATION_SECTIONS, build_row
 from keras_initzoo.optimizers import clip_as_applied
 
 
@@ -164,9 +166,14 @@ class JaxCapture(QueuedCapture):
         def train_step(state, data):
             capture._out = out = {}
             try:
-                logs, state = keras_step(state, data)
+                with capture._statistics_out(model) as taken:
+                    logs, state = keras_step(state, data)
             finally:
                 capture._out = None
+            state, activations = taken(state)
+            if "row" in out:
+                gate, build = out["row"]
+                out["row"] = (gate, build(activations=activations))
             return logs, state, out
 
         step = train_step
@@ -192,6 +199,42 @@ class JaxCapture(QueuedCapture):
             return logs, state
 
         return internals.jax_make_function(model, one_step)
+
+    @contextlib.contextmanager
+    def _statistics_out(self, model) -> Iterator[Callable]:
+        """Carries the probe's activation statistics out of Keras' differentiated forward.
+
+        They are computed inside ``jax.value_and_grad``, where a traced value
+        cannot escape except as an output: ``compute_loss_and_updates`` is
+        shadowed to append them to the non-trainable variables it returns
+        (auxiliary, not differentiated), and the function yielded takes them
+        back off the step's state: ``state -> (state, activation sections)``.
+        """
+        probe = self.probe
+        if probe is None or not self.record.norms:
+            yield lambda state: (state, [])
+            return
+        own = model.__dict__.get("compute_loss_and_updates")
+        compute = model.compute_loss_and_updates
+        count = len(ACTIVATION_SECTIONS)
+
+        def compute_loss_and_updates(*args, **kwargs):
+            loss, (unscaled, y_pred, non_trainable, metrics) = compute(*args, **kwargs)
+            return loss, (unscaled, y_pred, [*non_trainable, *probe.take()], metrics)
+
+        def taken(state):
+            trainable, non_trainable, optimizer, metrics = state
+            kept, sections = list(non_trainable[:-count]), list(non_trainable[-count:])
+            return (trainable, kept, optimizer, metrics), sections
+
+        object.__setattr__(model, "compute_loss_and_updates", compute_loss_and_updates)
+        try:
+            yield taken
+        finally:
+            if own is None:
+                object.__delattr__(model, "compute_loss_and_updates")
+            else:
+                object.__setattr__(model, "compute_loss_and_updates", own)
 
     def plain_function(self, keras_function: Callable) -> Callable:
         capture = self
@@ -235,11 +278,18 @@ class JaxCapture(QueuedCapture):
                     innermost, known + other, [tvars[p] for p in order], [weights[p] for p in order]
                 )
                 reductions["clipped"] = squared_sums(clipped)
-            # The step is set on the host from the exact integer step.
-            row = build_row(
-                layout, _ROW_OPS, group_of=self.layer_of, grouped=idx, sums=sums, **reductions
+            # Built once the step's forward statistics are out (see train_function);
+            # the step is set on the host from the exact integer step.
+            build = functools.partial(
+                build_row,
+                layout,
+                _ROW_OPS,
+                group_of=self.layer_of,
+                grouped=idx,
+                sums=sums,
+                **reductions,
             )
-            out["row"] = (self._gate(step, self.update_freq), row)
+            out["row"] = (self._gate(step, self.update_freq), build)
         if record.histograms:
             per_group_grads: list[list] = [[] for _ in self.groups]
             for g, i in zip(known, idx, strict=True):

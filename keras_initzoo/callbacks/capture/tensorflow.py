@@ -69,7 +69,7 @@ class _TfRowOps:
         return tf.zeros([n], tf.float64)
 
     def concat(self, parts) -> tf.Tensor:
-        return tf.concat(parts, 0)
+        return tf.concat([tf.cast(p, tf.float64) for p in parts], 0)
 
 
 _ROW_OPS = _TfRowOps()
@@ -397,6 +397,7 @@ class TensorFlowCapture(Capture):
             grouped=idx,
             sums=sums,
             step=step,
+            activations=self.activations(),
             **reductions,
         )
         slot = self._next_slot(self.recorded)

@@ -87,7 +87,7 @@ class _TorchRowOps:
         return torch.zeros(n, dtype=torch.float64, device=self.device)
 
     def concat(self, parts) -> torch.Tensor:
-        return torch.cat(parts)
+        return torch.cat([p.double() for p in parts])
 
 
 class TorchCapture(QueuedCapture):
@@ -199,7 +199,16 @@ class TorchCapture(QueuedCapture):
         if ops is None:
             ops = self._row_ops[sums.device] = _TorchRowOps(sums.device)
         # The step is set on the host.
-        return build_row(layout, ops, group_of=self.layer_of, grouped=idx, sums=sums, **reductions)
+        activations = self.activations()
+        return build_row(
+            layout,
+            ops,
+            group_of=self.layer_of,
+            grouped=idx,
+            sums=sums,
+            activations=activations,
+            **reductions,
+        )
 
     # -- reading --------------------------------------------------------------------
     def _fetch(self, pairs: list) -> tuple[np.ndarray, np.ndarray]:
