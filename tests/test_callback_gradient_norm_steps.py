@@ -20,6 +20,7 @@ from test_callback_gradient_norm import (
 
 import keras_initzoo as kiz
 from keras_initzoo.callbacks.capture import capture_for
+from keras_initzoo.callbacks.options import LoggerOptions
 
 LAYERS = ("hidden1", "hidden2", "out")
 
@@ -131,7 +132,7 @@ def test_a_later_fit_reuses_the_traced_functions_until_recompiled(tmp_path, monk
     model = mlp()
     model.compile("adam", "mse")
     made = []  # each recording variant the callback asks its backend's capture for
-    capture_class = type(capture_for(model, update_freq=1, rows=1))
+    capture_class = type(capture_for(model, LoggerOptions(tmp_path), rows=1))
     make = capture_class.train_function
     monkeypatch.setattr(
         capture_class,

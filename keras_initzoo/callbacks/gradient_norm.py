@@ -5,66 +5,24 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from typing import NamedTuple
 
 import keras
 import numpy as np
 
 from keras_initzoo import _keras_internals as internals
-from keras_initzoo._validation import check_choice, check_int
-from keras_initzoo.callbacks.capture import NOTHING, Capture, Record, capture_for, is_due
-from keras_initzoo.callbacks.groups import check_group_by
-from keras_initzoo.callbacks.views import DepthHistory, layout_summary
+from keras_initzoo.callbacks.capture import NOTHING, capture_for
+from keras_initzoo.callbacks.options import LoggerOptions, option_names
+from keras_initzoo.callbacks.traced import TracedVariants
+from keras_initzoo.callbacks.views import ACTIVATION_DEPTH_TAG, DepthHistory, layout_summary
 from keras_initzoo.callbacks.writer import (
     EventWriter,
     ScalarEncoder,
     histogram_summary,
     processes,
 )
-
-WRITE_ERRORS = ("warn", "raise")  # what a failed event write does: see on_write_error
-MAX_BINS = 10_000  # histogram buckets: TensorBoard draws a few dozen
-
-
-class _Kept(NamedTuple):
-    """What a finished fit traced, kept for the next fit of the same compiled model."""
-
-    model: object
-    optimizer: object
-    keras_function: object
-    settings: tuple  # GradientNormLogger._settings() when traced
-    capture: Capture
-    functions: dict
-
-
-def _check_log_dir(log_dir) -> str:
-    if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
-        raise ValueError(
-            f"`log_dir` must be a non-empty path (str or os.PathLike) to a writable "
-            f"directory; got {log_dir!r}."
-        )
-    path = os.fspath(log_dir)
-    if "\x00" in path:
-        raise ValueError(f"`log_dir` must be a path without NUL characters; got {log_dir!r}.")
-    if "://" in path or processes()[0] != 0:
-        # gs://, s3:// ...: left to TensorBoard's file layer. A process other
-        # than process 0 of a multi-process run writes nothing, nor makes the directory.
-        return path
-    try:
-        os.makedirs(path, exist_ok=True)
-        # os.access lies for root and on some mounts: really try to write.
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as err:
-        raise ValueError(
-            f"`log_dir` must be a writable directory (it is created if missing); "
-            f"{path!r} is not: {err}"
-        ) from err
-    return path
 
 
 class GradientNormLogger(keras.callbacks.Callback):
@@ -118,6 +76,11 @@ class GradientNormLogger(keras.callbacks.Callback):
     logged gradient is the one applied, the mean of the ``k`` micro-batches'
     gradients, once per update.
 
+    * with ``activation_stats=True``, each group's output in the same step
+      (:mod:`~keras_initzoo.callbacks.capture.activations`): ``act_rms/<group>``,
+      ``act_mean/<group>``, ``act_dead/<group>`` (the fraction of units zero on
+      the whole batch), ``act_saturated/<group>`` (saturating outputs only:
+      tanh, sigmoid, softsign) and the heatmap ``act_rms_by_depth``;
     * with ``log_clipped=True``: ``grad_norm_clipped/<group>`` and
       ``grad_norm_clipped/global``, the same gradients after the optimizer's
       ``clipnorm``, ``global_clipnorm`` or ``clipvalue``, from the same step.
@@ -198,6 +161,8 @@ class GradientNormLogger(keras.callbacks.Callback):
             ``on_train_end``, once the weights are back in the model. A
             ``log_dir`` removed mid-fit is made again, with a new event file
             and one warning (the rows written to the removed file are lost).
+        activation_stats: also log each group's output statistics (see above),
+            computed in the forward pass of the logged steps.
 
     Raises:
         ValueError: for a bad argument (naming it and what is allowed), and in
@@ -221,59 +186,36 @@ class GradientNormLogger(keras.callbacks.Callback):
         group_by="layer",
         log_clipped: bool = False,
         on_write_error: str = "warn",
+        activation_stats: bool = False,
     ) -> None:
         super().__init__()
-        self.group_by = check_group_by(group_by)
-        self.on_write_error = check_choice("on_write_error", on_write_error, WRITE_ERRORS)
+        self.options = LoggerOptions(
+            log_dir=log_dir,
+            update_freq=update_freq,
+            per_variable=per_variable,
+            weight_norms=weight_norms,
+            update_ratio=update_ratio,
+            histogram_freq=histogram_freq,
+            histogram_bins=histogram_bins,
+            count_nonfinite=count_nonfinite,
+            stop_on_nonfinite=stop_on_nonfinite,
+            group_by=group_by,
+            log_clipped=log_clipped,
+            on_write_error=on_write_error,
+            activation_stats=activation_stats,
+        )
         self._write_error: OSError | None = None  # the first failed write of this fit
-        if isinstance(update_freq, str) and update_freq == "batch":
-            update_freq = 1
-        self.update_freq = check_int(
-            "update_freq", update_freq, 1, "a positive integer (log every N steps) or 'batch'"
-        )
-        self.histogram_freq = check_int(
-            "histogram_freq", histogram_freq, 0, "a non-negative integer (0 turns histograms off)"
-        )
-        self.histogram_bins = check_int(
-            "histogram_bins", histogram_bins, 1, f"an integer from 1 to {MAX_BINS}"
-        )
-        if self.histogram_bins > MAX_BINS:  # each bin is a device column of every logged row
-            raise ValueError(
-                f"`histogram_bins` must be an integer from 1 to {MAX_BINS}; received "
-                f"histogram_bins={histogram_bins!r}."
-            )
-        for name, flag in (
-            ("per_variable", per_variable),
-            ("weight_norms", weight_norms),
-            ("update_ratio", update_ratio),
-            ("count_nonfinite", count_nonfinite),
-            ("stop_on_nonfinite", stop_on_nonfinite),
-            ("log_clipped", log_clipped),
-        ):
-            if not isinstance(flag, (bool, np.bool_)):
-                raise ValueError(f"`{name}` must be True or False; got {flag!r}.")
-        self.log_dir = _check_log_dir(log_dir)
-        self.per_variable = bool(per_variable)
-        self.weight_norms = bool(weight_norms or update_ratio)
-        self.update_ratio = bool(update_ratio)
-        self.count_nonfinite = bool(count_nonfinite)
-        self.stop_on_nonfinite = bool(stop_on_nonfinite)
-        self.log_clipped = bool(log_clipped)
         self._history: DepthHistory | None = None  # the logged group norms, for the heatmap
+        self._act_history: DepthHistory | None = None  # the groups' output RMS, likewise
         self._image_step = -1  # the step of the last heatmap written
-        self._capture: Capture | None = None
+        self._variants = TracedVariants()
         self._writer: EventWriter | None = None
         self._encoder: ScalarEncoder | None = None
         self._hist_tags: list[str] = []
         self._last_logged = 0
         self._last_hist = 0
-        self._functions: dict[Record, object] = {}  # traced train function per Record
-        self._keras_function = None  # Keras' own train function, restored at train end
-        self._kept: _Kept | None = None  # the last fit's traced functions
-        self._gate_on_host = True
         self._iteration = 0  # train steps run before the next call (micro-batches included)
         self._pending = 0  # rows possibly recorded since the last read
-        self._unlogged_step = -1
         self._rows_per_call = 1
         self._read_at = 1
         self._last_read = 0.0
@@ -301,49 +243,28 @@ class GradientNormLogger(keras.callbacks.Callback):
         keras_function = model.train_function
         left_by = getattr(keras_function, "__self__", None)
         if isinstance(left_by, GradientNormLogger):  # a fit that raised left a logger's
-            keras_function = left_by._keras_function
+            keras_function = left_by._variants.keras_function
         if self._capture is not None:
             # An earlier fit ended in an exception that skipped on_train_end:
             # log what it left on the device before going on.
             self._read_device()
-            self._keep_traced()
+            self._variants.keep(self.model)
         steps_per_call = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
         # One step per call: the host knows which calls log and runs the plain
         # train step in the others. Several: the traced steps gate themselves.
-        self._gate_on_host = steps_per_call == 1
-        freqs = [self.update_freq] + ([self.histogram_freq] if self.histogram_freq else [])
-        rows, self._rows_per_call = _ring_size(1 if self._gate_on_host else steps_per_call, freqs)
+        gate_on_host = steps_per_call == 1
+        options = self.options
+        freqs = [options.update_freq] + ([options.histogram_freq] if options.histogram_freq else [])
+        rows, self._rows_per_call = _ring_size(1 if gate_on_host else steps_per_call, freqs)
         # Reading when half the rows may be full leaves the other half as margin.
-        self._read_at = self._rows_per_call if self.stop_on_nonfinite else rows // 2
-        kept, self._kept = self._kept, None
-        if self._still_valid(kept, keras_function):
-            self._capture, self._functions = kept.capture, kept.functions
-        else:
-            self._capture = capture_for(
-                model,
-                update_freq=self.update_freq,
-                rows=rows,
-                gate_in_graph=not self._gate_on_host,
-                per_variable=self.per_variable,
-                weight_norms=self.weight_norms,
-                update_ratio=self.update_ratio,
-                count_nonfinite=self.count_nonfinite,
-                log_clipped=self.log_clipped,
-                histogram_freq=self.histogram_freq,
-                histogram_bins=self.histogram_bins,
-                group_by=self.group_by,
-            )
-            # Built now if the model is; a subclassed model builds in the first trace.
-            self._capture.build()
-            # Recording variants are traced afresh: a function traced earlier
-            # would not see the wrapped apply.
-            self._functions = (
-                {}
-                if keras_function is None
-                else {NOTHING: self._capture.plain_function(keras_function)}
-            )
-        self._capture.install(model.optimizer)
-        self._keras_function = keras_function
+        self._read_at = self._rows_per_call if options.stop_on_nonfinite else rows // 2
+        self._variants.start(
+            model,
+            keras_function,
+            options.traced,
+            gate_on_host,
+            lambda: capture_for(model, options, rows=rows, gate_in_graph=not gate_on_host),
+        )
         model.train_function = self._train_function
         self._encoder = None
         with self._writing(before_training=True):
@@ -360,7 +281,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._last_logged = step
         self._last_hist = step
         self._pending = 0
-        self._unlogged_step = -1  # a step recorded only to trace its variant early
+        self._variants.unlogged_step = -1
         self._last_read = time.monotonic()
         self._warned_nonfinite = False
 
@@ -372,35 +293,6 @@ class GradientNormLogger(keras.callbacks.Callback):
     # asynchronously.
     READ_SECONDS = 2.0
 
-    def _due(self) -> Record:
-        """What the next train-function call records (every call, if gated in the graph)."""
-        if not self._gate_on_host:
-            return self._capture.record
-        # The call runs train step ``_iteration + 1``; with gradient accumulation only every
-        # k-th updates, as update ``step``. Updates 1, 1 + freq, ... are logged.
-        k = self._capture.accumulation
-        step, updates = divmod(self._iteration + 1, k)
-        updates = updates == 0
-        due = Record(
-            updates and is_due(step, self.update_freq),
-            updates and bool(self.histogram_freq) and is_due(step, self.histogram_freq),
-        )
-        if due == NOTHING and Record(True, False) not in self._functions:
-            # First call of the fit: record anyway, so that both variants are traced
-            # in the fit's first two steps rather than one of them at the first
-            # logged step, mid-training. The row is not logged.
-            self._unlogged_step = step if updates else -1
-            return Record(True, False)
-        return due
-
-    def _function_for(self, record: Record):
-        """The traced train function that records ``record`` (made on first use)."""
-        function = self._functions.get(record)
-        if function is None:
-            function = self._functions[record] = self._capture.train_function(record)
-            self._keras_model().train_function = self._train_function
-        return function
-
     def _keras_model(self):
         """The model, inside a fit: not ``self.model``, a property that on JAX copies the
         whole training state back into the variables on each read."""
@@ -408,18 +300,24 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     def _train_function(self, *args):
         """Keras' train function, picking the traced variant that records what is due."""
-        capture = self._capture
-        if capture is None:  # nothing to log (no trainable weights)
-            return self._function_for(NOTHING)(*args)
-        record = self._due()
-        capture.record = record  # read while a variant traces
+        variants = self._variants
+        if variants.capture is None:  # nothing to log (no trainable weights)
+            return variants.function_for(NOTHING)[0](*args)
+        options = self.options
+        record = variants.due(self._iteration, options.update_freq, options.histogram_freq)
+        variants.capture.record = record  # read while a variant traces
+        function, made = variants.function_for(record)
+        if made:  # making it may have set Keras' own as the model's train function
+            self._keras_model().train_function = self._train_function
         try:
-            outputs = self._function_for(record)(*args)
+            outputs = function(*args)
         except BaseException:  # KeyboardInterrupt too: keep what finished steps computed
             self._read_device(resync=False)  # the failed step's state may be gone
             raise
         self._iteration += 1
-        if record == NOTHING and self.stop_on_nonfinite:
+        if variants.capture is not None and variants.capture.stale:
+            variants.retrace_recording()  # traced before the capture was built
+        if record == NOTHING and options.stop_on_nonfinite:
             self._stop_on_nonfinite_loss(outputs)
         if record != NOTHING:
             self._pending += self._rows_per_call
@@ -453,7 +351,7 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     def _open_writer(self) -> None:
         if self._writer is None:
-            self._writer = EventWriter(self.log_dir)
+            self._writer = EventWriter(self.options.log_dir)
 
     def _prepare_outputs(self) -> None:
         """Tags, the depth history and the custom-scalars layout, once the groups are known.
@@ -469,6 +367,11 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._hist_tags = [f"grad_hist/{g.name}" for g in capture.groups]
         if self._history is None or self._history.groups != layout.groups:
             self._history = DepthHistory(layout.groups)
+            self._act_history = (
+                DepthHistory(layout.groups, ACTIVATION_DEPTH_TAG, "output RMS")
+                if layout.activation_stats
+                else None
+            )
             step = capture.iterations()
             # Written at the current step: an earlier step would make TensorBoard
             # purge the newer points it already holds ("out of order" restart logic).
@@ -489,17 +392,17 @@ class GradientNormLogger(keras.callbacks.Callback):
                 stacklevel=2,
             )
             capture.uninstall()
-            self._capture = None
+            self._variants.drop_capture()
             return
         if self._writer is not None:
             with self._writing():
                 self._reopen_if_removed()
                 self._prepare_outputs()
                 self._flush_rows()
-                if self.histogram_freq:
+                if self.options.histogram_freq:
                     self._flush_histograms()
                 self._writer.flush()
-        elif self.stop_on_nonfinite:
+        elif self.options.stop_on_nonfinite:
             self._stop_where_nonfinite()
         else:
             capture.discard()
@@ -513,7 +416,9 @@ class GradientNormLogger(keras.callbacks.Callback):
         data = capture.read()
         layout = capture.layout
         steps = data[:, layout.span("step").start]
-        fresh = np.flatnonzero((steps > self._last_logged) & (steps != self._unlogged_step))
+        fresh = np.flatnonzero(
+            (steps > self._last_logged) & (steps != self._variants.unlogged_step)
+        )
         for r in fresh[np.argsort(steps[fresh])]:
             self._log_row(int(steps[r]), data[r], layout)
         if fresh.size:
@@ -525,7 +430,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._capture.discard()
         layout = self._capture.layout
         steps = data[:, layout.span("step").start]
-        fresh = (steps > self._last_logged) & (steps != self._unlogged_step)
+        fresh = (steps > self._last_logged) & (steps != self._variants.unlogged_step)
         if not np.isfinite(data[fresh, layout.span("global").start]).all():
             self._keras_model().stop_training = True
         if fresh.any():
@@ -534,6 +439,8 @@ class GradientNormLogger(keras.callbacks.Callback):
     def _log_row(self, step: int, row: np.ndarray, layout) -> None:
         self._writer.write_bytes(self._encoder.encode(step, layout.values(row)))
         self._history.add(step, layout.group_norms(row))
+        if self._act_history is not None:
+            self._act_history.add(step, layout.group_norms(row, "act_sq"))
         if not math.isfinite(row[layout.span("global")][0]):
             self._report_nonfinite(step, row, layout)
 
@@ -551,7 +458,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             where = f"NaN or inf gradient values, or a norm beyond float range; {where}"
             logged = "Logged as a NaN or inf grad_norm."
         msg = f"GradientNormLogger: {what} at step {step} ({where})."
-        if self.stop_on_nonfinite:
+        if self.options.stop_on_nonfinite:
             self._keras_model().stop_training = True
             warnings.warn(msg + " Stopping training (stop_on_nonfinite=True).", stacklevel=2)
         elif not self._warned_nonfinite:
@@ -579,14 +486,17 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._write_depth_image()
 
     def _write_depth_image(self) -> None:
-        """The ``grad_norm_by_depth`` heatmap, from the rows already on the host."""
+        """The ``grad_norm_by_depth`` heatmap (and ``act_rms_by_depth``), from the rows
+        already on the host."""
         history = self._history
         if self._writer is None or history is None or not len(history):
             return
         if history.last_step != self._image_step:  # train end right after an epoch end
             self._image_step = history.last_step
             with self._writing():
-                self._writer.write_summary(history.last_step, history.image_summary())
+                for drawn in (history, self._act_history):
+                    if drawn is not None:
+                        self._writer.write_summary(drawn.last_step, drawn.image_summary())
                 self._writer.flush()
 
     def on_train_end(self, logs=None) -> None:
@@ -595,14 +505,14 @@ class GradientNormLogger(keras.callbacks.Callback):
         # Give Keras its own train function back: a later fit without this
         # callback runs exactly what it would have run without it.
         if self.model.train_function == self._train_function:
-            self.model.train_function = self._keras_function
-        self._keep_traced()
+            self.model.train_function = self._variants.keras_function
+        self._variants.keep(self.model)
         if self._writer is not None:
             with self._writing():
                 self._writer.close()
             self._writer = None
         error, self._write_error = self._write_error, None
-        if error is not None and self.on_write_error == "raise":
+        if error is not None and self.options.on_write_error == "raise":
             raise OSError(error.errno, _write_message(error, self._failed_path)) from error
 
     # -- failed writes ------------------------------------------------------------------
@@ -617,12 +527,12 @@ class GradientNormLogger(keras.callbacks.Callback):
             yield
         except OSError as error:
             self._write_failed(error)
-            if before_training and self.on_write_error == "raise":
+            if before_training and self.options.on_write_error == "raise":
                 raise OSError(error.errno, _write_message(error, self._failed_path)) from error
 
     def _write_failed(self, error: OSError) -> None:
         writer, self._writer = self._writer, None
-        self._failed_path = writer.path if writer is not None else self.log_dir
+        self._failed_path = writer.path if writer is not None else self.options.log_dir
         if writer is not None:
             with contextlib.suppress(OSError):  # closing flushes what failed to flush
                 writer.close()
@@ -630,7 +540,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             return
         self._write_error = error
         message = _write_message(error, self._failed_path)
-        if self.on_write_error == "raise":
+        if self.options.on_write_error == "raise":
             if self._keras_model() is not None:
                 self._keras_model().stop_training = True
         else:
@@ -642,67 +552,37 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     def _reopen_if_removed(self) -> None:
         """A ``log_dir`` removed mid-fit is made again, with a new event file and layout."""
-        if "://" in self.log_dir or os.path.isdir(self.log_dir):
+        if "://" in self.options.log_dir or os.path.isdir(self.options.log_dir):
             return
         removed = self._writer.path
         with contextlib.suppress(OSError):
             self._writer.close()
-        os.makedirs(self.log_dir, exist_ok=True)
-        self._writer = EventWriter(self.log_dir)
+        os.makedirs(self.options.log_dir, exist_ok=True)
+        self._writer = EventWriter(self.options.log_dir)
         self._encoder = None  # the layout is written again into the new file
         self._history = None
         warnings.warn(
-            f"GradientNormLogger: log_dir {self.log_dir!r} was removed during training; made "
-            f"it again with a new event file. The rows written to {removed} are lost.",
+            f"GradientNormLogger: log_dir {self.options.log_dir!r} was removed during training; "
+            f"made it again with a new event file. The rows written to {removed} are lost.",
             stacklevel=4,
         )
 
-    def _still_valid(self, kept: _Kept | None, keras_function) -> bool:
-        """Whether the last fit's traced variants serve this one: the same compiled
-        model (``compile`` makes a new Keras train function) and the same settings."""
-        return (
-            kept is not None
-            and keras_function is not None
-            and kept.keras_function is keras_function
-            and kept.model is self.model
-            and kept.optimizer is self.model.optimizer
-            and kept.settings == self._settings()
-        )
+    @property
+    def _capture(self):
+        """The capture of the current fit (None outside a fit, or with nothing to log)."""
+        return self._variants.capture
 
-    def _settings(self) -> tuple:
-        """Everything the traced variants depend on besides the model."""
-        return (
-            self._gate_on_host,
-            self.update_freq,
-            self.histogram_freq,
-            self.histogram_bins,
-            self.per_variable,
-            self.weight_norms,
-            self.update_ratio,
-            self.count_nonfinite,
-            self.log_clipped,
-            self.group_by,
-        )
 
-    def _keep_traced(self) -> None:
-        """Unwrap the optimizer, keeping the traced variants for this callback's next fit.
+def _option(name: str) -> property:
+    return property(
+        lambda self: getattr(self.options, name),
+        doc=f"The ``{name}`` option as checked (read-only; see :class:`LoggerOptions`).",
+    )
 
-        They hold their graphs' memory until then, or until the callback is dropped.
-        """
-        capture = self._capture
-        if capture is not None:
-            capture.uninstall()
-            self._kept = _Kept(
-                self.model,
-                self.model.optimizer,
-                self._keras_function,
-                self._settings(),
-                capture,
-                self._functions,
-            )
-        self._capture = None
-        self._functions = {}
-        self._keras_function = None
+
+# Each option readable on the callback too (``logger.update_freq``), from the one record.
+for _name in option_names():
+    setattr(GradientNormLogger, _name, _option(_name))
 
 
 def _write_message(error: OSError, path: str) -> str:

@@ -16,6 +16,11 @@ section                 width              tag(s)
 ``updates``             groups             ``update_ratio/<group>`` (/ weights)
 ``clipped_global``      1                  ``grad_norm_clipped/global``
 ``clipped_groups``      groups             ``grad_norm_clipped/<group>``
+``act_sq``              groups             ``act_rms/<group>`` (mean of squares)
+``act_mean``            groups             ``act_mean/<group>``
+``act_dead``            groups             ``act_dead/<group>``
+``act_saturated``       groups             ``act_saturated/<group>`` (saturating
+                                           outputs only)
 ======================  =================  =====================================
 """
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -40,6 +46,8 @@ class RowLayout:
     weight_norms: bool = False
     update_ratio: bool = False
     log_clipped: bool = False
+    activation_stats: bool = False
+    saturating: tuple[str, ...] = ()  # groups whose output saturates (act_saturated)
 
     @functools.cached_property  # read for every logged row: derived once
     def sections(self) -> tuple[tuple[str, int], ...]:
@@ -53,6 +61,8 @@ class RowLayout:
             sections.append(("updates", n))
         if self.log_clipped:
             sections += [("clipped_global", 1), ("clipped_groups", n)]
+        if self.activation_stats:
+            sections += [(name, n) for name in ACTIVATION_SECTIONS]
         return tuple(sections)
 
     @property
@@ -90,6 +100,10 @@ class RowLayout:
             tags += [f"update_ratio/{g}" for g in self.groups]
         if self.log_clipped:
             tags += ["grad_norm_clipped/global", *(f"grad_norm_clipped/{g}" for g in self.groups)]
+        if self.activation_stats:
+            for prefix in ("act_rms", "act_mean", "act_dead"):
+                tags += [f"{prefix}/{g}" for g in self.groups]
+            tags += [f"act_saturated/{g}" for g in self.saturating]
         return tags
 
     def values(self, row: np.ndarray) -> np.ndarray:
@@ -106,6 +120,10 @@ class RowLayout:
                 values.append(root["updates"] / root["weights"])
             if self.log_clipped:
                 values += [root["clipped_global"], root["clipped_groups"]]
+            if self.activation_stats:
+                values += [root["act_sq"], part["act_mean"], part["act_dead"]]
+                saturating = [g in self.saturating for g in self.groups]
+                values.append(part["act_saturated"][np.asarray(saturating, bool)])
         return np.concatenate(values)
 
     def group_norms(self, row: np.ndarray, section: str = "groups") -> np.ndarray:
@@ -114,11 +132,103 @@ class RowLayout:
             return np.sqrt(row[self.span(section)])
 
 
-NOT_NORMS = ("step", "nonfinite")
+ACTIVATION_SECTIONS = ("act_sq", "act_mean", "act_dead", "act_saturated")
+NOT_NORMS = ("step", "nonfinite", "act_mean", "act_dead", "act_saturated")
 _NONE = np.zeros(0)
 
 
-def layout_for(groups: Sequence[str], variables: Sequence[str], **options: bool) -> RowLayout:
+def layout_for(
+    groups: Sequence[str],
+    variables: Sequence[str],
+    saturating: Sequence[str] = (),
+    **options: bool,
+) -> RowLayout:
     """A :class:`RowLayout`; ``variables`` are listed only with ``per_variable``."""
     per_variable = options.pop("per_variable", False)
-    return RowLayout(tuple(groups), tuple(variables) if per_variable else (), **options)
+    listed = tuple(variables) if per_variable else ()
+    return RowLayout(tuple(groups), listed, saturating=tuple(saturating), **options)
+
+
+class RowOps(Protocol):
+    """A backend's primitives for building a row: 1-D float vectors on its device."""
+
+    def scalar(self, value: Any) -> Any:
+        """``value`` (a number or a 0-d tensor) as a vector of one entry."""
+
+    def total(self, values: Any) -> Any:
+        """The sum of ``values``, as a vector of one entry."""
+
+    def segment_sum(self, values: Any, segments: Sequence[int], n: int) -> Any:
+        """``out[segments[i]] += values[i]``, the first ``len(segments)`` values; ``n`` long."""
+
+    def scatter(self, values: Any, positions: Sequence[int], n: int) -> Any:
+        """``out[positions[i]] = values[i]``, the first ``len(positions)`` values; ``n`` long."""
+
+    def zeros(self, n: int) -> Any:
+        """``n`` zeros."""
+
+    def concat(self, parts: Sequence[Any]) -> Any:
+        """The parts, one after the other, in the row's dtype."""
+
+
+def build_row(
+    layout: RowLayout,
+    ops: RowOps,
+    *,
+    group_of: Sequence[int],
+    grouped: Sequence[int],
+    sums: Any,
+    step: Any = 0,
+    nonfinite: Any = 0.0,
+    weights: Any = None,
+    updates: Any = None,
+    clipped: Any = None,
+    activations: Sequence[Any] = (),
+) -> Any:
+    """One recorded row, its sections in ``layout``'s order, from a backend's reductions.
+
+    Args:
+        layout: the row's sections.
+        ops: the backend's primitives (:class:`RowOps`).
+        group_of: the group of each logged variable, by variable index.
+        grouped: the variable index of each of the first ``len(grouped)``
+            entries of ``sums`` and ``clipped``; the entries after them are
+            gradients of variables outside every group (global norm only).
+        sums: ``sum(g**2)`` of each applied gradient.
+        step: the step (a device scalar), or 0 where the host sets it on reading.
+        nonfinite: how many gradient entries are NaN or inf (0 when not counted).
+        weights: ``sum(w**2)`` of each logged variable before the update, by
+            variable index, where the layout has ``weights``.
+        updates: ``sum((w_after - w_before)**2)`` of each logged variable, by
+            variable index, where the layout has ``updates``; None: zeros,
+            filled in after the update (TensorFlow).
+        clipped: ``sum(g**2)`` of each gradient after the optimizer's clipping,
+            in the order of ``sums``, where the layout has the clipped sections.
+        activations: the activation sections' vectors, in
+            :data:`ACTIVATION_SECTIONS` order, where the layout has them.
+
+    Returns:
+        The row, ``layout.width`` entries.
+    """
+    n = len(layout.groups)
+    segments = [group_of[i] for i in grouped]
+    parts = {
+        "step": ops.scalar(step),
+        "nonfinite": ops.scalar(nonfinite),
+        "global": ops.total(sums),
+        "groups": ops.segment_sum(sums, segments, n),
+    }
+    if layout.has("variables"):
+        parts["variables"] = ops.scatter(sums, grouped, len(layout.variables))
+    if layout.has("weights"):
+        parts["weights"] = ops.segment_sum(weights, group_of, n)
+    if layout.has("updates"):
+        parts["updates"] = (
+            ops.zeros(n) if updates is None else ops.segment_sum(updates, group_of, n)
+        )
+    if layout.log_clipped:
+        parts["clipped_global"] = ops.total(clipped)
+        parts["clipped_groups"] = ops.segment_sum(clipped, segments, n)
+    if layout.activation_stats:
+        parts.update(zip(ACTIVATION_SECTIONS, activations, strict=True))
+    return ops.concat([parts[name] for name in layout.order()])

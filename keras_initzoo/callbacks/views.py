@@ -21,6 +21,7 @@ from keras_initzoo.callbacks.rows import RowLayout
 from keras_initzoo.callbacks.writer import image_summary
 
 DEPTH_TAG = "grad_norm_by_depth"
+ACTIVATION_DEPTH_TAG = "act_rms_by_depth"
 LINES_PER_CHART = 8  # consecutive groups per custom-scalars chart
 MAX_COLUMNS = 400  # logged steps drawn; older ones are thinned evenly past this
 
@@ -92,8 +93,12 @@ class DepthHistory:
     however long it is (and the latest row is always drawn).
     """
 
-    def __init__(self, groups: Sequence[str]) -> None:
+    def __init__(
+        self, groups: Sequence[str], tag: str = DEPTH_TAG, quantity: str = "gradient norm"
+    ) -> None:
         self.groups = tuple(groups)
+        self.tag = tag
+        self.quantity = quantity
         self._kept_steps: list[int] = []
         self._kept_norms: list[np.ndarray] = []
         self._latest: tuple[int, np.ndarray] | None = None
@@ -165,7 +170,7 @@ class DepthHistory:
             else "no finite norm yet"
         )
         return (
-            f"log10 gradient norm per group, {span}; red: NaN or inf, black: 0. "
+            f"log10 {self.quantity} per group, {span}; red: NaN or inf, black: 0. "
             f"Rows: {len(self.groups)} groups in forward order, first layer ({self.groups[0]}) "
             f"on top, last ({self.groups[-1]}) at the bottom. Columns: logged steps "
             f"{steps[0]} to {steps[-1]}. Right: the colour scale, largest on top."
@@ -173,7 +178,7 @@ class DepthHistory:
 
     def image_summary(self) -> summary_pb2.Summary:
         """The heatmap as an images-plugin summary (``[width, height, png]``)."""
-        return image_summary(DEPTH_TAG, png(self.image()), self.description())
+        return image_summary(self.tag, png(self.image()), self.description())
 
 
 def _chunks(names: Sequence[str]) -> list[tuple[int, list[str]]]:
@@ -194,14 +199,17 @@ def charts(layout: RowLayout) -> list[tuple[str, list[tuple[str, list[str]]]]]:
     n = len(groups)
     digits = int(math.log10(max(1, n))) + 1
 
-    def by_depth(prefix: str, what: str) -> list[tuple[str, list[str]]]:
+    def by_depth(
+        prefix: str, what: str, names: Sequence[str] = groups
+    ) -> list[tuple[str, list[str]]]:
+        n = len(names)
         return [
             (
                 f"{what} {start + 1:0{digits}d}–{start + len(part):0{digits}d} of {n}: "
                 f"{part[0]} … {part[-1]}",
                 [_exact(f"{prefix}/{g}") for g in part],
             )
-            for start, part in _chunks(groups)
+            for start, part in _chunks(names)
         ]
 
     totals = [_exact("grad_norm/global")]
@@ -226,6 +234,20 @@ def charts(layout: RowLayout) -> list[tuple[str, list[tuple[str, list[str]]]]]:
         categories.append(
             ("keras_initzoo: update / weight ratio", by_depth("update_ratio", "layers"))
         )
+    if layout.activation_stats:
+        for prefix, what in (
+            ("act_rms", "output RMS"),
+            ("act_mean", "output mean"),
+            ("act_dead", "dead units (fraction)"),
+        ):
+            categories.append((f"keras_initzoo: activations, {what}", by_depth(prefix, "layers")))
+        if layout.saturating:
+            categories.append(
+                (
+                    "keras_initzoo: activations, saturated (fraction)",
+                    by_depth("act_saturated", "saturating layers", layout.saturating),
+                )
+            )
     return categories
 
 

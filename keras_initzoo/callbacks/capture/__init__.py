@@ -15,12 +15,13 @@ from keras_initzoo.callbacks.capture.base import (
     innermost_optimizer,
     is_due,
 )
+from keras_initzoo.callbacks.options import LoggerOptions
 
 __all__ = ["NOTHING", "Capture", "Record", "capture_for", "innermost_optimizer", "is_due"]
 
 
-def capture_for(model, **options) -> Capture:
-    """The capture of Keras' running backend for ``model`` (options: see :class:`Capture`)."""
+def capture_for(model, options: LoggerOptions, **settings) -> Capture:
+    """The capture of Keras' running backend for ``model`` (see :class:`Capture`)."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
         from keras_initzoo.callbacks.capture.tensorflow import TensorFlowCapture as cls
@@ -33,4 +34,4 @@ def capture_for(model, **options) -> Capture:
             "GradientNormLogger runs on the TensorFlow, JAX and PyTorch backends; "
             f"Keras runs on {backend!r}."
         )
-    return cls(model, **options)
+    return cls(model, options, **settings)

@@ -20,7 +20,9 @@ import keras
 import numpy as np
 
 from keras_initzoo import _keras_internals as internals
+from keras_initzoo.callbacks.capture.activations import ActivationProbe, saturating_names
 from keras_initzoo.callbacks.groups import LayerGroup, resolve_layer_groups
+from keras_initzoo.callbacks.options import LoggerOptions
 from keras_initzoo.callbacks.rows import EMPTY, RowLayout, layout_for
 
 
@@ -103,53 +105,33 @@ class Capture:
 
     Args:
         model: the model whose layers are reported (see :func:`resolve_layer_groups`).
-        update_freq: record steps ``1, 1 + update_freq, 1 + 2 * update_freq, ...``.
+        options: what to record (:class:`~keras_initzoo.callbacks.options.LoggerOptions`):
+            steps ``1, 1 + update_freq, ...``, the row's sections, the groups
+            and the histograms.
         rows: how many recorded rows may wait on the device between two reads.
         gate_in_graph: True: every step checks the optimizer's iteration count
             against ``update_freq`` and ``histogram_freq`` itself. False: the
             caller sets :attr:`record` before each train-function call and keeps
             one :meth:`train_function` per value.
-        per_variable, weight_norms, update_ratio, count_nonfinite, log_clipped:
-            extra sections of the row (see :class:`RowLayout`).
-        group_by: how variables form the logged groups (see :func:`resolve_layer_groups`).
-        histogram_freq: record gradient histograms every this many steps (0: never).
-        histogram_bins: buckets per histogram.
     """
 
     def __init__(
-        self,
-        model,
-        *,
-        update_freq: int,
-        rows: int,
-        gate_in_graph: bool = True,
-        per_variable: bool = False,
-        weight_norms: bool = False,
-        update_ratio: bool = False,
-        count_nonfinite: bool = False,
-        log_clipped: bool = False,
-        histogram_freq: int = 0,
-        histogram_bins: int = 30,
-        group_by=None,
+        self, model, options: LoggerOptions, *, rows: int, gate_in_graph: bool = True
     ) -> None:
         self.model = model
-        self.group_by = group_by
-        self.update_freq = int(update_freq)
+        self.options = options
+        self.update_freq = options.update_freq
+        self.histogram_freq = options.histogram_freq
+        self.histogram_bins = options.histogram_bins
         self.rows = int(rows)
         self.gate_in_graph = bool(gate_in_graph)
-        self.options = {
-            "per_variable": per_variable,
-            "weight_norms": weight_norms,
-            "update_ratio": update_ratio,
-            "count_nonfinite": count_nonfinite,
-            "log_clipped": log_clipped,
-        }
-        self.histogram_freq = int(histogram_freq)
-        self.histogram_bins = int(histogram_bins)
         self.record = Record(True, self.histogram_freq > 0)
         self.active = True
         self.built = False
         self.groups: list[LayerGroup] = []
+        self.probe: ActivationProbe | None = None  # with activation_stats, once built
+        # Built inside a trace (a subclassed model): the traced variants lack the probe.
+        self.stale = False
         self._wrapped: tuple | None = None  # (owner, name, wrapper, what it hid)
 
     def build(self) -> bool:
@@ -160,7 +142,7 @@ class Capture:
         """
         if self.built:
             return True
-        groups = resolve_layer_groups(self.model, self.group_by)
+        groups = resolve_layer_groups(self.model, self.options.group_by)
         if not groups:
             return False
         self.groups = list(groups)
@@ -168,12 +150,27 @@ class Capture:
         # The group of each variable, and each variable's position, by identity.
         self.layer_of = [gi for gi, g in enumerate(self.groups) for _ in g.variables]
         self.index = {id(v): i for i, v in enumerate(self.variables)}
+        names = [g.name for g in self.groups]
+        saturating = ()
+        if self.options.activation_stats:
+            group_of = {id(v): self.layer_of[i] for i, v in enumerate(self.variables)}
+            self.probe = ActivationProbe(
+                self.model, group_of, len(names), lambda: self.active and self.record.norms
+            )
+            saturating = saturating_names(names, self.probe.saturating)
+            if self._wrapped is not None:  # installed, so a step is running: a trace
+                self.probe.install()
+                self.stale = True
         self.layout: RowLayout = layout_for(
-            [g.name for g in self.groups], [v.path for v in self.variables], **self.options
+            names, [v.path for v in self.variables], saturating, **self.options.row_switches
         )
         self._create()
         self.built = True
         return True
+
+    def activations(self) -> list:
+        """This step's activation sections for :func:`~keras_initzoo.callbacks.rows.build_row`."""
+        return self.probe.take() if self.probe is not None else []
 
     def _create(self) -> None:
         """Backend buffers, once the layout is known."""
@@ -211,10 +208,14 @@ class Capture:
         self._wrapped = (owner, name, wrapper, owner.__dict__.get(name))
         self.active = True
         setattr(owner, name, wrapper)
+        if self.probe is not None:
+            self.probe.install()
 
     def uninstall(self) -> None:
         """Stop capturing; restore the wrapped method if nobody wrapped it after us."""
         self.active = False
+        if self.probe is not None:
+            self.probe.uninstall()
         if self._wrapped is None:
             return
         owner, name, wrapper, hidden = self._wrapped
@@ -274,8 +275,8 @@ class QueuedCapture(Capture):
     (``_hist_present`` False) get step ``EMPTY``, as on TensorFlow.
     """
 
-    def __init__(self, model, **options) -> None:
-        super().__init__(model, **options)
+    def __init__(self, model, options: LoggerOptions, **settings) -> None:
+        super().__init__(model, options, **settings)
         self._rows: list = []
         self._hists: list = []
         self._hist_present = None

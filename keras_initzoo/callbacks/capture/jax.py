@@ -23,7 +23,9 @@ of the global batch; so are the norms.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +43,7 @@ from keras_initzoo.callbacks.capture.base import (
     innermost_optimizer,
     raw_iterations,
 )
+from keras_initzoo.callbacks.rows import ACTIVATION_SECTIONS, build_row
 from keras_initzoo.optimizers import clip_as_applied
 
 
@@ -64,6 +67,33 @@ def squared_sums(tensors: Sequence) -> jax.Array:
     )
 
 
+class _JaxRowOps:
+    """:class:`~keras_initzoo.callbacks.rows.RowOps` in traced ``jax.numpy``, float32."""
+
+    def scalar(self, value) -> jax.Array:
+        return jnp.reshape(jnp.asarray(value, jnp.float32), (1,))
+
+    def total(self, values) -> jax.Array:
+        return jnp.sum(values)[None]
+
+    def segment_sum(self, values, segments, n: int) -> jax.Array:
+        ids = jnp.asarray(np.asarray(segments, np.int32))
+        return jax.ops.segment_sum(values[: len(segments)], ids, n)
+
+    def scatter(self, values, positions, n: int) -> jax.Array:
+        at = np.asarray(positions, np.int32)
+        return jnp.zeros(n, jnp.float32).at[at].set(values[: len(positions)])
+
+    def zeros(self, n: int) -> jax.Array:
+        return jnp.zeros(n, jnp.float32)
+
+    def concat(self, parts) -> jax.Array:
+        return jnp.concatenate([p.astype(jnp.float32) for p in parts])
+
+
+_ROW_OPS = _JaxRowOps()
+
+
 def _nonfinite(tensors: Sequence) -> jax.Array:
     return sum(jnp.sum(~jnp.isfinite(t)).astype(jnp.float32) for t in tensors)
 
@@ -71,8 +101,8 @@ def _nonfinite(tensors: Sequence) -> jax.Array:
 class JaxCapture(QueuedCapture):
     """Rows returned by the jitted train step, kept as device arrays until read."""
 
-    def __init__(self, model, **options) -> None:
-        super().__init__(model, **options)
+    def __init__(self, model, options, **settings) -> None:
+        super().__init__(model, options, **settings)
         self._out: dict | None = None  # filled while our train step traces
         self._last_iterations = None  # the iteration count of the last state returned
         self.steps: dict[Record, Callable] = {}  # the step each train function runs
@@ -136,9 +166,14 @@ class JaxCapture(QueuedCapture):
         def train_step(state, data):
             capture._out = out = {}
             try:
-                logs, state = keras_step(state, data)
+                with capture._statistics_out(model) as taken:
+                    logs, state = keras_step(state, data)
             finally:
                 capture._out = None
+            state, activations = taken(state)
+            if "row" in out:
+                gate, build = out["row"]
+                out["row"] = (gate, build(activations=activations))
             return logs, state, out
 
         step = train_step
@@ -165,6 +200,42 @@ class JaxCapture(QueuedCapture):
 
         return internals.jax_make_function(model, one_step)
 
+    @contextlib.contextmanager
+    def _statistics_out(self, model) -> Iterator[Callable]:
+        """Carries the probe's activation statistics out of Keras' differentiated forward.
+
+        They are computed inside ``jax.value_and_grad``, where a traced value
+        cannot escape except as an output: ``compute_loss_and_updates`` is
+        shadowed to append them to the non-trainable variables it returns
+        (auxiliary, not differentiated), and the function yielded takes them
+        back off the step's state: ``state -> (state, activation sections)``.
+        """
+        probe = self.probe
+        if probe is None or not self.record.norms:
+            yield lambda state: (state, [])
+            return
+        own = model.__dict__.get("compute_loss_and_updates")
+        compute = model.compute_loss_and_updates
+        count = len(ACTIVATION_SECTIONS)
+
+        def compute_loss_and_updates(*args, **kwargs):
+            loss, (unscaled, y_pred, non_trainable, metrics) = compute(*args, **kwargs)
+            return loss, (unscaled, y_pred, [*non_trainable, *probe.take()], metrics)
+
+        def taken(state):
+            trainable, non_trainable, optimizer, metrics = state
+            kept, sections = list(non_trainable[:-count]), list(non_trainable[-count:])
+            return (trainable, kept, optimizer, metrics), sections
+
+        object.__setattr__(model, "compute_loss_and_updates", compute_loss_and_updates)
+        try:
+            yield taken
+        finally:
+            if own is None:
+                object.__delattr__(model, "compute_loss_and_updates")
+            else:
+                object.__setattr__(model, "compute_loss_and_updates", own)
+
     def plain_function(self, keras_function: Callable) -> Callable:
         capture = self
 
@@ -187,49 +258,38 @@ class JaxCapture(QueuedCapture):
         if not known and not other:
             return
         layout = self.layout
-        n_groups = len(layout.groups)
-        segments = jnp.asarray([self.layer_of[i] for i in idx], jnp.int32)
-
-        def per_group(sums):
-            return jax.ops.segment_sum(sums[: len(idx)], segments, n_groups)
-
         if record.norms:
             sums = squared_sums(known + other)
-            parts = {
-                "step": jnp.zeros(1),  # set on the host from the exact integer step
-                "nonfinite": (_nonfinite(known + other) if layout.count_nonfinite else 0.0)
-                * jnp.ones(1),
-                "global": jnp.sum(sums)[None],
-                "groups": per_group(sums),
-            }
-            if layout.has("variables"):
-                parts["variables"] = (
-                    jnp.zeros(len(layout.variables), jnp.float32)
-                    .at[np.asarray(idx, np.int32)]
-                    .set(sums[: len(idx)])
-                )
-            if layout.has("weights") or layout.update_ratio:
+            reductions = {}
+            if layout.count_nonfinite:
+                reductions["nonfinite"] = _nonfinite(known + other)
+            if layout.has("weights"):
                 position = {id(v): i for i, v in enumerate(tvars)}
                 at = [position[id(v)] for v in self.variables]
-                all_groups = jnp.asarray(self.layer_of, jnp.int32)
                 before = [weights[i] for i in at]
-                parts["weights"] = jax.ops.segment_sum(squared_sums(before), all_groups, n_groups)
-                if layout.update_ratio:
+                reductions["weights"] = squared_sums(before)
+                if layout.has("updates"):
                     deltas = [new_weights[i] - w for i, w in zip(at, before, strict=True)]
-                    parts["updates"] = jax.ops.segment_sum(
-                        squared_sums(deltas), all_groups, n_groups
-                    )
+                    reductions["updates"] = squared_sums(deltas)
             if layout.log_clipped:
                 # AGC's limits from this step's weights, before the update.
                 order = self.applied_positions(grads, tvars)
                 clipped = clip_as_applied(
                     innermost, known + other, [tvars[p] for p in order], [weights[p] for p in order]
                 )
-                clipped = squared_sums(clipped)
-                parts["clipped_global"] = jnp.sum(clipped)[None]
-                parts["clipped_groups"] = per_group(clipped)
-            row = jnp.concatenate([parts[name].astype(jnp.float32) for name in layout.order()])
-            out["row"] = (self._gate(step, self.update_freq), row)
+                reductions["clipped"] = squared_sums(clipped)
+            # Built once the step's forward statistics are out (see train_function);
+            # the step is set on the host from the exact integer step.
+            build = functools.partial(
+                build_row,
+                layout,
+                _ROW_OPS,
+                group_of=self.layer_of,
+                grouped=idx,
+                sums=sums,
+                **reductions,
+            )
+            out["row"] = (self._gate(step, self.update_freq), build)
         if record.histograms:
             per_group_grads: list[list] = [[] for _ in self.groups]
             for g, i in zip(known, idx, strict=True):

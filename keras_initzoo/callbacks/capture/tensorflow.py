@@ -39,7 +39,7 @@ from keras_initzoo.callbacks.capture.base import (
     innermost_optimizer,
     raw_iterations,
 )
-from keras_initzoo.callbacks.rows import EMPTY
+from keras_initzoo.callbacks.rows import EMPTY, build_row
 from keras_initzoo.optimizers import clip_as_applied
 
 # Tensors of one shape and dtype up to this many elements are reduced together,
@@ -47,6 +47,32 @@ from keras_initzoo.optimizers import clip_as_applied
 # first gradients would otherwise stay alive until its last ones exist.
 _STACK_LIMIT = 1 << 12
 _STACK_CHUNK = 32
+
+
+class _TfRowOps:
+    """:class:`~keras_initzoo.callbacks.rows.RowOps` in TensorFlow graph ops, float64."""
+
+    def scalar(self, value) -> tf.Tensor:
+        return tf.reshape(tf.cast(value, tf.float64), [1])
+
+    def total(self, values) -> tf.Tensor:
+        return self.scalar(tf.reduce_sum(values))
+
+    def segment_sum(self, values, segments, n: int) -> tf.Tensor:
+        # static segments: variables without a gradient add 0
+        return tf.math.unsorted_segment_sum(values[: len(segments)], list(segments), n)
+
+    def scatter(self, values, positions, n: int) -> tf.Tensor:
+        return tf.scatter_nd([[i] for i in positions], values[: len(positions)], [n])
+
+    def zeros(self, n: int) -> tf.Tensor:
+        return tf.zeros([n], tf.float64)
+
+    def concat(self, parts) -> tf.Tensor:
+        return tf.concat([tf.cast(p, tf.float64) for p in parts], 0)
+
+
+_ROW_OPS = _TfRowOps()
 
 
 def _dense(g) -> tf.Tensor:
@@ -186,8 +212,8 @@ def _sum_replicas(strategy) -> Callable:
 class TensorFlowCapture(Capture):
     """Device buffers (``tf.Variable``) and the wrapper around ``optimizer.apply``."""
 
-    def __init__(self, model, **options) -> None:
-        super().__init__(model, **options)
+    def __init__(self, model, options, **settings) -> None:
+        super().__init__(model, options, **settings)
         self.hist = None
 
     def build(self) -> bool:
@@ -358,37 +384,22 @@ class TensorFlowCapture(Capture):
     def _record_norms(self, step, sums, nonfinite, idx: list[int], clipped=None) -> None:
         """Write one row; ``sums[:len(idx)]`` are the grouped variables' squared sums."""
         layout = self.layout
-        n_groups = len(layout.groups)
-        segments = [self.layer_of[i] for i in idx]  # static: variables without a gradient add 0
-
-        def per_group(squares):
-            return tf.math.unsorted_segment_sum(squares[: len(idx)], segments, n_groups)
-
-        def scalar(value):
-            return tf.reshape(tf.cast(value, tf.float64), [1])
-
-        zero = tf.constant(0.0, tf.float64)
-        parts = {
-            "step": scalar(step),
-            "nonfinite": scalar(zero if nonfinite is None else nonfinite),
-            "global": scalar(tf.reduce_sum(sums)),
-            "groups": per_group(sums),
-        }
-        if layout.has("variables"):
-            parts["variables"] = tf.scatter_nd(
-                [[i] for i in idx], sums[: len(idx)], [len(layout.variables)]
-            )
+        reductions = {"nonfinite": 0.0 if nonfinite is None else nonfinite, "clipped": clipped}
         if layout.has("weights"):
-            weight_sq, _ = squared_sums([_read(v) for v in self.variables])
-            parts["weights"] = tf.math.unsorted_segment_sum(weight_sq, self.layer_of, n_groups)
+            reductions["weights"], _ = squared_sums([_read(v) for v in self.variables])
         if layout.update_ratio:
             for snap, v in zip(self.snapshots, self.variables, strict=True):
-                snap.assign(_read(v))
-            parts["updates"] = tf.zeros([n_groups], tf.float64)  # filled in by _after
-        if layout.log_clipped:
-            parts["clipped_global"] = scalar(tf.reduce_sum(clipped))
-            parts["clipped_groups"] = per_group(clipped)
-        row = tf.concat([parts[name] for name in layout.order()], 0)
+                snap.assign(_read(v))  # the ratios are filled in by _after
+        row = build_row(
+            layout,
+            _ROW_OPS,
+            group_of=self.layer_of,
+            grouped=idx,
+            sums=sums,
+            step=step,
+            activations=self.activations(),
+            **reductions,
+        )
         slot = self._next_slot(self.recorded)
         self.values.scatter_nd_update([[slot]], row[None])
 

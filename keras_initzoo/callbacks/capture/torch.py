@@ -33,6 +33,7 @@ from keras_initzoo.callbacks.capture.base import (
     is_due,
     raw_iterations,
 )
+from keras_initzoo.callbacks.rows import build_row
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -50,12 +51,51 @@ def squared_sums(tensors: Sequence) -> torch.Tensor:
     return torch.stack(internals.torch_foreach_norm(tensors)).double().square()
 
 
+class _TorchRowOps:
+    """:class:`~keras_initzoo.callbacks.rows.RowOps` in eager torch, float64, on one device.
+
+    Index vectors are moved to the device once, then reused (a recorded step
+    makes no host-to-device copy).
+    """
+
+    def __init__(self, device) -> None:
+        self.device = device
+        self._indices: dict[tuple, torch.Tensor] = {}
+
+    def _index(self, positions) -> torch.Tensor:
+        key = tuple(positions)
+        index = self._indices.get(key)
+        if index is None:
+            index = self._indices[key] = torch.as_tensor(key, dtype=torch.long, device=self.device)
+        return index
+
+    def scalar(self, value) -> torch.Tensor:
+        return torch.as_tensor(value, dtype=torch.float64, device=self.device).reshape(1)
+
+    def total(self, values) -> torch.Tensor:
+        return values.sum()[None]
+
+    def segment_sum(self, values, segments, n: int) -> torch.Tensor:
+        out = self.zeros(n)
+        return out.index_add_(0, self._index(segments), values[: len(segments)].double())
+
+    def scatter(self, values, positions, n: int) -> torch.Tensor:
+        out = self.zeros(n)
+        return out.index_put_((self._index(positions),), values[: len(positions)].double())
+
+    def zeros(self, n: int) -> torch.Tensor:
+        return torch.zeros(n, dtype=torch.float64, device=self.device)
+
+    def concat(self, parts) -> torch.Tensor:
+        return torch.cat([p.double() for p in parts])
+
+
 class TorchCapture(QueuedCapture):
     """Rows computed eagerly on the device in ``apply``, kept there until read."""
 
-    def __init__(self, model, **options) -> None:
-        super().__init__(model, **options)
-        self._segments: dict = {}  # variable indices -> their groups, as a device tensor
+    def __init__(self, model, options, **settings) -> None:
+        super().__init__(model, options, **settings)
+        self._row_ops: dict = {}  # device -> its _TorchRowOps
         self._step = 0
 
     def install(self, optimizer) -> None:
@@ -113,18 +153,11 @@ class TorchCapture(QueuedCapture):
 
     # -- device side ----------------------------------------------------------------
     def _weights(self) -> tuple[torch.Tensor, list | None]:
-        """Per-group squared weight norms now, and copies of the weights for update ratios."""
+        """Each logged variable's squared weight norm now, and copies of the weights
+        for update ratios."""
         weights = [_tensor(v) for v in self.variables]
-        sums = self._per_group(squared_sums(weights), list(range(len(weights))))
-        return sums, [w.clone() for w in weights] if self.layout.update_ratio else None
-
-    def _per_group(self, sums: torch.Tensor, idx: list[int]) -> torch.Tensor:
-        segments = self._segments.get(tuple(idx))
-        if segments is None:
-            segments = torch.as_tensor([self.layer_of[i] for i in idx], device=sums.device)
-            self._segments[tuple(idx)] = segments
-        out = torch.zeros(len(self.groups), dtype=sums.dtype, device=sums.device)
-        return out.index_add_(0, segments, sums[: len(idx)])
+        copies = [w.clone() for w in weights] if self.layout.update_ratio else None
+        return squared_sums(weights), copies
 
     def _record(self, step, norms, hists, target, grads, tvars, weights) -> None:
         known, idx, other = self.pairs(grads, tvars)
@@ -150,31 +183,32 @@ class TorchCapture(QueuedCapture):
         scale = getattr(target, "loss_scale_factor", None)
         if scale:
             sums = sums / float(scale) ** 2
-        parts = {
-            "step": torch.zeros(1, dtype=sums.dtype, device=sums.device),  # set on the host
-            "nonfinite": torch.zeros(1, dtype=sums.dtype, device=sums.device),
-            "global": sums.sum()[None],
-            "groups": self._per_group(sums, idx),
-        }
+        reductions = {}
         if layout.count_nonfinite:
-            parts["nonfinite"] += sum((~torch.isfinite(g)).sum() for g in grads)
-        if layout.has("variables"):
-            per_variable = torch.zeros(len(layout.variables), dtype=sums.dtype, device=sums.device)
-            parts["variables"] = per_variable.index_put_(
-                (torch.as_tensor(idx, device=sums.device),), sums[: len(idx)]
-            )
+            reductions["nonfinite"] = sum((~torch.isfinite(g)).sum() for g in grads)
         if weights is not None:
-            parts["weights"], before = weights
+            reductions["weights"], before = weights
             if layout.update_ratio:
                 deltas = [_tensor(v) - w for v, w in zip(self.variables, before, strict=True)]
-                parts["updates"] = self._per_group(squared_sums(deltas), list(range(len(deltas))))
+                reductions["updates"] = squared_sums(deltas)
         if layout.log_clipped:
             unscaled = grads if not scale else [g / scale for g in grads]
             clipped = internals.clip_gradients(target, unscaled)
-            clipped = squared_sums([_tensor(g) for g in clipped])
-            parts["clipped_global"] = clipped.sum()[None]
-            parts["clipped_groups"] = self._per_group(clipped, idx)
-        return torch.cat([parts[name] for name in layout.order()])
+            reductions["clipped"] = squared_sums([_tensor(g) for g in clipped])
+        ops = self._row_ops.get(sums.device)
+        if ops is None:
+            ops = self._row_ops[sums.device] = _TorchRowOps(sums.device)
+        # The step is set on the host.
+        activations = self.activations()
+        return build_row(
+            layout,
+            ops,
+            group_of=self.layer_of,
+            grouped=idx,
+            sums=sums,
+            activations=activations,
+            **reductions,
+        )
 
     # -- reading --------------------------------------------------------------------
     def _fetch(self, pairs: list) -> tuple[np.ndarray, np.ndarray]:
