@@ -440,13 +440,19 @@ def test_coord_check_transformer_with_multi_head_attention():
     """muP's 1/d logits through the query's init and rate; zero query as mup's examples.
 
     Measured: muP's largest factor 1.07, the standard one's 3.2 (the readout
-    and the attention output grow with width after the first Adam step).
+    and the attention output grow with width after the first Adam step). muP
+    is averaged over 6 seeds: over 2, JAX's draws read a readout factor of
+    1.23 at 64 and 256 (finite-width noise; 1.16 over 6 seeds).
     """
     x, y = batch(shape=(32, 8, 12))
-    args = {"steps": 3, "seeds": 2, "learning_rate": 3e-3}
+    args = {"steps": 3, "learning_rate": 3e-3}
     widths = [64, 256]
-    mup = kiz.mup.coord_check(transformer, widths, x, y, zero_readout=True, zero_query=True, **args)
-    standard = kiz.mup.coord_check(transformer, widths, x, y, parametrization="standard", **args)
+    mup = kiz.mup.coord_check(
+        transformer, widths, x, y, zero_readout=True, zero_query=True, seeds=6, **args
+    )
+    standard = kiz.mup.coord_check(
+        transformer, widths, x, y, parametrization="standard", seeds=2, **args
+    )
     assert max_ratio(mup) < 1.2, str(mup)
     assert max_ratio(standard) > 1.2 and standard.verdict == "blows up", str(standard)
 
@@ -553,9 +559,10 @@ def depthwise_convnet(width: int) -> keras.Model:
         (transposed_convnet, (32, 4, 4, 3), [64, 256], 1e-3),
         (depthwise_convnet, (32, 8, 8, 3), [64, 256], 1e-3),
         (lstm, (32, 6, 8), [32, 128], 1e-2),
-        (recurrent(keras.layers.GRU), (32, 6, 8), [32, 128], 1e-2),
         # At 32 and 128 units muP's readout read 0.80 of the narrow one's after the
-        # first step (init noise over 32 units); at 64 and 256, 0.95-0.97.
+        # first step (init noise over 32 units; the GRU's on JAX's draws 0.82); at 64
+        # and 256, 0.95-0.97 (the GRU on JAX: 1 / 1.15).
+        (recurrent(keras.layers.GRU), (32, 6, 8), [64, 256], 1e-2),
         (recurrent(keras.layers.SimpleRNN), (32, 6, 8), [64, 256], 1e-2),
     ],
     ids=["conv2d", "conv2d_transpose", "depthwise", "lstm", "gru", "simple_rnn"],
