@@ -244,6 +244,15 @@ class TensorFlowCapture(Capture):
     # -- installing -----------------------------------------------------------------
     def install(self, optimizer) -> None:
         """Wrap ``apply`` of the optimizer that applies the (unscaled) gradients."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if self.options.activation_stats and replicas > 1:
+            # Each replica's forward holds its own statistics; the row is written once,
+            # in cross-replica context, where they are not reduced (yet).
+            raise ValueError(
+                "`activation_stats` is not available under a tf.distribute strategy with "
+                f"several replicas (here {replicas}); log it on one device, or on JAX "
+                "under keras.distribution, where the statistics are of the global batch."
+            )
         target = innermost_optimizer(optimizer)
         inner = target.apply
         capture = self
