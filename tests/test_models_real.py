@@ -37,7 +37,9 @@ MODELS = {"mobilenet_v2": _mobilenet, "resnet50": _resnet, "bert": _bert}
 
 
 def _first_output(output):
-    return output["sequence_output"] if isinstance(output, dict) else output
+    """The main output as NumPy (a PyTorch output requires grad: no ``numpy()`` of its own)."""
+    output = output["sequence_output"] if isinstance(output, dict) else output
+    return keras.ops.convert_to_numpy(output)
 
 
 def _check_save_and_load(model, batch, tmp_path):

@@ -87,13 +87,13 @@ class ActivationProbe:
     ) -> None:
         self.groups = groups
         self._collecting = collecting
-        self._layers, _ = leaf_and_composite_layers(model)
+        self._routed, _ = leaf_and_composite_layers(model)
         self._group = {}  # id(layer) -> its group, for layers that own logged variables
-        for layer in self._layers:
+        for layer in self._routed:
             owned = [group_of[id(v)] for v in layer.trainable_weights if id(v) in group_of]
             if owned:
                 self._group[id(layer)] = owned[0]
-        self._kind = {id(layer): saturating_kind(layer) for layer in self._layers}
+        self._kind = {id(layer): saturating_kind(layer) for layer in self._routed}
         self.saturating = self._saturating_groups()
         self._stats: dict[int, object] = {}
         self._current: int | None = None
@@ -103,7 +103,7 @@ class ActivationProbe:
         """Per group, whether its output (by the attribution rule, in layer order) saturates."""
         kinds: list[str | None] = [None] * self.groups
         current = None
-        for layer in self._layers:
+        for layer in self._routed:
             current = self._group.get(id(layer), current)
             kind = self._kind[id(layer)]
             if current is not None and (id(layer) in self._group or kind is not None):
@@ -115,7 +115,7 @@ class ActivationProbe:
         """Shadow each leaf layer's ``call`` (an instance attribute, past Keras' tracking)."""
         if self._shadowed:
             return
-        for layer in self._layers:
+        for layer in self._routed:
             own = layer.__dict__.get("call")
             call = layer.call
 
