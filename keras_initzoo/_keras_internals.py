@@ -59,6 +59,40 @@ OVERRIDDEN: tuple[str, ...] = (
 CONV_LSTM_CELL: type = _ConvLSTMCell
 
 
+# -- attention -----------------------------------------------------------------------------------
+#: ``MultiHeadAttention._compute_attention(query, key, value, attention_mask=None,
+#: training=None, return_attention_scores=False, use_causal_mask=False)``: the
+#: method ``call`` hands the projected query ``(B, T, N, key_dim)`` and key
+#: ``(B, S, N, key_dim)`` to (KerasHub's ``CachedMultiHeadAttention`` too); on
+#: Keras' fused path it never forms the logits. callbacks/capture/forward.py
+#: routes it on each attention layer to measure them.
+COMPUTE_ATTENTION = "_compute_attention"
+
+
+def route_compute_attention(layer: Any, handler: Callable) -> Callable[[], None]:
+    """Routes ``layer._compute_attention(*args, **kwargs)`` through
+    ``handler(compute, *args, **kwargs)``; returns the function that undoes it.
+
+    The instance attribute shadows the class method (``call`` looks it up on
+    ``self``), set past Keras' attribute tracking.
+    """
+    own = layer.__dict__.get(COMPUTE_ATTENTION)
+    compute = getattr(layer, COMPUTE_ATTENTION)
+
+    def routed(*args: Any, **kwargs: Any) -> Any:
+        return handler(compute, *args, **kwargs)
+
+    object.__setattr__(layer, COMPUTE_ATTENTION, routed)
+
+    def restore() -> None:
+        if own is None:
+            object.__delattr__(layer, COMPUTE_ATTENTION)
+        else:
+            object.__setattr__(layer, COMPUTE_ATTENTION, own)
+
+    return restore
+
+
 # -- layers and the functional graph -------------------------------------------------------------
 def flatten_layers(
     layer: keras.layers.Layer, *, include_self: bool, recursive: bool

@@ -655,3 +655,23 @@ def test_overridden_lists_every_keras_private_name_the_package_defines():
     _, on_classes = _bound_names(_sources(PACKAGE))
     keras_names = _keras_private_names()
     assert on_classes & keras_names == set(internals.OVERRIDDEN)
+
+
+def test_route_compute_attention_sees_the_projected_query_and_key():
+    """callbacks/capture/forward.py measures attention logits where ``MultiHeadAttention.call``
+    hands ``_compute_attention`` the projected query ``(B, T, N, key_dim)`` and key."""
+    layer = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3)
+    x = np.ones((4, 5, 6), "float32")
+    layer(x, x)  # built
+    seen = []
+
+    def handler(compute, query, key, value, *args, **kwargs):
+        seen.append((tuple(query.shape), tuple(key.shape)))
+        return compute(query, key, value, *args, **kwargs)
+
+    restore = internals.route_compute_attention(layer, handler)
+    routed = keras.ops.convert_to_numpy(layer(x, x))
+    restore()
+    assert seen == [((4, 5, 2, 3), (4, 5, 2, 3))]
+    assert internals.COMPUTE_ATTENTION not in layer.__dict__
+    np.testing.assert_allclose(routed, keras.ops.convert_to_numpy(layer(x, x)), rtol=1e-6)

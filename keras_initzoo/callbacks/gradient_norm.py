@@ -77,10 +77,15 @@ class GradientNormLogger(keras.callbacks.Callback):
     gradients, once per update.
 
     * with ``activation_stats=True``, each group's output in the same step
-      (:mod:`~keras_initzoo.callbacks.capture.activations`): ``act_rms/<group>``,
+      (:mod:`~keras_initzoo.callbacks.capture.forward`): ``act_rms/<group>``,
       ``act_mean/<group>``, ``act_dead/<group>`` (the fraction of units zero on
       the whole batch), ``act_saturated/<group>`` (saturating outputs only:
       tanh, sigmoid, softsign) and the heatmap ``act_rms_by_depth``;
+    * with ``attention_logits=True``, for each ``MultiHeadAttention`` (KerasHub's
+      too) in the same step: ``attn_logit_max/<layer>``, its largest
+      pre-softmax logit, and ``attn_entropy/<layer>``, the attention weights'
+      mean entropy in nats (the instability of Wortsman et al. 2024: logits
+      that grow while the entropy collapses);
     * with ``log_clipped=True``: ``grad_norm_clipped/<group>`` and
       ``grad_norm_clipped/global``, the same gradients after the optimizer's
       ``clipnorm``, ``global_clipnorm`` or ``clipvalue``, from the same step.
@@ -163,6 +168,8 @@ class GradientNormLogger(keras.callbacks.Callback):
             and one warning (the rows written to the removed file are lost).
         activation_stats: also log each group's output statistics (see above),
             computed in the forward pass of the logged steps.
+        attention_logits: also log each attention layer's largest logit and
+            entropy (see above), computed in the forward pass of the logged steps.
 
     Raises:
         ValueError: for a bad argument (naming it and what is allowed), and in
@@ -187,6 +194,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         log_clipped: bool = False,
         on_write_error: str = "warn",
         activation_stats: bool = False,
+        attention_logits: bool = False,
     ) -> None:
         super().__init__()
         self.options = LoggerOptions(
@@ -203,6 +211,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             log_clipped=log_clipped,
             on_write_error=on_write_error,
             activation_stats=activation_stats,
+            attention_logits=attention_logits,
         )
         self._write_error: OSError | None = None  # the first failed write of this fit
         self._history: DepthHistory | None = None  # the logged group norms, for the heatmap

@@ -56,6 +56,7 @@ class LoggerOptions:
     log_clipped: bool = False
     on_write_error: str = "warn"
     activation_stats: bool = False
+    attention_logits: bool = False
 
     def __post_init__(self) -> None:
         update_freq = self.update_freq
@@ -76,7 +77,7 @@ class LoggerOptions:
             # each bin is a device column of every logged row
             "histogram_bins": check_int("histogram_bins", self.histogram_bins, 1, maximum=MAX_BINS),
         }
-        for name in (*ROW_SWITCHES, "stop_on_nonfinite"):
+        for name in (*ROW_SWITCHES, "stop_on_nonfinite", "attention_logits"):
             checked[name] = _check_flag(name, getattr(self, name))
         checked["weight_norms"] = checked["weight_norms"] or checked["update_ratio"]
         checked["log_dir"] = _check_log_dir(self.log_dir)

@@ -21,6 +21,8 @@ section                 width              tag(s)
 ``act_dead``            groups             ``act_dead/<group>``
 ``act_saturated``       groups             ``act_saturated/<group>`` (saturating
                                            outputs only)
+``attn_max``            attention layers   ``attn_logit_max/<layer>``
+``attn_entropy``        attention layers   ``attn_entropy/<layer>``
 ======================  =================  =====================================
 """
 
@@ -48,6 +50,7 @@ class RowLayout:
     log_clipped: bool = False
     activation_stats: bool = False
     saturating: tuple[str, ...] = ()  # groups whose output saturates (act_saturated)
+    attention: tuple[str, ...] = ()  # attention layers' paths (attention_logits)
 
     @functools.cached_property  # read for every logged row: derived once
     def sections(self) -> tuple[tuple[str, int], ...]:
@@ -63,6 +66,8 @@ class RowLayout:
             sections += [("clipped_global", 1), ("clipped_groups", n)]
         if self.activation_stats:
             sections += [(name, n) for name in ACTIVATION_SECTIONS]
+        if self.attention:
+            sections += [(name, len(self.attention)) for name in ATTENTION_SECTIONS]
         return tuple(sections)
 
     @property
@@ -104,6 +109,8 @@ class RowLayout:
             for prefix in ("act_rms", "act_mean", "act_dead"):
                 tags += [f"{prefix}/{g}" for g in self.groups]
             tags += [f"act_saturated/{g}" for g in self.saturating]
+        tags += [f"attn_logit_max/{a}" for a in self.attention]
+        tags += [f"attn_entropy/{a}" for a in self.attention]
         return tags
 
     def values(self, row: np.ndarray) -> np.ndarray:
@@ -124,6 +131,8 @@ class RowLayout:
                 values += [root["act_sq"], part["act_mean"], part["act_dead"]]
                 saturating = [g in self.saturating for g in self.groups]
                 values.append(part["act_saturated"][np.asarray(saturating, bool)])
+            if self.attention:
+                values += [part["attn_max"], part["attn_entropy"]]
         return np.concatenate(values)
 
     def group_norms(self, row: np.ndarray, section: str = "groups") -> np.ndarray:
@@ -133,7 +142,8 @@ class RowLayout:
 
 
 ACTIVATION_SECTIONS = ("act_sq", "act_mean", "act_dead", "act_saturated")
-NOT_NORMS = ("step", "nonfinite", "act_mean", "act_dead", "act_saturated")
+ATTENTION_SECTIONS = ("attn_max", "attn_entropy")
+NOT_NORMS = ("step", "nonfinite", *ACTIVATION_SECTIONS[1:], *ATTENTION_SECTIONS)
 _NONE = np.zeros(0)
 
 
@@ -141,12 +151,19 @@ def layout_for(
     groups: Sequence[str],
     variables: Sequence[str],
     saturating: Sequence[str] = (),
+    attention: Sequence[str] = (),
     **options: bool,
 ) -> RowLayout:
     """A :class:`RowLayout`; ``variables`` are listed only with ``per_variable``."""
     per_variable = options.pop("per_variable", False)
     listed = tuple(variables) if per_variable else ()
-    return RowLayout(tuple(groups), listed, saturating=tuple(saturating), **options)
+    return RowLayout(
+        tuple(groups),
+        listed,
+        saturating=tuple(saturating),
+        attention=tuple(attention),
+        **options,
+    )
 
 
 class RowOps(Protocol):
@@ -183,7 +200,7 @@ def build_row(
     weights: Any = None,
     updates: Any = None,
     clipped: Any = None,
-    activations: Sequence[Any] = (),
+    forward: Sequence[Any] = (),
 ) -> Any:
     """One recorded row, its sections in ``layout``'s order, from a backend's reductions.
 
@@ -204,8 +221,9 @@ def build_row(
             filled in after the update (TensorFlow).
         clipped: ``sum(g**2)`` of each gradient after the optimizer's clipping,
             in the order of ``sums``, where the layout has the clipped sections.
-        activations: the activation sections' vectors, in
-            :data:`ACTIVATION_SECTIONS` order, where the layout has them.
+        forward: the forward pass's sections, where the layout has them: the
+            activation sections (:data:`ACTIVATION_SECTIONS`), then the
+            attention ones (:data:`ATTENTION_SECTIONS`).
 
     Returns:
         The row, ``layout.width`` entries.
@@ -229,6 +247,7 @@ def build_row(
     if layout.log_clipped:
         parts["clipped_global"] = ops.total(clipped)
         parts["clipped_groups"] = ops.segment_sum(clipped, segments, n)
-    if layout.activation_stats:
-        parts.update(zip(ACTIVATION_SECTIONS, activations, strict=True))
+    names = ACTIVATION_SECTIONS if layout.activation_stats else ()
+    names += ATTENTION_SECTIONS if layout.attention else ()
+    parts.update(zip(names, forward, strict=True))
     return ops.concat([parts[name] for name in layout.order()])

@@ -248,6 +248,14 @@ def charts(layout: RowLayout) -> list[tuple[str, list[tuple[str, list[str]]]]]:
                     by_depth("act_saturated", "saturating layers", layout.saturating),
                 )
             )
+    for prefix, what in (("attn_logit_max", "largest logit"), ("attn_entropy", "entropy")):
+        if layout.attention:
+            categories.append(
+                (
+                    f"keras_initzoo: attention, {what}",
+                    by_depth(prefix, "attention layers", layout.attention),
+                )
+            )
     return categories
 
 

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from keras_initzoo import _keras_internals as internals
-from keras_initzoo.callbacks.capture.activations import ActivationProbe, saturating_names
+from keras_initzoo.callbacks.capture.forward import ForwardProbe, saturating_names
 from keras_initzoo.callbacks.groups import LayerGroup, resolve_layer_groups
 from keras_initzoo.callbacks.options import LoggerOptions
 from keras_initzoo.callbacks.rows import EMPTY, RowLayout, layout_for
@@ -129,7 +129,7 @@ class Capture:
         self.active = True
         self.built = False
         self.groups: list[LayerGroup] = []
-        self.probe: ActivationProbe | None = None  # with activation_stats, once built
+        self.probe: ForwardProbe | None = None  # activation_stats, attention_logits
         # Built inside a trace (a subclassed model): the traced variants lack the probe.
         self.stale = False
         self._wrapped: tuple | None = None  # (owner, name, wrapper, what it hid)
@@ -151,25 +151,36 @@ class Capture:
         self.layer_of = [gi for gi, g in enumerate(self.groups) for _ in g.variables]
         self.index = {id(v): i for i, v in enumerate(self.variables)}
         names = [g.name for g in self.groups]
-        saturating = ()
-        if self.options.activation_stats:
+        saturating, attention = (), ()
+        options = self.options
+        if options.activation_stats or options.attention_logits:
             group_of = {id(v): self.layer_of[i] for i, v in enumerate(self.variables)}
-            self.probe = ActivationProbe(
-                self.model, group_of, len(names), lambda: self.active and self.record.norms
+            self.probe = ForwardProbe(
+                self.model,
+                group_of,
+                len(names),
+                lambda: self.active and self.record.norms,
+                activations=options.activation_stats,
+                attention=options.attention_logits,
             )
             saturating = saturating_names(names, self.probe.saturating)
+            attention = [layer.path for layer in self.probe.attention]
             if self._wrapped is not None:  # installed, so a step is running: a trace
                 self.probe.install()
                 self.stale = True
         self.layout: RowLayout = layout_for(
-            names, [v.path for v in self.variables], saturating, **self.options.row_switches
+            names,
+            [v.path for v in self.variables],
+            saturating,
+            attention,
+            **options.row_switches,
         )
         self._create()
         self.built = True
         return True
 
-    def activations(self) -> list:
-        """This step's activation sections for :func:`~keras_initzoo.callbacks.rows.build_row`."""
+    def forward_sections(self) -> list:
+        """This step's forward sections for :func:`~keras_initzoo.callbacks.rows.build_row`."""
         return self.probe.take() if self.probe is not None else []
 
     def _create(self) -> None:

@@ -43,7 +43,7 @@ from keras_initzoo.callbacks.capture.base import (
     innermost_optimizer,
     raw_iterations,
 )
-from keras_initzoo.callbacks.rows import ACTIVATION_SECTIONS, build_row
+from keras_initzoo.callbacks.rows import build_row
 from keras_initzoo.optimizers import clip_as_applied
 
 
@@ -170,10 +170,10 @@ class JaxCapture(QueuedCapture):
                     logs, state = keras_step(state, data)
             finally:
                 capture._out = None
-            state, activations = taken(state)
+            state, forward = taken(state)
             if "row" in out:
                 gate, build = out["row"]
-                out["row"] = (gate, build(activations=activations))
+                out["row"] = (gate, build(forward=forward))
             return logs, state, out
 
         step = train_step
@@ -202,21 +202,21 @@ class JaxCapture(QueuedCapture):
 
     @contextlib.contextmanager
     def _statistics_out(self, model) -> Iterator[Callable]:
-        """Carries the probe's activation statistics out of Keras' differentiated forward.
+        """Carries the probe's forward statistics out of Keras' differentiated forward.
 
         They are computed inside ``jax.value_and_grad``, where a traced value
         cannot escape except as an output: ``compute_loss_and_updates`` is
         shadowed to append them to the non-trainable variables it returns
         (auxiliary, not differentiated), and the function yielded takes them
-        back off the step's state: ``state -> (state, activation sections)``.
+        back off the step's state: ``state -> (state, forward sections)``.
         """
         probe = self.probe
-        if probe is None or not self.record.norms:
+        count = probe.section_count() if probe is not None else 0
+        if not count or not self.record.norms:
             yield lambda state: (state, [])
             return
         own = model.__dict__.get("compute_loss_and_updates")
         compute = model.compute_loss_and_updates
-        count = len(ACTIVATION_SECTIONS)
 
         def compute_loss_and_updates(*args, **kwargs):
             loss, (unscaled, y_pred, non_trainable, metrics) = compute(*args, **kwargs)

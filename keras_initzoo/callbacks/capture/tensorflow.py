@@ -406,7 +406,7 @@ class TensorFlowCapture(Capture):
             grouped=idx,
             sums=sums,
             step=step,
-            activations=self.activations(),
+            forward=self.forward_sections(),
             **reductions,
         )
         slot = self._next_slot(self.recorded)

@@ -199,14 +199,14 @@ class TorchCapture(QueuedCapture):
         if ops is None:
             ops = self._row_ops[sums.device] = _TorchRowOps(sums.device)
         # The step is set on the host.
-        activations = self.activations()
+        forward = self.forward_sections()
         return build_row(
             layout,
             ops,
             group_of=self.layer_of,
             grouped=idx,
             sums=sums,
-            activations=activations,
+            forward=forward,
             **reductions,
         )
 

@@ -1,0 +1,158 @@
+"""GradientNormLogger(attention_logits=True): each attention layer's logits, in the real step.
+
+The logged largest logit and mean entropy equal a NumPy computation from the
+projected query and key of the same batch with the weights of that step, on
+whichever Keras backend runs the file (``test_backends.py`` runs it on all).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from conftest import load_scalars
+
+import keras_initzoo as kiz
+
+B, T, D, HEADS, KEY_DIM = 4, 5, 6, 2, 3
+
+
+class WeightsBeforeEachStep(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.weights.append({v.path: keras.ops.convert_to_numpy(v) for v in self.model.weights})
+
+
+def attention_model(causal: bool, masked: bool) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((T, D))
+    inputs = [tokens]
+    kwargs = {"use_causal_mask": causal}
+    if masked:
+        mask = keras.Input((T, T), dtype="bool")
+        inputs.append(mask)
+        kwargs["attention_mask"] = mask
+    attended = keras.layers.MultiHeadAttention(HEADS, KEY_DIM, name="mha")(tokens, tokens, **kwargs)
+    return keras.Model(inputs, keras.layers.Dense(2, name="head")(attended))
+
+
+def numpy_logits(weights: dict, x: np.ndarray) -> np.ndarray:
+    q = np.einsum("btd,dnh->btnh", x, weights["mha/query/kernel"]) + weights["mha/query/bias"]
+    k = np.einsum("bsd,dnh->bsnh", x, weights["mha/key/kernel"]) + weights["mha/key/bias"]
+    return np.einsum("btnh,bsnh->bnts", q / np.sqrt(KEY_DIM), k)
+
+
+def numpy_stats(logits: np.ndarray, allowed: np.ndarray) -> tuple[float, float]:
+    """Largest logit where allowed, and the softmax's mean entropy in nats."""
+    allowed = np.broadcast_to(allowed, logits.shape)
+    z = np.where(allowed, logits, -np.inf)
+    p = np.exp(z - z.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    entropy = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=-1)
+    return float(logits[allowed].max()), float(entropy.mean())
+
+
+@pytest.mark.parametrize("causal, masked", [(False, False), (True, False), (True, True)])
+def test_largest_logit_and_entropy_equal_numpy_at_every_logged_step(tmp_path, causal, masked):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(B, T, D)).astype("float32")
+    y = rng.normal(size=(B, T, 2)).astype("float32")
+    padding = np.ones((B, T, T), bool)
+    padding[:, :, -2:] = False  # the last two keys are padding
+    padding[0] = True  # one example without
+    model = attention_model(causal, masked)
+    model.compile(keras.optimizers.SGD(0.5), "mse")
+    recorder = WeightsBeforeEachStep()
+    logger = kiz.GradientNormLogger(tmp_path, attention_logits=True)
+    data = [x, padding] if masked else x
+    model.fit(
+        data, y, batch_size=B, epochs=3, shuffle=False, verbose=0, callbacks=[recorder, logger]
+    )
+    logged = load_scalars(tmp_path)
+    assert {t for t in logged if t.startswith("attn")} == {
+        "attn_logit_max/mha",
+        "attn_entropy/mha",
+    }
+    allowed = np.ones((B, 1, T, T), bool)
+    if causal:
+        allowed = allowed & np.tril(np.ones((T, T), bool))
+    if masked:
+        allowed = allowed & padding[:, None]
+    for step in (1, 2, 3):
+        largest, entropy = numpy_stats(numpy_logits(recorder.weights[step - 1], x), allowed)
+        assert logged["attn_logit_max/mha"][step - 1] == (step, pytest.approx(largest, rel=1e-5))
+        assert logged["attn_entropy/mha"][step - 1] == (step, pytest.approx(entropy, rel=1e-5))
+    # Control: without the mask the numbers differ, so a probe ignoring it fails.
+    if causal or masked:
+        unmasked = numpy_stats(numpy_logits(recorder.weights[0], x), np.ones((1, 1, T, T), bool))
+        assert unmasked[1] != pytest.approx(logged["attn_entropy/mha"][0][1], rel=1e-3)
+
+
+def test_a_query_kernel_scaled_between_fits_shows_in_the_largest_logit(tmp_path):
+    """The growth the monitor is for: scale the query projection 4x before step 3 (between
+    two fits: a JAX fit keeps its own state, whatever a callback assigns); the logged
+    largest logit there is 4x what the same weights give unscaled."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(B, T, D)).astype("float32")
+    y = rng.normal(size=(B, T, 2)).astype("float32")
+    model = attention_model(causal=False, masked=False)
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    logger = kiz.GradientNormLogger(tmp_path, attention_logits=True)
+    options = {"batch_size": B, "shuffle": False, "verbose": 0, "callbacks": [logger]}
+    model.fit(x, y, epochs=2, **options)
+    query = model.get_layer("mha").query_dense
+    weights = {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
+    query.kernel.assign(query.kernel * 4.0)
+    query.bias.assign(query.bias * 4.0)
+    model.fit(x, y, epochs=3, initial_epoch=2, **options)
+    logged = dict(load_scalars(tmp_path)["attn_logit_max/mha"])
+    unscaled, _ = numpy_stats(numpy_logits(weights, x), np.ones((1, 1, T, T), bool))
+    assert logged[3] == pytest.approx(4.0 * unscaled, rel=1e-5)
+    assert logged[3] > 2.0 * logged[2]  # control: the jump is there to see
+
+
+def test_off_by_default(tmp_path):
+    model = attention_model(causal=False, masked=False)
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    x = np.ones((B, T, D), "float32")
+    model.fit(
+        x, np.ones((B, T, 2), "float32"), verbose=0, callbacks=[kiz.GradientNormLogger(tmp_path)]
+    )
+    assert not [t for t in load_scalars(tmp_path) if t.startswith("attn")]
+    assert "_compute_attention" not in model.get_layer("mha").__dict__
+
+
+@pytest.mark.slow
+def test_keras_hub_transformer_layers_are_measured(tmp_path):
+    """A GPT-2 backbone from a config (random weights): one pair of tags per block's
+    self-attention, finite, the entropy within [0, log T]."""
+    keras_hub = pytest.importorskip("keras_hub")
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=32,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=8,
+    )
+    tokens = keras.Input((8,), dtype="int32", name="token_ids")
+    padding = keras.Input((8,), dtype="int32", name="padding_mask")
+    hidden = backbone({"token_ids": tokens, "padding_mask": padding})
+    model = keras.Model([tokens, padding], keras.layers.Dense(32, name="lm_head")(hidden))
+    model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(True))
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 32, size=(8, 8)).astype("int32")
+    mask = np.ones((8, 8), "int32")
+    logger = kiz.GradientNormLogger(tmp_path, attention_logits=True)
+    model.fit([ids, mask], ids, batch_size=8, epochs=2, verbose=0, callbacks=[logger])
+    logged = load_scalars(tmp_path)
+    maxima = sorted(t for t in logged if t.startswith("attn_logit_max/"))
+    assert len(maxima) == 2, maxima
+    for tag in maxima:
+        entropy = logged[tag.replace("attn_logit_max", "attn_entropy")]
+        assert all(np.isfinite(v) for _, v in logged[tag])
+        assert all(0.0 <= v <= np.log(8) + 1e-6 for _, v in entropy)
