@@ -106,3 +106,18 @@ def skip_if_backend(given_backend, reason):
     import keras
 
     return pytest.mark.skipif(keras.backend.backend() == given_backend, reason=reason)
+
+
+def keras_hub_backbone(name: str, **sizes):
+    """A small KerasHub backbone (``"GPT2Backbone"``, ``"BertBackbone"``...) from a config,
+    with random weights; skips where keras_hub is missing. ``sizes`` override the defaults."""
+    keras_hub = pytest.importorskip("keras_hub")
+    config = {
+        "vocabulary_size": 32,
+        "num_layers": 2,
+        "num_heads": 2,
+        "hidden_dim": 16,
+        "intermediate_dim": 32,
+        "max_sequence_length": 8,
+    }
+    return getattr(keras_hub.models, name)(**{**config, **sizes})

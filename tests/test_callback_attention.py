@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import load_scalars
+from conftest import keras_hub_backbone, load_scalars
 
 import keras_initzoo as kiz
 
@@ -129,16 +129,8 @@ def test_off_by_default(tmp_path):
 def test_keras_hub_transformer_layers_are_measured(tmp_path):
     """A GPT-2 backbone from a config (random weights): one pair of tags per block's
     self-attention, finite, the entropy within [0, log T]."""
-    keras_hub = pytest.importorskip("keras_hub")
     keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=32,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=8,
-    )
+    backbone = keras_hub_backbone("GPT2Backbone")
     tokens = keras.Input((8,), dtype="int32", name="token_ids")
     padding = keras.Input((8,), dtype="int32", name="padding_mask")
     hidden = backbone({"token_ids": tokens, "padding_mask": padding})
