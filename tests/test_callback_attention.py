@@ -148,3 +148,41 @@ def test_keras_hub_transformer_layers_are_measured(tmp_path):
         entropy = logged[tag.replace("attn_logit_max", "attn_entropy")]
         assert all(np.isfinite(v) for _, v in logged[tag])
         assert all(0.0 <= v <= np.log(8) + 1e-6 for _, v in entropy)
+
+
+# -- output logits -------------------------------------------------------------------------------
+def test_output_logits_log_z_and_largest_magnitude_equal_numpy(tmp_path):
+    """``logits/log_z`` is the mean log-sum-exp of the model's logits over the classes,
+    ``logits/max_abs`` their largest magnitude, at each logged step."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(16, 6)).astype("float32")
+    labels = rng.integers(0, 5, size=16)
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(5)]
+    )
+    model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(True))
+    recorder = WeightsBeforeEachStep()
+    logger = kiz.GradientNormLogger(tmp_path, output_logits=True)
+    callbacks = [recorder, logger]
+    model.fit(x, labels, batch_size=16, epochs=3, shuffle=False, verbose=0, callbacks=callbacks)
+    logged = load_scalars(tmp_path)
+    for step in (1, 2, 3):
+        k1, b1, k2, b2 = recorder.weights[step - 1].values()
+        logits = np.maximum(x @ k1 + b1, 0.0) @ k2 + b2
+        top = logits.max(-1, keepdims=True)
+        log_z = np.log(np.exp(logits - top).sum(-1)) + top[:, 0]
+        assert logged["logits/log_z"][step - 1] == (step, pytest.approx(log_z.mean(), rel=1e-5))
+        assert logged["logits/max_abs"][step - 1][1] == pytest.approx(np.abs(logits).max())
+    # Control: the logits moved between steps, so a value logged once fails.
+    assert logged["logits/log_z"][0][1] != pytest.approx(logged["logits/log_z"][2][1], rel=1e-3)
+
+
+def test_output_logits_refuses_a_probability_head(tmp_path):
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(5, activation="softmax", name="probs")]
+    )
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    logger = kiz.GradientNormLogger(tmp_path, output_logits=True)
+    with pytest.raises(ValueError, match="`output_logits` needs a model that outputs logits"):
+        model.fit(np.ones((4, 6)), np.zeros(4), verbose=0, callbacks=[logger])

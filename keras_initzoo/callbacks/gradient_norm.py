@@ -86,6 +86,8 @@ class GradientNormLogger(keras.callbacks.Callback):
       pre-softmax logit, and ``attn_entropy/<layer>``, the attention weights'
       mean entropy in nats (the instability of Wortsman et al. 2024: logits
       that grow while the entropy collapses);
+    * with ``output_logits=True``: ``logits/log_z``, the mean log-sum-exp of the
+      model's output logits (what z-loss penalizes), and ``logits/max_abs``;
     * with ``log_clipped=True``: ``grad_norm_clipped/<group>`` and
       ``grad_norm_clipped/global``, the same gradients after the optimizer's
       ``clipnorm``, ``global_clipnorm`` or ``clipvalue``, from the same step.
@@ -170,6 +172,9 @@ class GradientNormLogger(keras.callbacks.Callback):
             computed in the forward pass of the logged steps.
         attention_logits: also log each attention layer's largest logit and
             entropy (see above), computed in the forward pass of the logged steps.
+        output_logits: also log the output logits' mean log Z and largest
+            magnitude (see above); the model must output logits, not
+            probabilities.
 
     Raises:
         ValueError: for a bad argument (naming it and what is allowed), and in
@@ -195,6 +200,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         on_write_error: str = "warn",
         activation_stats: bool = False,
         attention_logits: bool = False,
+        output_logits: bool = False,
     ) -> None:
         super().__init__()
         self.options = LoggerOptions(
@@ -212,6 +218,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             on_write_error=on_write_error,
             activation_stats=activation_stats,
             attention_logits=attention_logits,
+            output_logits=output_logits,
         )
         self._write_error: OSError | None = None  # the first failed write of this fit
         self._history: DepthHistory | None = None  # the logged group norms, for the heatmap

@@ -28,6 +28,7 @@ ROW_SWITCHES = (
     "count_nonfinite",
     "log_clipped",
     "activation_stats",
+    "output_logits",
 )
 # Options that change nothing inside the traced step.
 HOST_ONLY = ("log_dir", "stop_on_nonfinite", "on_write_error")
@@ -57,6 +58,7 @@ class LoggerOptions:
     on_write_error: str = "warn"
     activation_stats: bool = False
     attention_logits: bool = False
+    output_logits: bool = False
 
     def __post_init__(self) -> None:
         update_freq = self.update_freq

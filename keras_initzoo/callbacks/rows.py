@@ -23,6 +23,8 @@ section                 width              tag(s)
                                            outputs only)
 ``attn_max``            attention layers   ``attn_logit_max/<layer>``
 ``attn_entropy``        attention layers   ``attn_entropy/<layer>``
+``logits_log_z``        1                  ``logits/log_z``
+``logits_max_abs``      1                  ``logits/max_abs``
 ======================  =================  =====================================
 """
 
@@ -51,6 +53,7 @@ class RowLayout:
     activation_stats: bool = False
     saturating: tuple[str, ...] = ()  # groups whose output saturates (act_saturated)
     attention: tuple[str, ...] = ()  # attention layers' paths (attention_logits)
+    output_logits: bool = False
 
     @functools.cached_property  # read for every logged row: derived once
     def sections(self) -> tuple[tuple[str, int], ...]:
@@ -68,6 +71,8 @@ class RowLayout:
             sections += [(name, n) for name in ACTIVATION_SECTIONS]
         if self.attention:
             sections += [(name, len(self.attention)) for name in ATTENTION_SECTIONS]
+        if self.output_logits:
+            sections += [(name, 1) for name in LOGIT_SECTIONS]
         return tuple(sections)
 
     @property
@@ -111,6 +116,8 @@ class RowLayout:
             tags += [f"act_saturated/{g}" for g in self.saturating]
         tags += [f"attn_logit_max/{a}" for a in self.attention]
         tags += [f"attn_entropy/{a}" for a in self.attention]
+        if self.output_logits:
+            tags += ["logits/log_z", "logits/max_abs"]
         return tags
 
     def values(self, row: np.ndarray) -> np.ndarray:
@@ -133,6 +140,8 @@ class RowLayout:
                 values.append(part["act_saturated"][np.asarray(saturating, bool)])
             if self.attention:
                 values += [part["attn_max"], part["attn_entropy"]]
+            if self.output_logits:
+                values += [part[name] for name in LOGIT_SECTIONS]
         return np.concatenate(values)
 
     def group_norms(self, row: np.ndarray, section: str = "groups") -> np.ndarray:
@@ -143,7 +152,8 @@ class RowLayout:
 
 ACTIVATION_SECTIONS = ("act_sq", "act_mean", "act_dead", "act_saturated")
 ATTENTION_SECTIONS = ("attn_max", "attn_entropy")
-NOT_NORMS = ("step", "nonfinite", *ACTIVATION_SECTIONS[1:], *ATTENTION_SECTIONS)
+LOGIT_SECTIONS = ("logits_log_z", "logits_max_abs")
+NOT_NORMS = ("step", "nonfinite", *ACTIVATION_SECTIONS[1:], *ATTENTION_SECTIONS, *LOGIT_SECTIONS)
 _NONE = np.zeros(0)
 
 
@@ -222,8 +232,9 @@ def build_row(
         clipped: ``sum(g**2)`` of each gradient after the optimizer's clipping,
             in the order of ``sums``, where the layout has the clipped sections.
         forward: the forward pass's sections, where the layout has them: the
-            activation sections (:data:`ACTIVATION_SECTIONS`), then the
-            attention ones (:data:`ATTENTION_SECTIONS`).
+            activation sections (:data:`ACTIVATION_SECTIONS`), the attention
+            ones (:data:`ATTENTION_SECTIONS`), then the output logits'
+            (:data:`LOGIT_SECTIONS`).
 
     Returns:
         The row, ``layout.width`` entries.
@@ -249,5 +260,6 @@ def build_row(
         parts["clipped_groups"] = ops.segment_sum(clipped, segments, n)
     names = ACTIVATION_SECTIONS if layout.activation_stats else ()
     names += ATTENTION_SECTIONS if layout.attention else ()
+    names += LOGIT_SECTIONS if layout.output_logits else ()
     parts.update(zip(names, forward, strict=True))
     return ops.concat([parts[name] for name in layout.order()])

@@ -248,6 +248,12 @@ def charts(layout: RowLayout) -> list[tuple[str, list[tuple[str, list[str]]]]]:
                     by_depth("act_saturated", "saturating layers", layout.saturating),
                 )
             )
+    if layout.output_logits:
+        charts_of_logits = [
+            ("mean log Z (z-loss's quantity)", [_exact("logits/log_z")]),
+            ("largest |logit|", [_exact("logits/max_abs")]),
+        ]
+        categories.append(("keras_initzoo: output logits", charts_of_logits))
     for prefix, what in (("attn_logit_max", "largest logit"), ("attn_entropy", "entropy")):
         if layout.attention:
             categories.append(

@@ -153,7 +153,7 @@ class Capture:
         names = [g.name for g in self.groups]
         saturating, attention = (), ()
         options = self.options
-        if options.activation_stats or options.attention_logits:
+        if options.activation_stats or options.attention_logits or options.output_logits:
             group_of = {id(v): self.layer_of[i] for i, v in enumerate(self.variables)}
             self.probe = ForwardProbe(
                 self.model,
@@ -162,6 +162,7 @@ class Capture:
                 lambda: self.active and self.record.norms,
                 activations=options.activation_stats,
                 attention=options.attention_logits,
+                logits=options.output_logits,
             )
             saturating = saturating_names(names, self.probe.saturating)
             attention = [layer.path for layer in self.probe.attention]

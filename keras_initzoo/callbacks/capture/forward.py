@@ -31,6 +31,13 @@ largest (``attn_logit_max/<layer>``) and the entropy of the attention weights
 in nats, averaged over batch, heads and queries (``attn_entropy/<layer>``).
 Keras' fused attention never forms the logits, so the probe forms them once
 more on logged steps: one extra ``B x N x T x S x key_dim`` product per layer.
+
+**Output logits** (``output_logits``). The model's (first) output, taken as
+logits over its last axis: the mean over examples and positions of
+``log Z = logsumexp(logits)``, what z-loss penalizes (``logits/log_z``), and
+the largest ``|logit|`` (``logits/max_abs``). A model whose last layer applies
+softmax or sigmoid outputs probabilities, whose logits cannot be recovered:
+there the switch raises.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ import keras
 import numpy as np
 
 from keras_initzoo import _keras_internals as internals
-from keras_initzoo.callbacks.rows import ACTIVATION_SECTIONS, ATTENTION_SECTIONS
+from keras_initzoo.callbacks.rows import ACTIVATION_SECTIONS, ATTENTION_SECTIONS, LOGIT_SECTIONS
 from keras_initzoo.models.trace import first_tensor, leaf_and_composite_layers
 
 # What an activation's name says about its range: the flat ends a unit saturates in.
@@ -118,6 +125,26 @@ def attention_stats(query, key, key_dim: int, mask=None, causal: bool = False):
     return ops.stack([largest, ops.mean(entropy)])
 
 
+def logit_stats(logits):
+    """``[mean log Z, largest |logit|]`` of logits over their last axis."""
+    ops = keras.ops
+    z = ops.cast(ops.stop_gradient(logits), "float32")
+    return ops.stack([ops.mean(ops.logsumexp(z, axis=-1)), ops.max(ops.abs(z))])
+
+
+def probability_head(model: keras.layers.Layer) -> str | None:
+    """The name of the squashing activation (softmax, sigmoid) of ``model``'s last layer, if any."""
+    leaves, _ = leaf_and_composite_layers(model)
+    outputs = getattr(model, "outputs", None)
+    last = leaves[-1] if leaves else None
+    if outputs:  # a functional model: the layer that made the first output
+        history = internals.keras_history(outputs[0])
+        last = history[0] if history is not None else last
+    activation = getattr(last, "activation", None)
+    name = getattr(activation, "__name__", "") or ""
+    return name if name in ("softmax", "sigmoid", "log_softmax") else None
+
+
 def attention_layers(model: keras.layers.Layer) -> list[keras.layers.MultiHeadAttention]:
     """Every ``MultiHeadAttention`` inside ``model`` (subclasses too), each once, in layer order."""
     _, composites = leaf_and_composite_layers(model)
@@ -134,6 +161,11 @@ class ForwardProbe:
         collecting: called at each routed call; True when this step records.
         activations: measure each group's output (``activation_stats``).
         attention: measure each attention layer's logits (``attention_logits``).
+        logits: measure the model's output logits (``output_logits``).
+
+    Raises:
+        ValueError: with ``logits``, for a model whose last layer outputs
+            probabilities (softmax or sigmoid).
     """
 
     def __init__(
@@ -145,7 +177,16 @@ class ForwardProbe:
         *,
         activations: bool = False,
         attention: bool = False,
+        logits: bool = False,
     ) -> None:
+        squashed = probability_head(model) if logits else None
+        if squashed:
+            raise ValueError(
+                f"`output_logits` needs a model that outputs logits; {model.name!r} ends in "
+                f"{squashed}, whose probabilities hide them. Build the head without the "
+                "activation and train with from_logits=True."
+            )
+        self._model = model if logits else None
         self.groups = groups
         self._collecting = collecting
         self._routed, _ = leaf_and_composite_layers(model) if activations else ([], [])
@@ -159,6 +200,7 @@ class ForwardProbe:
         self.attention = attention_layers(model) if attention else []
         self._output_stats: dict[int, object] = {}
         self._attention_stats: dict[int, object] = {}
+        self._logit_stats = None
         self._current: int | None = None
         self._restore: list[Callable[[], None]] = []
 
@@ -180,7 +222,7 @@ class ForwardProbe:
         if self._restore:
             return
         for layer in self._routed:
-            self._restore.append(self._route_call(layer))
+            self._restore.append(self._route_call(layer, self._observe_output))
         for index, layer in enumerate(self.attention):
 
             def measured(compute, query, key, value, *args, _index=index, _layer=layer, **kw):
@@ -189,15 +231,18 @@ class ForwardProbe:
                 return compute(query, key, value, *args, **kw)
 
             self._restore.append(internals.route_compute_attention(layer, measured))
+        if self._model is not None:
+            self._restore.append(self._route_call(self._model, self._observe_logits))
 
-    def _route_call(self, layer: keras.layers.Layer) -> Callable[[], None]:
+    def _route_call(self, layer: keras.layers.Layer, observe: Callable) -> Callable[[], None]:
+        """Routes ``layer.call`` so that a recording step's output reaches ``observe``."""
         own = layer.__dict__.get("call")
         call = layer.call
 
         def routed(*args, **kwargs):
             output = call(*args, **kwargs)
             if self._collecting():
-                self._observe_output(layer, output)
+                observe(layer, output)
             return output
 
         object.__setattr__(layer, "call", routed)
@@ -214,7 +259,16 @@ class ForwardProbe:
         for restore in reversed(self._restore):
             restore()
         self._restore = []
+        self._reset()
+
+    def _reset(self) -> None:
         self._output_stats, self._attention_stats, self._current = {}, {}, None
+        self._logit_stats = None
+
+    def _observe_logits(self, model: keras.layers.Layer, output) -> None:
+        y = first_tensor(output)
+        if "float" in str(getattr(y, "dtype", "")):
+            self._logit_stats = logit_stats(y)
 
     def _observe_output(self, layer: keras.layers.Layer, output) -> None:
         group = self._group.get(id(layer))
@@ -237,11 +291,12 @@ class ForwardProbe:
     def section_count(self) -> int:
         """How many sections :meth:`take` returns."""
         count = len(ACTIVATION_SECTIONS) if self._routed else 0
-        return count + (len(ATTENTION_SECTIONS) if self.attention else 0)
+        count += len(ATTENTION_SECTIONS) if self.attention else 0
+        return count + (len(LOGIT_SECTIONS) if self._model is not None else 0)
 
     def take(self) -> list:
-        """This step's forward sections, in the row's order (activations, then
-        attention; each group or attention layer long), and a reset.
+        """This step's forward sections, in the row's order (activations, attention,
+        output logits; each group, attention layer or 1 long), and a reset.
 
         A group (or attention layer) no call reached gives NaN.
         """
@@ -252,7 +307,10 @@ class ForwardProbe:
             sections += self._table(
                 self._attention_stats, len(self.attention), len(ATTENTION_SECTIONS)
             )
-        self._output_stats, self._attention_stats, self._current = {}, {}, None
+        if self._model is not None:
+            found = {} if self._logit_stats is None else {0: self._logit_stats}
+            sections += self._table(found, 1, len(LOGIT_SECTIONS))
+        self._reset()
         return sections
 
     @staticmethod
