@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from keras_initzoo import _keras_internals as internals
+from keras_initzoo.callbacks import spikes
 from keras_initzoo.callbacks.capture import NOTHING, capture_for
 from keras_initzoo.callbacks.options import LoggerOptions, option_names
 from keras_initzoo.callbacks.traced import TracedVariants
@@ -22,6 +23,7 @@ from keras_initzoo.callbacks.writer import (
     ScalarEncoder,
     histogram_summary,
     processes,
+    text_summary,
 )
 
 
@@ -88,6 +90,11 @@ class GradientNormLogger(keras.callbacks.Callback):
       that grow while the entropy collapses);
     * with ``output_logits=True``: ``logits/log_z``, the mean log-sum-exp of the
       model's output logits (what z-loss penalizes), and ``logits/max_abs``;
+    * with ``detect_spikes=True``: the text tag ``spikes``, one entry per step where
+      the global or a group's gradient norm (or, with ``activation_stats``, a
+      group's output RMS) jumps past its running median, naming the group the
+      rise started in, and a warning (:mod:`~keras_initzoo.callbacks.spikes` has
+      the rule); ``stop_on_spike=True`` also stops training there;
     * with ``log_clipped=True``: ``grad_norm_clipped/<group>`` and
       ``grad_norm_clipped/global``, the same gradients after the optimizer's
       ``clipnorm``, ``global_clipnorm`` or ``clipvalue``, from the same step.
@@ -175,6 +182,10 @@ class GradientNormLogger(keras.callbacks.Callback):
         output_logits: also log the output logits' mean log Z and largest
             magnitude (see above); the model must output logits, not
             probabilities.
+        detect_spikes: flag spikes in the logged norms (see above), on the host,
+            from the rows already read.
+        stop_on_spike: stop training (``model.stop_training``) at a flagged
+            spike; turns ``detect_spikes`` on.
 
     Raises:
         ValueError: for a bad argument (naming it and what is allowed), and in
@@ -201,6 +212,8 @@ class GradientNormLogger(keras.callbacks.Callback):
         activation_stats: bool = False,
         attention_logits: bool = False,
         output_logits: bool = False,
+        detect_spikes: bool = False,
+        stop_on_spike: bool = False,
     ) -> None:
         super().__init__()
         self.options = LoggerOptions(
@@ -219,10 +232,13 @@ class GradientNormLogger(keras.callbacks.Callback):
             activation_stats=activation_stats,
             attention_logits=attention_logits,
             output_logits=output_logits,
+            detect_spikes=detect_spikes,
+            stop_on_spike=stop_on_spike,
         )
         self._write_error: OSError | None = None  # the first failed write of this fit
         self._history: DepthHistory | None = None  # the logged group norms, for the heatmap
         self._act_history: DepthHistory | None = None  # the groups' output RMS, likewise
+        self._spikes: spikes.SpikeState | None = None  # detect_spikes' running windows
         self._image_step = -1  # the step of the last heatmap written
         self._variants = TracedVariants()
         self._writer: EventWriter | None = None
@@ -457,8 +473,32 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._history.add(step, layout.group_norms(row))
         if self._act_history is not None:
             self._act_history.add(step, layout.group_norms(row, "act_sq"))
+        if self.options.detect_spikes:
+            self._watch_spikes(step, row, layout)
         if not math.isfinite(row[layout.span("global")][0]):
             self._report_nonfinite(step, row, layout)
+
+    def _watch_spikes(self, step: int, row: np.ndarray, layout) -> None:
+        """Adds the row to the running windows; a new spike gets a text event and a warning."""
+        names = ("grad_norm/global", *(f"grad_norm/{g}" for g in layout.groups))
+        parts = [layout.group_norms(row, "global"), layout.group_norms(row)]
+        if layout.activation_stats:
+            names += tuple(f"act_rms/{g}" for g in layout.groups)
+            parts.append(layout.group_norms(row, "act_sq"))
+        if self._spikes is None or self._spikes.names != names:
+            self._spikes = spikes.SpikeState(names)
+        spike = spikes.update(self._spikes, step, np.concatenate(parts), layout.groups)
+        if spike is None:
+            return
+        self._writer.write_summary(step, text_summary("spikes", spike.markdown()))
+        stopping = self.options.stop_on_spike
+        if stopping:
+            self._keras_model().stop_training = True
+        warnings.warn(
+            f"GradientNormLogger: {spike.markdown().replace('**', '')}"
+            + (" Stopping training (stop_on_spike=True)." if stopping else ""),
+            stacklevel=2,
+        )
 
     def _report_nonfinite(self, step: int, row: np.ndarray, layout) -> None:
         part = layout.decode(row)

@@ -31,7 +31,7 @@ ROW_SWITCHES = (
     "output_logits",
 )
 # Options that change nothing inside the traced step.
-HOST_ONLY = ("log_dir", "stop_on_nonfinite", "on_write_error")
+HOST_ONLY = ("log_dir", "stop_on_nonfinite", "on_write_error", "detect_spikes", "stop_on_spike")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,8 @@ class LoggerOptions:
     activation_stats: bool = False
     attention_logits: bool = False
     output_logits: bool = False
+    detect_spikes: bool = False
+    stop_on_spike: bool = False
 
     def __post_init__(self) -> None:
         update_freq = self.update_freq
@@ -79,8 +81,10 @@ class LoggerOptions:
             # each bin is a device column of every logged row
             "histogram_bins": check_int("histogram_bins", self.histogram_bins, 1, maximum=MAX_BINS),
         }
-        for name in (*ROW_SWITCHES, "stop_on_nonfinite", "attention_logits"):
+        flags = ("stop_on_nonfinite", "attention_logits", "detect_spikes", "stop_on_spike")
+        for name in (*ROW_SWITCHES, *flags):
             checked[name] = _check_flag(name, getattr(self, name))
+        checked["detect_spikes"] = checked["detect_spikes"] or checked["stop_on_spike"]
         checked["weight_norms"] = checked["weight_norms"] or checked["update_ratio"]
         checked["log_dir"] = _check_log_dir(self.log_dir)
         for name, value in checked.items():
