@@ -177,6 +177,18 @@ def accumulated_gradients(optimizer: Any) -> list:
     return optimizer._accumulated_gradients
 
 
+def adam_velocities(optimizer: Any) -> list | None:
+    """The second-moment variables of a Keras ``Adam`` (``AdamW`` too), by variable index.
+
+    ``Adam._velocities`` (``_velocity_hats`` with ``amsgrad``, which the update
+    divides by instead): ``update_step`` divides by ``sqrt(v) + epsilon``.
+    None for any other optimizer, or one not built yet.
+    """
+    if not isinstance(optimizer, keras.optimizers.Adam) or not optimizer.built:
+        return None
+    return list(optimizer._velocity_hats if optimizer.amsgrad else optimizer._velocities)
+
+
 def variable_index(optimizer: Any, variable: Any) -> int:
     """The position of ``variable`` among those the optimizer was built with.
 

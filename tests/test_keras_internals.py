@@ -675,3 +675,19 @@ def test_route_compute_attention_sees_the_projected_query_and_key():
     assert seen == [((4, 5, 2, 3), (4, 5, 2, 3))]
     assert internals.COMPUTE_ATTENTION not in layer.__dict__
     np.testing.assert_allclose(routed, keras.ops.convert_to_numpy(layer(x, x)), rtol=1e-6)
+
+
+def test_adam_velocities_are_what_adam_divides_by():
+    """callbacks/capture/base.py reads Adam's second moments for the epsilon share:
+    after one step from zero moments, ``v = (1 - beta_2) g**2`` for each variable."""
+    variable = keras.Variable(np.array([1.0, -2.0, 3.0], "float32"))
+    optimizer = keras.optimizers.Adam(0.1, beta_2=0.9)
+    assert internals.adam_velocities(optimizer) is None  # not built
+    gradient = np.array([0.5, -1.0, 2.0], "float32")
+    optimizer.apply([keras.ops.convert_to_tensor(gradient)], [variable])
+    (v,) = internals.adam_velocities(optimizer)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(v), 0.1 * gradient**2, rtol=1e-6)
+    assert internals.adam_velocities(keras.optimizers.SGD()) is None
+    amsgrad = keras.optimizers.Adam(amsgrad=True)
+    amsgrad.build([variable])
+    assert [v.path for v in internals.adam_velocities(amsgrad)][0].endswith("velocity_hat")

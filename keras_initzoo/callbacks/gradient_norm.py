@@ -90,6 +90,12 @@ class GradientNormLogger(keras.callbacks.Callback):
       that grow while the entropy collapses);
     * with ``output_logits=True``: ``logits/log_z``, the mean log-sum-exp of the
       model's output logits (what z-loss penalizes), and ``logits/max_abs``;
+    * with ``optimizer_stats=True``: ``update_rms/<group>``, the RMS of the
+      update the optimizer applied to the group's entries, and for Adam and
+      AdamW (Keras' and kiz.mup's) ``adam_eps_share/<group>``, the share of its
+      entries whose ``sqrt(v) < epsilon`` after the update: where epsilon, not
+      the gradient, sets the step (Keras divides by ``sqrt(v) + epsilon``;
+      kiz.mup's epsilon multiplier included);
     * with ``detect_spikes=True``: the text tag ``spikes``, one entry per step where
       the global or a group's gradient norm (or, with ``activation_stats``, a
       group's output RMS) jumps past its running median, naming the group the
@@ -182,6 +188,8 @@ class GradientNormLogger(keras.callbacks.Callback):
         output_logits: also log the output logits' mean log Z and largest
             magnitude (see above); the model must output logits, not
             probabilities.
+        optimizer_stats: also log each group's update RMS and, for Adam, the share
+            of entries epsilon dominates (see above).
         detect_spikes: flag spikes in the logged norms (see above), on the host,
             from the rows already read.
         stop_on_spike: stop training (``model.stop_training``) at a flagged
@@ -212,6 +220,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         activation_stats: bool = False,
         attention_logits: bool = False,
         output_logits: bool = False,
+        optimizer_stats: bool = False,
         detect_spikes: bool = False,
         stop_on_spike: bool = False,
     ) -> None:
@@ -232,6 +241,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             activation_stats=activation_stats,
             attention_logits=attention_logits,
             output_logits=output_logits,
+            optimizer_stats=optimizer_stats,
             detect_spikes=detect_spikes,
             stop_on_spike=stop_on_spike,
         )

@@ -29,6 +29,7 @@ ROW_SWITCHES = (
     "log_clipped",
     "activation_stats",
     "output_logits",
+    "optimizer_stats",
 )
 # Options that change nothing inside the traced step.
 HOST_ONLY = ("log_dir", "stop_on_nonfinite", "on_write_error", "detect_spikes", "stop_on_spike")
@@ -59,6 +60,7 @@ class LoggerOptions:
     activation_stats: bool = False
     attention_logits: bool = False
     output_logits: bool = False
+    optimizer_stats: bool = False
     detect_spikes: bool = False
     stop_on_spike: bool = False
 

@@ -13,7 +13,9 @@ section                 width              tag(s)
 ``groups``              groups             ``grad_norm/<group>``
 ``variables``           variables          ``grad_norm_per_variable/<path>``
 ``weights``             groups             ``weight_norm/<group>``
-``updates``             groups             ``update_ratio/<group>`` (/ weights)
+``updates``             groups             ``update_ratio/<group>`` (/ weights),
+                                           ``update_rms/<group>`` (/ entries)
+``eps_small``           groups             ``adam_eps_share/<group>`` (/ entries)
 ``clipped_global``      1                  ``grad_norm_clipped/global``
 ``clipped_groups``      groups             ``grad_norm_clipped/<group>``
 ``act_sq``              groups             ``act_rms/<group>`` (mean of squares)
@@ -54,6 +56,9 @@ class RowLayout:
     saturating: tuple[str, ...] = ()  # groups whose output saturates (act_saturated)
     attention: tuple[str, ...] = ()  # attention layers' paths (attention_logits)
     output_logits: bool = False
+    optimizer_stats: bool = False
+    adam: bool = False  # an Adam-family optimizer: its epsilon share is logged
+    group_sizes: tuple[int, ...] = ()  # entries per group, for the per-entry statistics
 
     @functools.cached_property  # read for every logged row: derived once
     def sections(self) -> tuple[tuple[str, int], ...]:
@@ -61,10 +66,13 @@ class RowLayout:
         sections = [("step", 1), ("nonfinite", 1), ("global", 1), ("groups", n)]
         if self.variables:
             sections.append(("variables", len(self.variables)))
-        if self.weight_norms or self.update_ratio:  # ratios divide by the weight norms
+        updates = self.update_ratio or self.optimizer_stats
+        if self.weight_norms or updates:  # ratios divide by the weight norms
             sections.append(("weights", n))
-        if self.update_ratio:
+        if updates:
             sections.append(("updates", n))
+        if self.optimizer_stats and self.adam:
+            sections.append(("eps_small", n))
         if self.log_clipped:
             sections += [("clipped_global", 1), ("clipped_groups", n)]
         if self.activation_stats:
@@ -104,10 +112,13 @@ class RowLayout:
         tags = ["grad_nonfinite/count"] if self.count_nonfinite else []
         tags += ["grad_norm/global", *(f"grad_norm/{g}" for g in self.groups)]
         tags += [f"grad_norm_per_variable/{v}" for v in self.variables]
-        if self.has("weights"):
+        if self.weight_norms or self.update_ratio:
             tags += [f"weight_norm/{g}" for g in self.groups]
         if self.update_ratio:
             tags += [f"update_ratio/{g}" for g in self.groups]
+        if self.optimizer_stats:
+            tags += [f"update_rms/{g}" for g in self.groups]
+            tags += [f"adam_eps_share/{g}" for g in self.groups] if self.adam else []
         if self.log_clipped:
             tags += ["grad_norm_clipped/global", *(f"grad_norm_clipped/{g}" for g in self.groups)]
         if self.activation_stats:
@@ -127,11 +138,16 @@ class RowLayout:
             root = {name: np.sqrt(v) for name, v in part.items() if name not in NOT_NORMS}
             values = [part["nonfinite"]] if self.count_nonfinite else []
             values += [root["global"], root["groups"], root.get("variables", _NONE)]
-            if self.has("weights"):
+            if self.weight_norms or self.update_ratio:
                 values.append(root["weights"])
             if self.update_ratio:
                 # A zero-initialized layer has no relative scale: inf or NaN, honestly.
                 values.append(root["updates"] / root["weights"])
+            if self.optimizer_stats:
+                sizes = np.asarray(self.group_sizes, np.float64)
+                values.append(np.sqrt(part["updates"] / sizes))
+                if self.adam:
+                    values.append(part["eps_small"] / sizes)
             if self.log_clipped:
                 values += [root["clipped_global"], root["clipped_groups"]]
             if self.activation_stats:
@@ -153,7 +169,14 @@ class RowLayout:
 ACTIVATION_SECTIONS = ("act_sq", "act_mean", "act_dead", "act_saturated")
 ATTENTION_SECTIONS = ("attn_max", "attn_entropy")
 LOGIT_SECTIONS = ("logits_log_z", "logits_max_abs")
-NOT_NORMS = ("step", "nonfinite", *ACTIVATION_SECTIONS[1:], *ATTENTION_SECTIONS, *LOGIT_SECTIONS)
+NOT_NORMS = (
+    "step",
+    "nonfinite",
+    "eps_small",
+    *ACTIVATION_SECTIONS[1:],
+    *ATTENTION_SECTIONS,
+    *LOGIT_SECTIONS,
+)
 _NONE = np.zeros(0)
 
 
@@ -162,7 +185,7 @@ def layout_for(
     variables: Sequence[str],
     saturating: Sequence[str] = (),
     attention: Sequence[str] = (),
-    **options: bool,
+    **options: Any,
 ) -> RowLayout:
     """A :class:`RowLayout`; ``variables`` are listed only with ``per_variable``."""
     per_variable = options.pop("per_variable", False)
@@ -210,6 +233,7 @@ def build_row(
     weights: Any = None,
     updates: Any = None,
     clipped: Any = None,
+    eps_small: Any = None,
     forward: Sequence[Any] = (),
 ) -> Any:
     """One recorded row, its sections in ``layout``'s order, from a backend's reductions.
@@ -231,6 +255,9 @@ def build_row(
             filled in after the update (TensorFlow).
         clipped: ``sum(g**2)`` of each gradient after the optimizer's clipping,
             in the order of ``sums``, where the layout has the clipped sections.
+        eps_small: how many entries of each logged variable have ``sqrt(v) <
+            epsilon`` after the update, by variable index, where the layout has
+            ``eps_small``; None: zeros, filled in after the update (TensorFlow).
         forward: the forward pass's sections, where the layout has them: the
             activation sections (:data:`ACTIVATION_SECTIONS`), the attention
             ones (:data:`ATTENTION_SECTIONS`), then the output logits'
@@ -254,6 +281,10 @@ def build_row(
     if layout.has("updates"):
         parts["updates"] = (
             ops.zeros(n) if updates is None else ops.segment_sum(updates, group_of, n)
+        )
+    if layout.has("eps_small"):
+        parts["eps_small"] = (
+            ops.zeros(n) if eps_small is None else ops.segment_sum(eps_small, group_of, n)
         )
     if layout.log_clipped:
         parts["clipped_global"] = ops.total(clipped)

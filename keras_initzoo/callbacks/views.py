@@ -234,6 +234,12 @@ def charts(layout: RowLayout) -> list[tuple[str, list[tuple[str, list[str]]]]]:
         categories.append(
             ("keras_initzoo: update / weight ratio", by_depth("update_ratio", "layers"))
         )
+    if layout.optimizer_stats:
+        categories.append(("keras_initzoo: update RMS", by_depth("update_rms", "layers")))
+        if layout.adam:
+            categories.append(
+                ("keras_initzoo: Adam, epsilon share", by_depth("adam_eps_share", "layers"))
+            )
     if layout.activation_stats:
         for prefix, what in (
             ("act_rms", "output RMS"),

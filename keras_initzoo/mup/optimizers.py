@@ -222,6 +222,13 @@ class MupOptimizer:
         return config
 
 
+def epsilon_multiplier(optimizer: object, variable: object) -> float:
+    """The factor a kiz.mup optimizer scales ``epsilon`` by for ``variable`` (1 for another)."""
+    if not isinstance(optimizer, MupOptimizer) or not optimizer.built:
+        return 1.0
+    return float(optimizer._mup_by_index[internals.variable_index(optimizer, variable)][1])
+
+
 class _AdamType(MupOptimizer):
     def _multipliers_of(self, record: InfShape) -> list[float]:
         return [record.adam_lr, record.epsilon]

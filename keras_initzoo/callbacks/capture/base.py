@@ -24,6 +24,7 @@ from keras_initzoo.callbacks.capture.forward import ForwardProbe, saturating_nam
 from keras_initzoo.callbacks.groups import LayerGroup, resolve_layer_groups
 from keras_initzoo.callbacks.options import LoggerOptions
 from keras_initzoo.callbacks.rows import EMPTY, RowLayout, layout_for
+from keras_initzoo.mup.optimizers import epsilon_multiplier
 
 
 class Record(NamedTuple):
@@ -169,16 +170,34 @@ class Capture:
             if self._wrapped is not None:  # installed, so a step is running: a trace
                 self.probe.install()
                 self.stale = True
+        optimizer = innermost_optimizer(self.model.optimizer)
         self.layout: RowLayout = layout_for(
             names,
             [v.path for v in self.variables],
             saturating,
             attention,
+            adam=isinstance(optimizer, keras.optimizers.Adam),
+            group_sizes=tuple(sum(int(np.prod(v.shape)) for v in g.variables) for g in self.groups),
             **options.row_switches,
         )
         self._create()
         self.built = True
         return True
+
+    def epsilon_counts(self, optimizer, values_of: Callable) -> list:
+        """Per logged variable, how many entries have ``sqrt(v) < epsilon`` (Adam's second
+        moment ``v`` read by ``values_of(velocity variable)``, after the update):
+        where epsilon, not the gradient's scale, sets the step. ``epsilon`` is the
+        optimizer's, times kiz.mup's multiplier for the variable."""
+        velocities = internals.adam_velocities(optimizer)
+        ops = keras.ops
+        counts = []
+        for variable in self.variables:
+            v = values_of(velocities[internals.variable_index(optimizer, variable)])
+            epsilon = optimizer.epsilon * epsilon_multiplier(optimizer, variable)
+            small = ops.sqrt(ops.cast(v, "float32")) < epsilon
+            counts.append(ops.sum(ops.cast(small, "float32")))
+        return ops.stack(counts)
 
     def forward_sections(self) -> list:
         """This step's forward sections for :func:`~keras_initzoo.callbacks.rows.build_row`."""

@@ -186,7 +186,7 @@ class ForwardProbe:
                 f"{squashed}, whose probabilities hide them. Build the head without the "
                 "activation and train with from_logits=True."
             )
-        self._model = model if logits else None
+        self._logits_model = model if logits else None
         self.groups = groups
         self._collecting = collecting
         self._routed, _ = leaf_and_composite_layers(model) if activations else ([], [])
@@ -231,8 +231,8 @@ class ForwardProbe:
                 return compute(query, key, value, *args, **kw)
 
             self._restore.append(internals.route_compute_attention(layer, measured))
-        if self._model is not None:
-            self._restore.append(self._route_call(self._model, self._observe_logits))
+        if self._logits_model is not None:
+            self._restore.append(self._route_call(self._logits_model, self._observe_logits))
 
     def _route_call(self, layer: keras.layers.Layer, observe: Callable) -> Callable[[], None]:
         """Routes ``layer.call`` so that a recording step's output reaches ``observe``."""
@@ -292,7 +292,7 @@ class ForwardProbe:
         """How many sections :meth:`take` returns."""
         count = len(ACTIVATION_SECTIONS) if self._routed else 0
         count += len(ATTENTION_SECTIONS) if self.attention else 0
-        return count + (len(LOGIT_SECTIONS) if self._model is not None else 0)
+        return count + (len(LOGIT_SECTIONS) if self._logits_model is not None else 0)
 
     def take(self) -> list:
         """This step's forward sections, in the row's order (activations, attention,
@@ -307,7 +307,7 @@ class ForwardProbe:
             sections += self._table(
                 self._attention_stats, len(self.attention), len(ATTENTION_SECTIONS)
             )
-        if self._model is not None:
+        if self._logits_model is not None:
             found = {} if self._logit_stats is None else {0: self._logit_stats}
             sections += self._table(found, 1, len(LOGIT_SECTIONS))
         self._reset()

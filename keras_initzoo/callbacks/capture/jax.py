@@ -144,6 +144,7 @@ class JaxCapture(QueuedCapture):
                 trainable_variables,
                 new_trainable,
                 innermost,
+                lambda variable: new_optimizer[position[id(variable)]],
             )
             return new_trainable, new_optimizer
 
@@ -253,7 +254,13 @@ class JaxCapture(QueuedCapture):
             return step
         return jnp.where(jnp.mod(step - 1, freq) == 0, step, -1)
 
-    def _trace_row(self, out, record, step, grads, tvars, weights, new_weights, innermost):
+    def _trace_row(
+        self, out, record, step, grads, tvars, weights, new_weights, innermost, optimizer_value
+    ):
+        """The step's row, built once the forward sections are out (``out["row"]``).
+
+        ``optimizer_value(variable)``: an optimizer variable's value after this update.
+        """
         known, idx, other = self.pairs(grads, tvars)
         if not known and not other:
             return
@@ -271,6 +278,8 @@ class JaxCapture(QueuedCapture):
                 if layout.has("updates"):
                     deltas = [new_weights[i] - w for i, w in zip(at, before, strict=True)]
                     reductions["updates"] = squared_sums(deltas)
+            if layout.has("eps_small"):
+                reductions["eps_small"] = self.epsilon_counts(innermost, optimizer_value)
             if layout.log_clipped:
                 # AGC's limits from this step's weights, before the update.
                 order = self.applied_positions(grads, tvars)

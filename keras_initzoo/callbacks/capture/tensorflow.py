@@ -235,7 +235,7 @@ class TensorFlowCapture(Capture):
             self.hist = variable(tf.fill(shape, empty), "kiz_grad_hists")
             self.hist_recorded = variable(tf.constant(0, tf.int64), "kiz_grad_hist_rows")
         self.snapshots = []
-        if self.layout.update_ratio:
+        if self.layout.has("updates"):
             # Weights before the update, copied only on recorded steps.
             self.snapshots = [
                 variable(tf.zeros(v.shape, v.dtype), "kiz_snapshot") for v in self.variables
@@ -282,7 +282,7 @@ class TensorFlowCapture(Capture):
             # Weight norms and update ratios need the weights before the update.
             capture._record(record, target, grads, tvars, steps_ahead=1)
             result = inner(raw_grads, trainable_variables)
-            if layout.update_ratio:
+            if layout.has("updates"):
                 capture._after(target)
             return result
 
@@ -396,7 +396,7 @@ class TensorFlowCapture(Capture):
         reductions = {"nonfinite": 0.0 if nonfinite is None else nonfinite, "clipped": clipped}
         if layout.has("weights"):
             reductions["weights"], _ = squared_sums([_read(v) for v in self.variables])
-        if layout.update_ratio:
+        if layout.has("updates"):
             for snap, v in zip(self.snapshots, self.variables, strict=True):
                 snap.assign(_read(v))  # the ratios are filled in by _after
         row = build_row(
@@ -413,29 +413,29 @@ class TensorFlowCapture(Capture):
         self.values.scatter_nd_update([[slot]], row[None])
 
     def _after(self, target) -> None:
-        """Fill in the update ratios of the row recorded before this update."""
-        updates = self.layout.span("updates")
-        n_groups = len(self.layout.groups)
+        """Fill in what the update decides, in the row recorded before it: the update's
+        size per group and, for Adam, how many entries epsilon dominates."""
+        layout = self.layout
+        n_groups = len(layout.groups)
+
+        def fill(slot, section: str, per_variable) -> None:
+            span = layout.span(section)
+            sums = tf.math.unsorted_segment_sum(per_variable, self.layer_of, n_groups)
+            columns = tf.range(span.start, span.stop, dtype=tf.int64)
+            cells = tf.stack([tf.fill([n_groups], slot), columns], axis=1)
+            self.values.scatter_nd_update(cells, tf.cast(sums, tf.float64))
 
         def record(strategy):
             step, updating = self._step(target)  # already incremented by the update
 
             def compute():
+                slot = tf.math.floormod(self.recorded.read_value() - 1, self.rows)
                 deltas = [
                     _read(v) - _read(s) for s, v in zip(self.snapshots, self.variables, strict=True)
                 ]
-                sums = tf.math.unsorted_segment_sum(
-                    squared_sums(deltas)[0], self.layer_of, n_groups
-                )
-                slot = tf.math.floormod(self.recorded.read_value() - 1, self.rows)
-                cells = tf.stack(
-                    [
-                        tf.fill([n_groups], slot),
-                        tf.range(updates.start, updates.stop, dtype=tf.int64),
-                    ],
-                    axis=1,
-                )
-                self.values.scatter_nd_update(cells, sums)
+                fill(slot, "updates", squared_sums(deltas)[0])
+                if layout.has("eps_small"):
+                    fill(slot, "eps_small", self.epsilon_counts(target, _read))
 
             _when(self._gate(step, self.update_freq, updating), compute)
 

@@ -156,7 +156,7 @@ class TorchCapture(QueuedCapture):
         """Each logged variable's squared weight norm now, and copies of the weights
         for update ratios."""
         weights = [_tensor(v) for v in self.variables]
-        copies = [w.clone() for w in weights] if self.layout.update_ratio else None
+        copies = [w.clone() for w in weights] if self.layout.has("updates") else None
         return squared_sums(weights), copies
 
     def _record(self, step, norms, hists, target, grads, tvars, weights) -> None:
@@ -188,9 +188,11 @@ class TorchCapture(QueuedCapture):
             reductions["nonfinite"] = sum((~torch.isfinite(g)).sum() for g in grads)
         if weights is not None:
             reductions["weights"], before = weights
-            if layout.update_ratio:
+            if layout.has("updates"):
                 deltas = [_tensor(v) - w for v, w in zip(self.variables, before, strict=True)]
                 reductions["updates"] = squared_sums(deltas)
+        if layout.has("eps_small"):  # after the update: the second moment it divided by
+            reductions["eps_small"] = self.epsilon_counts(target, _tensor)
         if layout.log_clipped:
             unscaled = grads if not scale else [g / scale for g in grads]
             clipped = internals.clip_gradients(target, unscaled)
