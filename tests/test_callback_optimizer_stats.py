@@ -97,3 +97,59 @@ def test_off_by_default(tmp_path):
     logger = kiz.GradientNormLogger(tmp_path)
     model.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0, callbacks=[logger])
     assert not [t for t in load_scalars(tmp_path) if t.startswith(("update_rms", "adam_eps"))]
+
+
+# -- spectral update size ------------------------------------------------------------------------
+def test_spectral_update_size_is_within_five_percent_of_numpy(tmp_path):
+    """``update_spectral/<kernel>`` is ``||dW||_2 / sqrt(fan_out / fan_in)``: against
+    ``numpy.linalg.norm(dW, 2)`` of the same update, at each logged step, for a Dense and
+    a Conv2D kernel (its matrix: receptive field and input channels by output channels,
+    its fans the walk's ``kh kw in`` and ``kh kw out``). Adam's updates are full rank."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 6, 6, 3)).astype("float32")
+    y = rng.normal(size=(16, 1)).astype("float32")
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 3)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(5, activation="relu", name="dense"),
+            keras.layers.Dense(1, name="out"),
+        ]
+    )
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    trace = Trace()
+    logger = kiz.GradientNormLogger(tmp_path, spectral_updates=True)
+    model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0, callbacks=[trace, logger])
+    logged = load_scalars(tmp_path)
+    # Tagged by the variable's path (``<model>/conv/kernel``), as per_variable's norms are.
+    prefix = f"update_spectral/{model.name}/"
+    spectral = sorted(t for t in logged if t.startswith("update_spectral/"))
+    assert spectral == [f"{prefix}{k}/kernel" for k in ("conv", "dense", "out")]
+    fans = {"conv": (3 * 3 * 3, 3 * 3 * 4), "dense": (64, 5), "out": (5, 1)}
+    kernels = {"conv": 0, "dense": 2, "out": 4}  # positions among the trainable variables
+    for step in (1, 2, 3):
+        for name, position in kernels.items():
+            update = trace.after[step - 1][position] - trace.before[step - 1][position]
+            matrix = update.reshape(-1, update.shape[-1])
+            fan_in, fan_out = fans[name]
+            expected = np.linalg.norm(matrix, 2) / np.sqrt(fan_out / fan_in)
+            logged_step, value = logged[f"{prefix}{name}/kernel"][step - 1]
+            assert logged_step == step and value == pytest.approx(expected, rel=0.05)
+
+
+def test_power_iteration_on_a_hard_spectrum():
+    """Two singular values 10 % apart (slow convergence): 20 iterations are within 2 %;
+    control: 2 iterations are not always."""
+    from keras_initzoo.callbacks.capture.base import POWER_ITERATIONS, spectral_norm
+
+    rng = np.random.default_rng(3)
+    u, _ = np.linalg.qr(rng.normal(size=(40, 40)))
+    v, _ = np.linalg.qr(rng.normal(size=(30, 30)))
+    singular = np.concatenate([[1.0, 0.9], np.linspace(0.5, 0.01, 28)])
+    matrix = (u[:, :30] * singular) @ v.T
+    estimate = float(keras.ops.convert_to_numpy(spectral_norm(matrix, POWER_ITERATIONS)))
+    assert estimate == pytest.approx(1.0, rel=0.02)
+    rough = float(keras.ops.convert_to_numpy(spectral_norm(matrix, 1)))
+    assert rough < 0.98  # one iteration from a random start is well off

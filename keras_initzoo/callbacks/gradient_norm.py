@@ -96,6 +96,11 @@ class GradientNormLogger(keras.callbacks.Callback):
       entries whose ``sqrt(v) < epsilon`` after the update: where epsilon, not
       the gradient, sets the step (Keras divides by ``sqrt(v) + epsilon``;
       kiz.mup's epsilon multiplier included);
+    * with ``spectral_updates=True``: ``update_spectral/<kernel path>``,
+      ``||dW||_2 / sqrt(fan_out / fan_in)`` of each kernel's update, the
+      quantity the spectral condition for feature learning (Yang, Simon &
+      Bernstein 2023) keeps of order one, from 20 power iterations on logged
+      steps (``capture.base.spectral_norm``), with the walk's true fans;
     * with ``detect_spikes=True``: the text tag ``spikes``, one entry per step where
       the global or a group's gradient norm (or, with ``activation_stats``, a
       group's output RMS) jumps past its running median, naming the group the
@@ -190,6 +195,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             probabilities.
         optimizer_stats: also log each group's update RMS and, for Adam, the share
             of entries epsilon dominates (see above).
+        spectral_updates: also log each kernel's spectral update size (see above).
         detect_spikes: flag spikes in the logged norms (see above), on the host,
             from the rows already read.
         stop_on_spike: stop training (``model.stop_training``) at a flagged
@@ -221,6 +227,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         attention_logits: bool = False,
         output_logits: bool = False,
         optimizer_stats: bool = False,
+        spectral_updates: bool = False,
         detect_spikes: bool = False,
         stop_on_spike: bool = False,
     ) -> None:
@@ -242,6 +249,7 @@ class GradientNormLogger(keras.callbacks.Callback):
             attention_logits=attention_logits,
             output_logits=output_logits,
             optimizer_stats=optimizer_stats,
+            spectral_updates=spectral_updates,
             detect_spikes=detect_spikes,
             stop_on_spike=stop_on_spike,
         )

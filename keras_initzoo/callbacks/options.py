@@ -61,6 +61,7 @@ class LoggerOptions:
     attention_logits: bool = False
     output_logits: bool = False
     optimizer_stats: bool = False
+    spectral_updates: bool = False
     detect_spikes: bool = False
     stop_on_spike: bool = False
 
@@ -83,7 +84,13 @@ class LoggerOptions:
             # each bin is a device column of every logged row
             "histogram_bins": check_int("histogram_bins", self.histogram_bins, 1, maximum=MAX_BINS),
         }
-        flags = ("stop_on_nonfinite", "attention_logits", "detect_spikes", "stop_on_spike")
+        flags = (
+            "stop_on_nonfinite",
+            "attention_logits",
+            "spectral_updates",
+            "detect_spikes",
+            "stop_on_spike",
+        )
         for name in (*ROW_SWITCHES, *flags):
             checked[name] = _check_flag(name, getattr(self, name))
         checked["detect_spikes"] = checked["detect_spikes"] or checked["stop_on_spike"]

@@ -16,6 +16,7 @@ section                 width              tag(s)
 ``updates``             groups             ``update_ratio/<group>`` (/ weights),
                                            ``update_rms/<group>`` (/ entries)
 ``eps_small``           groups             ``adam_eps_share/<group>`` (/ entries)
+``spectral``            kernels            ``update_spectral/<kernel path>``
 ``clipped_global``      1                  ``grad_norm_clipped/global``
 ``clipped_groups``      groups             ``grad_norm_clipped/<group>``
 ``act_sq``              groups             ``act_rms/<group>`` (mean of squares)
@@ -59,6 +60,7 @@ class RowLayout:
     optimizer_stats: bool = False
     adam: bool = False  # an Adam-family optimizer: its epsilon share is logged
     group_sizes: tuple[int, ...] = ()  # entries per group, for the per-entry statistics
+    spectral: tuple[str, ...] = ()  # kernels' paths (spectral_updates)
 
     @functools.cached_property  # read for every logged row: derived once
     def sections(self) -> tuple[tuple[str, int], ...]:
@@ -66,13 +68,15 @@ class RowLayout:
         sections = [("step", 1), ("nonfinite", 1), ("global", 1), ("groups", n)]
         if self.variables:
             sections.append(("variables", len(self.variables)))
-        updates = self.update_ratio or self.optimizer_stats
+        updates = self.update_ratio or self.optimizer_stats or bool(self.spectral)
         if self.weight_norms or updates:  # ratios divide by the weight norms
             sections.append(("weights", n))
         if updates:
             sections.append(("updates", n))
         if self.optimizer_stats and self.adam:
             sections.append(("eps_small", n))
+        if self.spectral:
+            sections.append(("spectral", len(self.spectral)))
         if self.log_clipped:
             sections += [("clipped_global", 1), ("clipped_groups", n)]
         if self.activation_stats:
@@ -119,6 +123,7 @@ class RowLayout:
         if self.optimizer_stats:
             tags += [f"update_rms/{g}" for g in self.groups]
             tags += [f"adam_eps_share/{g}" for g in self.groups] if self.adam else []
+        tags += [f"update_spectral/{k}" for k in self.spectral]
         if self.log_clipped:
             tags += ["grad_norm_clipped/global", *(f"grad_norm_clipped/{g}" for g in self.groups)]
         if self.activation_stats:
@@ -148,6 +153,8 @@ class RowLayout:
                 values.append(np.sqrt(part["updates"] / sizes))
                 if self.adam:
                     values.append(part["eps_small"] / sizes)
+            if self.spectral:
+                values.append(part["spectral"])
             if self.log_clipped:
                 values += [root["clipped_global"], root["clipped_groups"]]
             if self.activation_stats:
@@ -173,6 +180,7 @@ NOT_NORMS = (
     "step",
     "nonfinite",
     "eps_small",
+    "spectral",
     *ACTIVATION_SECTIONS[1:],
     *ATTENTION_SECTIONS,
     *LOGIT_SECTIONS,
@@ -234,6 +242,7 @@ def build_row(
     updates: Any = None,
     clipped: Any = None,
     eps_small: Any = None,
+    spectral: Any = None,
     forward: Sequence[Any] = (),
 ) -> Any:
     """One recorded row, its sections in ``layout``'s order, from a backend's reductions.
@@ -258,6 +267,8 @@ def build_row(
         eps_small: how many entries of each logged variable have ``sqrt(v) <
             epsilon`` after the update, by variable index, where the layout has
             ``eps_small``; None: zeros, filled in after the update (TensorFlow).
+        spectral: each logged kernel's spectral update size, where the layout
+            has ``spectral``; None: zeros, filled in after the update (TensorFlow).
         forward: the forward pass's sections, where the layout has them: the
             activation sections (:data:`ACTIVATION_SECTIONS`), the attention
             ones (:data:`ATTENTION_SECTIONS`), then the output logits'
@@ -286,6 +297,8 @@ def build_row(
         parts["eps_small"] = (
             ops.zeros(n) if eps_small is None else ops.segment_sum(eps_small, group_of, n)
         )
+    if layout.spectral:
+        parts["spectral"] = ops.zeros(len(layout.spectral)) if spectral is None else spectral
     if layout.log_clipped:
         parts["clipped_global"] = ops.total(clipped)
         parts["clipped_groups"] = ops.segment_sum(clipped, segments, n)

@@ -240,6 +240,13 @@ def charts(layout: RowLayout) -> list[tuple[str, list[tuple[str, list[str]]]]]:
             categories.append(
                 ("keras_initzoo: Adam, epsilon share", by_depth("adam_eps_share", "layers"))
             )
+    if layout.spectral:
+        categories.append(
+            (
+                "keras_initzoo: spectral update size",
+                by_depth("update_spectral", "kernels", layout.spectral),
+            )
+        )
     if layout.activation_stats:
         for prefix, what in (
             ("act_rms", "output RMS"),

@@ -278,6 +278,8 @@ class JaxCapture(QueuedCapture):
                 if layout.has("updates"):
                     deltas = [new_weights[i] - w for i, w in zip(at, before, strict=True)]
                     reductions["updates"] = squared_sums(deltas)
+                    if layout.spectral:
+                        reductions["spectral"] = self.spectral_norms(deltas)
             if layout.has("eps_small"):
                 reductions["eps_small"] = self.epsilon_counts(innermost, optimizer_value)
             if layout.log_clipped:

@@ -418,12 +418,15 @@ class TensorFlowCapture(Capture):
         layout = self.layout
         n_groups = len(layout.groups)
 
-        def fill(slot, section: str, per_variable) -> None:
+        def fill(slot, section: str, values) -> None:
             span = layout.span(section)
-            sums = tf.math.unsorted_segment_sum(per_variable, self.layer_of, n_groups)
+            width = span.stop - span.start
             columns = tf.range(span.start, span.stop, dtype=tf.int64)
-            cells = tf.stack([tf.fill([n_groups], slot), columns], axis=1)
-            self.values.scatter_nd_update(cells, tf.cast(sums, tf.float64))
+            cells = tf.stack([tf.fill([width], slot), columns], axis=1)
+            self.values.scatter_nd_update(cells, tf.cast(values, tf.float64))
+
+        def per_group(per_variable):
+            return tf.math.unsorted_segment_sum(per_variable, self.layer_of, n_groups)
 
         def record(strategy):
             step, updating = self._step(target)  # already incremented by the update
@@ -433,9 +436,11 @@ class TensorFlowCapture(Capture):
                 deltas = [
                     _read(v) - _read(s) for s, v in zip(self.snapshots, self.variables, strict=True)
                 ]
-                fill(slot, "updates", squared_sums(deltas)[0])
+                fill(slot, "updates", per_group(squared_sums(deltas)[0]))
                 if layout.has("eps_small"):
-                    fill(slot, "eps_small", self.epsilon_counts(target, _read))
+                    fill(slot, "eps_small", per_group(self.epsilon_counts(target, _read)))
+                if layout.spectral:
+                    fill(slot, "spectral", self.spectral_norms(deltas))
 
             _when(self._gate(step, self.update_freq, updating), compute)
 
