@@ -93,3 +93,18 @@ def test_the_rule_on_series():
     assert spikes.update(state, 32, np.array([40.0, 40.0]), ["a"]) is None  # the same rise
     assert spikes.update(state, 33, np.array([3.0, 3.0]), ["a"]) is None  # back down
     assert spikes.update(state, 34, np.array([np.inf, 3.0]), ["a"]).origin == "global"
+
+
+def test_a_loss_jump_is_flagged_with_the_loss_among_what_jumped(tmp_path):
+    """Targets scaled 30x between fits: the squared error (the step's own loss, carried in
+    the row) jumps about 900x; the spike lists ``loss`` first."""
+    model, x, y = model_and_data()
+    logger = kiz.GradientNormLogger(tmp_path, detect_spikes=True)
+    options = {"batch_size": 8, "shuffle": False, "verbose": 0, "callbacks": [logger]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(x, y, epochs=1, **options)
+        model.fit(x[:16], 30.0 * y[:16], epochs=1, **options)
+    flagged = spike_texts(tmp_path)
+    assert [step for step, _ in flagged] == [21], flagged
+    assert "Jumped past the running median: `loss` x" in flagged[0][1], flagged

@@ -498,8 +498,12 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     def _watch_spikes(self, step: int, row: np.ndarray, layout) -> None:
         """Adds the row to the running windows; a new spike gets a text event and a warning."""
-        names = ("grad_norm/global", *(f"grad_norm/{g}" for g in layout.groups))
-        parts = [layout.group_norms(row, "global"), layout.group_norms(row)]
+        names = ("loss", "grad_norm/global", *(f"grad_norm/{g}" for g in layout.groups))
+        parts = [
+            row[layout.span("loss")],
+            layout.group_norms(row, "global"),
+            layout.group_norms(row),
+        ]
         if layout.activation_stats:
             names += tuple(f"act_rms/{g}" for g in layout.groups)
             parts.append(layout.group_norms(row, "act_sq"))

@@ -30,9 +30,10 @@ ROW_SWITCHES = (
     "activation_stats",
     "output_logits",
     "optimizer_stats",
+    "detect_spikes",
 )
 # Options that change nothing inside the traced step.
-HOST_ONLY = ("log_dir", "stop_on_nonfinite", "on_write_error", "detect_spikes", "stop_on_spike")
+HOST_ONLY = ("log_dir", "stop_on_nonfinite", "on_write_error", "stop_on_spike")
 
 
 @dataclass(frozen=True)

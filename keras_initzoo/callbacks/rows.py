@@ -28,6 +28,7 @@ section                 width              tag(s)
 ``attn_entropy``        attention layers   ``attn_entropy/<layer>``
 ``logits_log_z``        1                  ``logits/log_z``
 ``logits_max_abs``      1                  ``logits/max_abs``
+``loss``                1                  (the step's loss, for detect_spikes)
 ======================  =================  =====================================
 """
 
@@ -61,6 +62,7 @@ class RowLayout:
     adam: bool = False  # an Adam-family optimizer: its epsilon share is logged
     group_sizes: tuple[int, ...] = ()  # entries per group, for the per-entry statistics
     spectral: tuple[str, ...] = ()  # kernels' paths (spectral_updates)
+    detect_spikes: bool = False  # the row carries the step's loss
 
     @functools.cached_property  # read for every logged row: derived once
     def sections(self) -> tuple[tuple[str, int], ...]:
@@ -85,6 +87,8 @@ class RowLayout:
             sections += [(name, len(self.attention)) for name in ATTENTION_SECTIONS]
         if self.output_logits:
             sections += [(name, 1) for name in LOGIT_SECTIONS]
+        if self.detect_spikes:
+            sections += [(name, 1) for name in LOSS_SECTIONS]
         return tuple(sections)
 
     @property
@@ -176,6 +180,7 @@ class RowLayout:
 ACTIVATION_SECTIONS = ("act_sq", "act_mean", "act_dead", "act_saturated")
 ATTENTION_SECTIONS = ("attn_max", "attn_entropy")
 LOGIT_SECTIONS = ("logits_log_z", "logits_max_abs")
+LOSS_SECTIONS = ("loss",)  # the step's loss, for detect_spikes (no tag of its own)
 NOT_NORMS = (
     "step",
     "nonfinite",
@@ -184,6 +189,7 @@ NOT_NORMS = (
     *ACTIVATION_SECTIONS[1:],
     *ATTENTION_SECTIONS,
     *LOGIT_SECTIONS,
+    *LOSS_SECTIONS,
 )
 _NONE = np.zeros(0)
 
@@ -305,5 +311,6 @@ def build_row(
     names = ACTIVATION_SECTIONS if layout.activation_stats else ()
     names += ATTENTION_SECTIONS if layout.attention else ()
     names += LOGIT_SECTIONS if layout.output_logits else ()
+    names += LOSS_SECTIONS if layout.detect_spikes else ()
     parts.update(zip(names, forward, strict=True))
     return ops.concat([parts[name] for name in layout.order()])

@@ -1,8 +1,9 @@
 """Spike detection on the host, over the rows the logger already reads (``detect_spikes``).
 
 A small state record and pure functions, as optax does. Every logged row gives
-each watched series a value: the global gradient norm, each group's gradient
-norm, and, with ``activation_stats``, each group's output RMS. A value is a
+each watched series a value: the step's loss (a positive loss: the log scale
+needs it), the global gradient norm, each group's gradient norm, and, with
+``activation_stats``, each group's output RMS. A value is a
 spike when, in log10, it lies above the median of the series' last
 :data:`WINDOW` logged values by more than :data:`THRESHOLD` robust standard
 deviations (``1.4826 * MAD``) **and** by more than a factor
@@ -91,7 +92,7 @@ def update(
     """Adds one logged row's values (in ``state.names`` order) and returns the
     spike it starts, if any (a rise already flagged is not flagged again).
 
-    Series names are ``grad_norm/global``, ``grad_norm/<group>`` and
+    Series names are ``loss``, ``grad_norm/global``, ``grad_norm/<group>`` and
     ``act_rms/<group>``; ``groups`` are the groups in depth order.
     """
     values = np.asarray(values, dtype=np.float64)
@@ -112,4 +113,4 @@ def _origin(jumped: dict[str, float], groups: Sequence[str]) -> str:
         for group in groups:
             if f"{prefix}{group}" in jumped:
                 return group
-    return "global"
+    return "global" if "grad_norm/global" in jumped else "loss"

@@ -179,7 +179,8 @@ class Capture:
         names = [g.name for g in self.groups]
         saturating, attention = (), ()
         options = self.options
-        if options.activation_stats or options.attention_logits or options.output_logits:
+        forward = (options.activation_stats, options.attention_logits, options.output_logits)
+        if any(forward) or options.detect_spikes:
             group_of = {id(v): self.layer_of[i] for i, v in enumerate(self.variables)}
             self.probe = ForwardProbe(
                 self.model,
@@ -189,6 +190,7 @@ class Capture:
                 activations=options.activation_stats,
                 attention=options.attention_logits,
                 logits=options.output_logits,
+                loss=options.detect_spikes,
             )
             saturating = saturating_names(names, self.probe.saturating)
             attention = [layer.path for layer in self.probe.attention]

@@ -38,6 +38,9 @@ logits over its last axis: the mean over examples and positions of
 the largest ``|logit|`` (``logits/max_abs``). A model whose last layer applies
 softmax or sigmoid outputs probabilities, whose logits cannot be recovered:
 there the switch raises.
+
+**Loss** (``detect_spikes``). The loss ``compute_loss`` returns in the step,
+for the spike detector (not written as a scalar of its own).
 """
 
 from __future__ import annotations
@@ -48,7 +51,12 @@ import keras
 import numpy as np
 
 from keras_initzoo import _keras_internals as internals
-from keras_initzoo.callbacks.rows import ACTIVATION_SECTIONS, ATTENTION_SECTIONS, LOGIT_SECTIONS
+from keras_initzoo.callbacks.rows import (
+    ACTIVATION_SECTIONS,
+    ATTENTION_SECTIONS,
+    LOGIT_SECTIONS,
+    LOSS_SECTIONS,
+)
 from keras_initzoo.models.trace import first_tensor, leaf_and_composite_layers
 
 # What an activation's name says about its range: the flat ends a unit saturates in.
@@ -162,6 +170,7 @@ class ForwardProbe:
         activations: measure each group's output (``activation_stats``).
         attention: measure each attention layer's logits (``attention_logits``).
         logits: measure the model's output logits (``output_logits``).
+        loss: keep the step's loss (``detect_spikes``).
 
     Raises:
         ValueError: with ``logits``, for a model whose last layer outputs
@@ -178,6 +187,7 @@ class ForwardProbe:
         activations: bool = False,
         attention: bool = False,
         logits: bool = False,
+        loss: bool = False,
     ) -> None:
         squashed = probability_head(model) if logits else None
         if squashed:
@@ -187,6 +197,7 @@ class ForwardProbe:
                 "activation and train with from_logits=True."
             )
         self._logits_model = model if logits else None
+        self._loss_model = model if loss else None
         self.groups = groups
         self._collecting = collecting
         self._routed, _ = leaf_and_composite_layers(model) if activations else ([], [])
@@ -201,6 +212,7 @@ class ForwardProbe:
         self._output_stats: dict[int, object] = {}
         self._attention_stats: dict[int, object] = {}
         self._logit_stats = None
+        self._loss = None
         self._current: int | None = None
         self._restore: list[Callable[[], None]] = []
 
@@ -222,7 +234,7 @@ class ForwardProbe:
         if self._restore:
             return
         for layer in self._routed:
-            self._restore.append(self._route_call(layer, self._observe_output))
+            self._restore.append(self._route(layer, "call", self._observe_output))
         for index, layer in enumerate(self.attention):
 
             def measured(compute, query, key, value, *args, _index=index, _layer=layer, **kw):
@@ -232,26 +244,29 @@ class ForwardProbe:
 
             self._restore.append(internals.route_compute_attention(layer, measured))
         if self._logits_model is not None:
-            self._restore.append(self._route_call(self._logits_model, self._observe_logits))
+            self._restore.append(self._route(self._logits_model, "call", self._observe_logits))
+        if self._loss_model is not None:
+            self._restore.append(self._route(self._loss_model, "compute_loss", self._observe_loss))
 
-    def _route_call(self, layer: keras.layers.Layer, observe: Callable) -> Callable[[], None]:
-        """Routes ``layer.call`` so that a recording step's output reaches ``observe``."""
-        own = layer.__dict__.get("call")
-        call = layer.call
+    def _route(self, owner: keras.layers.Layer, name: str, observe: Callable) -> Callable[[], None]:
+        """Routes ``owner.<name>`` (``call``, ``compute_loss``: public methods) so that a
+        recording step's result reaches ``observe(owner, result)``; returns the undoing."""
+        own = owner.__dict__.get(name)
+        method = getattr(owner, name)
 
         def routed(*args, **kwargs):
-            output = call(*args, **kwargs)
+            result = method(*args, **kwargs)
             if self._collecting():
-                observe(layer, output)
-            return output
+                observe(owner, result)
+            return result
 
-        object.__setattr__(layer, "call", routed)
+        object.__setattr__(owner, name, routed)
 
         def restore() -> None:
             if own is None:
-                object.__delattr__(layer, "call")
+                object.__delattr__(owner, name)
             else:
-                object.__setattr__(layer, "call", own)
+                object.__setattr__(owner, name, own)
 
         return restore
 
@@ -263,7 +278,10 @@ class ForwardProbe:
 
     def _reset(self) -> None:
         self._output_stats, self._attention_stats, self._current = {}, {}, None
-        self._logit_stats = None
+        self._logit_stats = self._loss = None
+
+    def _observe_loss(self, model: keras.layers.Layer, loss) -> None:
+        self._loss = keras.ops.reshape(keras.ops.cast(keras.ops.stop_gradient(loss), "float32"), ())
 
     def _observe_logits(self, model: keras.layers.Layer, output) -> None:
         y = first_tensor(output)
@@ -292,7 +310,8 @@ class ForwardProbe:
         """How many sections :meth:`take` returns."""
         count = len(ACTIVATION_SECTIONS) if self._routed else 0
         count += len(ATTENTION_SECTIONS) if self.attention else 0
-        return count + (len(LOGIT_SECTIONS) if self._logits_model is not None else 0)
+        count += len(LOGIT_SECTIONS) if self._logits_model is not None else 0
+        return count + (len(LOSS_SECTIONS) if self._loss_model is not None else 0)
 
     def take(self) -> list:
         """This step's forward sections, in the row's order (activations, attention,
@@ -310,6 +329,9 @@ class ForwardProbe:
         if self._logits_model is not None:
             found = {} if self._logit_stats is None else {0: self._logit_stats}
             sections += self._table(found, 1, len(LOGIT_SECTIONS))
+        if self._loss_model is not None:
+            found = {} if self._loss is None else {0: keras.ops.reshape(self._loss, (1,))}
+            sections += self._table(found, 1, len(LOSS_SECTIONS))
         self._reset()
         return sections
 

@@ -245,11 +245,17 @@ class TensorFlowCapture(Capture):
     def install(self, optimizer) -> None:
         """Wrap ``apply`` of the optimizer that applies the (unscaled) gradients."""
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if self.options.activation_stats and replicas > 1:
+        options = self.options
+        forward = [
+            name
+            for name in ("activation_stats", "attention_logits", "output_logits", "detect_spikes")
+            if getattr(options, name)
+        ]
+        if forward and replicas > 1:
             # Each replica's forward holds its own statistics; the row is written once,
             # in cross-replica context, where they are not reduced (yet).
             raise ValueError(
-                "`activation_stats` is not available under a tf.distribute strategy with "
+                f"`{forward[0]}` is not available under a tf.distribute strategy with "
                 f"several replicas (here {replicas}); log it on one device, or on JAX "
                 "under keras.distribution, where the statistics are of the global batch."
             )
