@@ -7,6 +7,8 @@ whichever Keras backend runs the file (``test_backends.py`` runs it on all).
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -186,3 +188,40 @@ def test_output_logits_refuses_a_probability_head(tmp_path):
     logger = kiz.GradientNormLogger(tmp_path, output_logits=True)
     with pytest.raises(ValueError, match="`output_logits` needs a model that outputs logits"):
         model.fit(np.ones((4, 6)), np.zeros(4), verbose=0, callbacks=[logger])
+
+
+def test_attention_logit_growth_is_flagged_once_when_it_passes_ten_times_its_start(tmp_path):
+    """The query projection doubled before each of 4 one-step fits (a gradual growth, no
+    single jump past 2x): flagged once, when the largest logit first passes 10x its
+    value at step 1, naming the layer. Control: the same fits without doubling."""
+    from conftest import load_events
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(B, T, D)).astype("float32")
+    y = rng.normal(size=(B, T, 2)).astype("float32")
+
+    def run(log_dir, factor):
+        model = attention_model(causal=False, masked=False)
+        model.compile(keras.optimizers.SGD(1e-4), "mse")
+        logger = kiz.GradientNormLogger(log_dir, attention_logits=True, detect_spikes=True)
+        options = {"batch_size": B, "shuffle": False, "verbose": 0, "callbacks": [logger]}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for epoch in range(6):
+                if epoch:
+                    query = model.get_layer("mha").query_dense
+                    query.kernel.assign(query.kernel * factor)
+                    query.bias.assign(query.bias * factor)
+                model.fit(x, y, epochs=epoch + 1, initial_epoch=epoch, **options)
+        events = load_events(log_dir)
+        texts = events.Tensors("spikes") if "spikes" in events.Tags()["tensors"] else []
+        logged = dict(load_scalars(log_dir)["attn_logit_max/mha"])
+        return [(e.step, e.tensor_proto.string_val[0].decode()) for e in texts], logged
+
+    flagged, logged = run(tmp_path / "growing", 2.0)
+    growth = [(step, text) for step, text in flagged if "attention logits grew" in text]
+    first_past = min(step for step, value in logged.items() if value > 10 * logged[1])
+    assert [step for step, _ in growth] == [first_past], (growth, logged)
+    assert "attention logits grew in `mha`" in growth[0][1], growth
+    quiet, _ = run(tmp_path / "steady", 1.0)
+    assert not [t for _, t in quiet if "attention logits grew" in t]

@@ -509,9 +509,16 @@ class GradientNormLogger(keras.callbacks.Callback):
             parts.append(layout.group_norms(row, "act_sq"))
         if self._spikes is None or self._spikes.names != names:
             self._spikes = spikes.SpikeState(names)
-        spike = spikes.update(self._spikes, step, np.concatenate(parts), layout.groups)
-        if spike is None:
-            return
+        found = [spikes.update(self._spikes, step, np.concatenate(parts), layout.groups)]
+        if layout.attention:
+            largest = row[layout.span("attn_max")]
+            found += spikes.logit_growth(self._spikes, step, layout.attention, largest, step)
+        for spike in found:
+            if spike is not None:
+                self._report_spike(step, spike)
+
+    def _report_spike(self, step: int, spike) -> None:
+        """The text event, the warning, and with ``stop_on_spike`` the stop."""
         self._writer.write_summary(step, text_summary("spikes", spike.markdown()))
         stopping = self.options.stop_on_spike
         if stopping:

@@ -16,6 +16,12 @@ statistics of Composer's and llm-foundry's loss-spike callbacks are a window
 of recent values too); the factor floor keeps a very quiet series, whose MAD
 is nearly zero, from flagging a few per cent of noise.
 
+Attention-logit growth is slow, not a spike: with ``attention_logits`` a
+layer's largest logit is flagged once when it exceeds :data:`LOGIT_GROWTH`
+times its first logged value. That is the rule of
+``benchmarks/RESULTS_attention_logit_growth.md``, where it fired 101-128 steps
+before the loss diverged, and never at a 4x lower rate or with QK-layernorm.
+
 Which group started it: at the first flagged step of a rise, the shallowest
 group whose output RMS jumped (a kernel scaled up makes its own output and
 everything downstream jump, and nothing upstream), else the shallowest group
@@ -37,6 +43,7 @@ MIN_HISTORY = 8  # logged values a series needs before it can flag
 THRESHOLD = 6.0  # robust standard deviations above the running median (log10)
 MIN_RATIO = 2.0  # and at least this factor above it
 _MAD_TO_STD = 1.4826  # the MAD of a normal distribution, in standard deviations
+LOGIT_GROWTH = 10.0  # an attention layer's largest logit, over its first logged value
 
 
 @dataclass
@@ -47,6 +54,9 @@ class SpikeState:
     names: tuple[str, ...] = ()
     window: deque = field(default_factory=lambda: deque(maxlen=WINDOW))
     rising: bool = False
+    first_logits: np.ndarray | None = None  # each attention layer's first largest logit
+    first_step: int = 0
+    grown: set = field(default_factory=set)  # attention layers already flagged
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,43 @@ def update(
     state.rising = True
     jumped = {name: float(f) for name, f in zip(state.names, factors, strict=True) if f}
     return Spike(step, tuple(jumped.items()), _origin(jumped, groups))
+
+
+@dataclass(frozen=True)
+class Growth:
+    """An attention layer whose largest logit grew past :data:`LOGIT_GROWTH` times its start."""
+
+    step: int
+    layer: str
+    factor: float
+    since: int
+
+    def markdown(self) -> str:
+        return (
+            f"**step {self.step}**: attention logits grew in `{self.layer}`: the largest is "
+            f"x{self.factor:.3g} its value at step {self.since} (QK-layernorm, a lower "
+            "learning rate or z-loss are the known remedies)."
+        )
+
+
+def logit_growth(
+    state: SpikeState, step: int, layers: Sequence[str], largest: np.ndarray, first_step: int
+) -> list[Growth]:
+    """Attention layers whose largest logit first passes :data:`LOGIT_GROWTH` times its
+    first logged value (at ``first_step``), each flagged once."""
+    largest = np.asarray(largest, dtype=np.float64)
+    if state.first_logits is None:
+        state.first_logits = largest
+        state.first_step = first_step
+        return []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factors = largest / state.first_logits
+    found = []
+    for layer, factor in zip(layers, factors, strict=True):
+        if layer not in state.grown and factor > LOGIT_GROWTH:
+            state.grown.add(layer)
+            found.append(Growth(step, layer, float(factor), state.first_step))
+    return found
 
 
 def _origin(jumped: dict[str, float], groups: Sequence[str]) -> str:
