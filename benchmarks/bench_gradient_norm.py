@@ -84,7 +84,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras_initzoo as kiz  # noqa: E402
 from keras_initzoo.callbacks.groups import resolve_layer_groups  # noqa: E402
 
-TARGETS = {"every step (update_freq=1)": 1.05, "update_freq=100": 1.02}
+# Every early-warning switch that applies to a model without attention (issue 25).
+MONITORS = {
+    "activation_stats": True,
+    "output_logits": True,
+    "optimizer_stats": True,
+    "spectral_updates": True,
+    "detect_spikes": True,
+}
+EVERY_MONITOR = "update_freq=100, every monitor"
+TARGETS = {"every step (update_freq=1)": 1.05, "update_freq=100": 1.02, EVERY_MONITOR: 1.03}
 BACKEND = keras.backend.backend()
 if BACKEND == "tensorflow":
     import tensorflow as tf
@@ -450,6 +459,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--conv-repeats", type=int, default=None, help="MobileNetV2 repeats")
     parser.add_argument(
+        "--monitors",
+        action="store_true",
+        help="with --paired: also every early-warning monitor on, at update_freq=100 and 1",
+    )
+    parser.add_argument(
         "--paired",
         type=int,
         metavar="N",
@@ -486,6 +500,13 @@ def main(argv=None) -> int:
         ]
         configs["extra GradientTape pass per step"] = lambda d, x, y: [ExtraTapeNorms(d, x, y)]
     deep_configs = {k: configs[k] for k in ("no callback", gnl, "update_freq=100")}
+    if args.monitors:  # the paired runs only: whole fits with every monitor on
+        deep_configs[EVERY_MONITOR] = lambda d, x, y: [
+            kiz.GradientNormLogger(d, update_freq=100, **MONITORS)
+        ]
+        deep_configs["every step, every monitor"] = lambda d, x, y: [
+            kiz.GradientNormLogger(d, update_freq=1, **MONITORS)
+        ]
     if args.paired:
         return main_paired(args, argv, deep_configs, quick, width, batch, conv_size, conv_batch)
 
