@@ -83,22 +83,47 @@ def applied_gradients(optimizer, grads: Sequence, tvars: Sequence, value_of: Cal
 POWER_ITERATIONS = 20
 
 
-def spectral_norm(matrix: Any, iterations: int) -> Any:
-    """The largest singular value of ``matrix`` (reshaped to 2-D on its last axis) by
-    ``iterations`` power iterations from a fixed pseudo-random start, in ``keras.ops``."""
+def spectral_norms(matrices: Sequence, iterations: int) -> Any:
+    """The largest singular value of each of ``matrices`` (each reshaped to 2-D on its last
+    axis) by ``iterations`` power iterations from a fixed pseudo-random start.
+
+    Matrices of one shape iterate together, one batched product per step (a
+    deep model's kernels mostly share a shape), in ``keras.ops``.
+
+    Returns:
+        A float32 vector, one value per matrix, in order.
+    """
     ops = keras.ops
-    columns = matrix.shape[-1]
-    a = ops.reshape(ops.cast(matrix, "float32"), (-1, columns))
-    start = np.random.default_rng(0).normal(size=columns).astype("float32")
-    v = ops.convert_to_tensor(start / np.linalg.norm(start))
-    sigma = ops.convert_to_tensor(0.0, "float32")
-    for _ in range(iterations):
-        u = ops.matmul(a, v)
-        u = u / ops.maximum(ops.norm(u), 1e-30)
-        v = ops.matmul(ops.transpose(a), u)
-        sigma = ops.norm(v)
-        v = v / ops.maximum(sigma, 1e-30)
-    return sigma
+    flat = [ops.reshape(ops.cast(m, "float32"), (-1, m.shape[-1])) for m in matrices]
+    by_shape: dict[tuple, list[int]] = {}
+    for index, a in enumerate(flat):
+        by_shape.setdefault(tuple(a.shape), []).append(index)
+    found: dict[int, Any] = {}
+    for (_, columns), members in by_shape.items():
+        a = ops.stack([flat[i] for i in members])  # (k, rows, columns)
+        start = np.random.default_rng(0).normal(size=(1, columns, 1)).astype("float32")
+        v = ops.convert_to_tensor(np.repeat(start / np.linalg.norm(start), len(members), 0))
+        a_t = ops.transpose(a, (0, 2, 1))
+
+        def iterate(_, state, a=a, a_t=a_t):
+            v, _ = state
+            u = ops.matmul(a, v)
+            u = u / ops.maximum(ops.norm(u, axis=1, keepdims=True), 1e-30)
+            v = ops.matmul(a_t, u)
+            sigma = ops.norm(v, axis=1, keepdims=True)
+            return v / ops.maximum(sigma, 1e-30), sigma
+
+        # A loop, not unrolled: the traced step stays small (TF and JAX compile it once).
+        sigma = ops.zeros((len(members), 1, 1), "float32")
+        _, sigma = ops.fori_loop(0, iterations, iterate, (v, sigma))
+        for position, index in enumerate(members):
+            found[index] = sigma[position, 0, 0]
+    return ops.stack([found[i] for i in range(len(flat))])
+
+
+def spectral_norm(matrix: Any, iterations: int) -> Any:
+    """The largest singular value of one matrix (see :func:`spectral_norms`)."""
+    return spectral_norms([matrix], iterations)[0]
 
 
 def is_due(step: int, freq: int) -> bool:
@@ -232,7 +257,7 @@ class Capture:
             counts.append(ops.sum(ops.cast(small, "float32")))
         return ops.stack(counts)
 
-    def spectral_norms(self, deltas: Sequence) -> Any:
+    def spectral_sizes(self, deltas: Sequence) -> Any:
         """``||dW||_2 / sqrt(fan_out / fan_in)`` of each kernel in :attr:`spectral_sites`.
 
         ``deltas`` are the logged variables' updates, by variable index. A
@@ -242,13 +267,11 @@ class Capture:
         kernel), and its largest singular value comes from
         :data:`POWER_ITERATIONS` power iterations from a fixed start.
         """
-        return keras.ops.stack(
-            [
-                spectral_norm(deltas[index], POWER_ITERATIONS)
-                / float(np.sqrt(site.fan_out / site.fan_in))
-                for index, site in self.spectral_sites
-            ]
+        norms = spectral_norms(
+            [deltas[index] for index, _ in self.spectral_sites], POWER_ITERATIONS
         )
+        scale = [np.sqrt(site.fan_in / site.fan_out) for _, site in self.spectral_sites]
+        return norms * keras.ops.convert_to_tensor(np.asarray(scale, np.float32))
 
     def forward_sections(self) -> list:
         """This step's forward sections for :func:`~keras_initzoo.callbacks.rows.build_row`."""

@@ -279,7 +279,7 @@ class JaxCapture(QueuedCapture):
                     deltas = [new_weights[i] - w for i, w in zip(at, before, strict=True)]
                     reductions["updates"] = squared_sums(deltas)
                     if layout.spectral:
-                        reductions["spectral"] = self.spectral_norms(deltas)
+                        reductions["spectral"] = self.spectral_sizes(deltas)
             if layout.has("eps_small"):
                 reductions["eps_small"] = self.epsilon_counts(innermost, optimizer_value)
             if layout.log_clipped:

@@ -446,7 +446,7 @@ class TensorFlowCapture(Capture):
                 if layout.has("eps_small"):
                     fill(slot, "eps_small", per_group(self.epsilon_counts(target, _read)))
                 if layout.spectral:
-                    fill(slot, "spectral", self.spectral_norms(deltas))
+                    fill(slot, "spectral", self.spectral_sizes(deltas))
 
             _when(self._gate(step, self.update_freq, updating), compute)
 

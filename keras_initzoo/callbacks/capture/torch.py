@@ -192,7 +192,7 @@ class TorchCapture(QueuedCapture):
                 deltas = [_tensor(v) - w for v, w in zip(self.variables, before, strict=True)]
                 reductions["updates"] = squared_sums(deltas)
                 if layout.spectral:
-                    reductions["spectral"] = self.spectral_norms(deltas)
+                    reductions["spectral"] = self.spectral_sizes(deltas)
         if layout.has("eps_small"):  # after the update: the second moment it divided by
             reductions["eps_small"] = self.epsilon_counts(target, _tensor)
         if layout.log_clipped:
