@@ -29,6 +29,8 @@ from keras.src.backend.common import global_state as _global_state
 from keras.src.layers.rnn.conv_lstm import ConvLSTMCell as _ConvLSTMCell
 from keras.src.random import seed_generator as _seed_generator
 
+from keras_initzoo._shadowing import shadow
+
 #: Private Keras names that keras_initzoo *defines* (overrides, or sets on a
 #: subclass), so they stay where they are; Keras calls or reads each one.
 #: ``tests/test_keras_internals.py`` checks that Keras still has each, and that
@@ -74,23 +76,14 @@ def route_compute_attention(layer: Any, handler: Callable) -> Callable[[], None]
     ``handler(compute, *args, **kwargs)``; returns the function that undoes it.
 
     The instance attribute shadows the class method (``call`` looks it up on
-    ``self``), set past Keras' attribute tracking.
+    ``self``; :func:`keras_initzoo._shadowing.shadow`).
     """
-    own = layer.__dict__.get(COMPUTE_ATTENTION)
     compute = getattr(layer, COMPUTE_ATTENTION)
 
     def routed(*args: Any, **kwargs: Any) -> Any:
         return handler(compute, *args, **kwargs)
 
-    object.__setattr__(layer, COMPUTE_ATTENTION, routed)
-
-    def restore() -> None:
-        if own is None:
-            object.__delattr__(layer, COMPUTE_ATTENTION)
-        else:
-            object.__setattr__(layer, COMPUTE_ATTENTION, own)
-
-    return restore
+    return shadow(layer, COMPUTE_ATTENTION, routed)
 
 
 # -- layers and the functional graph -------------------------------------------------------------

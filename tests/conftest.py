@@ -13,6 +13,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+import keras
 import pytest
 from tensorboard.backend.event_processing import event_accumulator as ea
 
@@ -106,6 +107,18 @@ def skip_if_backend(given_backend, reason):
     import keras
 
     return pytest.mark.skipif(keras.backend.backend() == given_backend, reason=reason)
+
+
+class WeightsBeforeEachStep(keras.callbacks.Callback):
+    """Every weight of the model before each train step: ``weights[step - 1]``,
+    ``{variable path: NumPy array}`` in the model's order."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights: list[dict] = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.weights.append({v.path: keras.ops.convert_to_numpy(v) for v in self.model.weights})
 
 
 def keras_hub_backbone(name: str, **sizes):

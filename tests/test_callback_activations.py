@@ -10,20 +10,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import load_events, load_scalars
+from conftest import WeightsBeforeEachStep, load_events, load_scalars
 
 import keras_initzoo as kiz
 
 RTOL = 1e-5
-
-
-class WeightsBeforeEachStep(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.weights = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.weights.append([keras.ops.convert_to_numpy(v) for v in self.model.weights])
 
 
 def data(n=32, d=6, seed=0):
@@ -73,7 +64,7 @@ def fit_logged(tmp_path, model, x, y, steps=3, **options):
         verbose=0,
         callbacks=[recorder, logger],
     )
-    return load_scalars(tmp_path), recorder.weights
+    return load_scalars(tmp_path), [list(w.values()) for w in recorder.weights]
 
 
 def test_statistics_equal_an_independent_forward_pass_at_every_logged_step(tmp_path):

@@ -12,20 +12,11 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from conftest import keras_hub_backbone, load_scalars
+from conftest import WeightsBeforeEachStep, keras_hub_backbone, load_scalars
 
 import keras_initzoo as kiz
 
 B, T, D, HEADS, KEY_DIM = 4, 5, 6, 2, 3
-
-
-class WeightsBeforeEachStep(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.weights = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.weights.append({v.path: keras.ops.convert_to_numpy(v) for v in self.model.weights})
 
 
 def attention_model(causal: bool, masked: bool) -> keras.Model:

@@ -512,7 +512,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         found = [spikes.update(self._spikes, step, np.concatenate(parts), layout.groups)]
         if layout.attention:
             largest = row[layout.span("attn_max")]
-            found += spikes.logit_growth(self._spikes, step, layout.attention, largest, step)
+            found += spikes.logit_growth(self._spikes, step, layout.attention, largest)
         for spike in found:
             if spike is not None:
                 self._report_spike(step, spike)

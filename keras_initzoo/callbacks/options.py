@@ -32,6 +32,8 @@ ROW_SWITCHES = (
     "optimizer_stats",
     "detect_spikes",
 )
+# Options measured in the forward pass (the loss, for detect_spikes, too).
+FORWARD_PASS = ("activation_stats", "attention_logits", "output_logits", "detect_spikes")
 # Options that change nothing inside the traced step.
 HOST_ONLY = ("log_dir", "stop_on_nonfinite", "on_write_error", "stop_on_spike")
 
@@ -106,6 +108,11 @@ class LoggerOptions:
         return tuple(
             getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in HOST_ONLY
         )
+
+    @property
+    def forward_pass(self) -> tuple[str, ...]:
+        """The switched-on options measured in the forward pass (the capture's probe)."""
+        return tuple(name for name in FORWARD_PASS if getattr(self, name))
 
     @property
     def row_switches(self) -> dict[str, bool]:

@@ -136,14 +136,13 @@ class Growth:
 
 
 def logit_growth(
-    state: SpikeState, step: int, layers: Sequence[str], largest: np.ndarray, first_step: int
+    state: SpikeState, step: int, layers: Sequence[str], largest: np.ndarray
 ) -> list[Growth]:
     """Attention layers whose largest logit first passes :data:`LOGIT_GROWTH` times its
-    first logged value (at ``first_step``), each flagged once."""
+    first logged value, each flagged once."""
     largest = np.asarray(largest, dtype=np.float64)
     if state.first_logits is None:
-        state.first_logits = largest
-        state.first_step = first_step
+        state.first_logits, state.first_step = largest, step
         return []
     with np.errstate(divide="ignore", invalid="ignore"):
         factors = largest / state.first_logits

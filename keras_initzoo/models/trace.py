@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from keras_initzoo import _keras_internals as internals
+from keras_initzoo._shadowing import shadow
 
 # handler(layer, call, args, kwargs) -> output, where call(*args, **kwargs) runs the layer
 Handler = Callable[[keras.layers.Layer, Callable[..., Any], tuple, dict], Any]
@@ -31,24 +32,19 @@ def intercept(layers: Sequence[keras.layers.Layer], handler: Handler) -> Iterato
     The layer's own ``call`` is shadowed by an instance attribute, which
     ``Layer.__call__`` picks up in eager execution, and restored on exit.
     """
-    shadowed = []
+    undos = []
     try:
         for layer in layers:
-            own = layer.__dict__.get("call")  # an instance attribute to restore, if any
             call = layer.call
 
             def routed(*args, _layer=layer, _call=call, **kwargs):
                 return handler(_layer, _call, args, kwargs)
 
-            object.__setattr__(layer, "call", routed)  # past Keras' attribute tracking
-            shadowed.append((layer, own))
+            undos.append(shadow(layer, "call", routed))
         yield
     finally:
-        for layer, own in shadowed:
-            if own is None:
-                object.__delattr__(layer, "call")
-            else:
-                object.__setattr__(layer, "call", own)
+        for undo in reversed(undos):
+            undo()
 
 
 @contextlib.contextmanager

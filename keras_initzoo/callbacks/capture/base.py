@@ -204,8 +204,7 @@ class Capture:
         names = [g.name for g in self.groups]
         saturating, attention = (), ()
         options = self.options
-        forward = (options.activation_stats, options.attention_logits, options.output_logits)
-        if any(forward) or options.detect_spikes:
+        if options.forward_pass:
             group_of = {id(v): self.layer_of[i] for i, v in enumerate(self.variables)}
             self.probe = ForwardProbe(
                 self.model,
@@ -287,10 +286,7 @@ class Capture:
         the optimizer overwrites with its "gradient" (float8 scales) counts nowhere.
         """
         known, idx, other = [], [], []
-        for g, v in zip(grads, tvars, strict=False):
-            if g is None or getattr(v, "overwrite_with_gradient", False):
-                continue
-            i = self.index.get(id(v))
+        for _, g, i in self._applied(grads, tvars):
             if i is None:
                 other.append(g)
             else:
@@ -300,12 +296,16 @@ class Capture:
 
     def applied_positions(self, grads: Sequence, tvars: Sequence) -> list[int]:
         """Where, in ``tvars``, the gradients of :meth:`pairs`' ``known + other`` are."""
-        known, other = [], []
+        applied = list(self._applied(grads, tvars))
+        known = [position for position, _, i in applied if i is not None]
+        return known + [position for position, _, i in applied if i is None]
+
+    def _applied(self, grads: Sequence, tvars: Sequence):
+        """``(position in tvars, gradient, logged variable index or None)`` of each
+        gradient the optimizer applies (see :meth:`pairs`)."""
         for position, (g, v) in enumerate(zip(grads, tvars, strict=False)):
-            if g is None or getattr(v, "overwrite_with_gradient", False):
-                continue
-            (known if id(v) in self.index else other).append(position)
-        return known + other
+            if g is not None and not getattr(v, "overwrite_with_gradient", False):
+                yield position, g, self.index.get(id(v))
 
     # -- installing -----------------------------------------------------------------
     def _wrap(self, owner, name: str, wrapper: Callable) -> None:

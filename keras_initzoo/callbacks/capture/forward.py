@@ -51,6 +51,7 @@ import keras
 import numpy as np
 
 from keras_initzoo import _keras_internals as internals
+from keras_initzoo._shadowing import shadow
 from keras_initzoo.callbacks.rows import (
     ACTIVATION_SECTIONS,
     ATTENTION_SECTIONS,
@@ -251,7 +252,6 @@ class ForwardProbe:
     def _route(self, owner: keras.layers.Layer, name: str, observe: Callable) -> Callable[[], None]:
         """Routes ``owner.<name>`` (``call``, ``compute_loss``: public methods) so that a
         recording step's result reaches ``observe(owner, result)``; returns the undoing."""
-        own = owner.__dict__.get(name)
         method = getattr(owner, name)
 
         def routed(*args, **kwargs):
@@ -260,15 +260,7 @@ class ForwardProbe:
                 observe(owner, result)
             return result
 
-        object.__setattr__(owner, name, routed)
-
-        def restore() -> None:
-            if own is None:
-                object.__delattr__(owner, name)
-            else:
-                object.__setattr__(owner, name, own)
-
-        return restore
+        return shadow(owner, name, routed)
 
     def uninstall(self) -> None:
         for restore in reversed(self._restore):

@@ -33,6 +33,7 @@ import keras
 import numpy as np
 
 from keras_initzoo import _keras_internals as internals
+from keras_initzoo._shadowing import shadow
 from keras_initzoo.callbacks.capture.base import (
     NOTHING,
     QueuedCapture,
@@ -216,7 +217,6 @@ class JaxCapture(QueuedCapture):
         if not count or not self.record.norms:
             yield lambda state: (state, [])
             return
-        own = model.__dict__.get("compute_loss_and_updates")
         compute = model.compute_loss_and_updates
 
         def compute_loss_and_updates(*args, **kwargs):
@@ -228,14 +228,11 @@ class JaxCapture(QueuedCapture):
             kept, sections = list(non_trainable[:-count]), list(non_trainable[-count:])
             return (trainable, kept, optimizer, metrics), sections
 
-        object.__setattr__(model, "compute_loss_and_updates", compute_loss_and_updates)
+        undo = shadow(model, "compute_loss_and_updates", compute_loss_and_updates)
         try:
             yield taken
         finally:
-            if own is None:
-                object.__delattr__(model, "compute_loss_and_updates")
-            else:
-                object.__setattr__(model, "compute_loss_and_updates", own)
+            undo()
 
     def plain_function(self, keras_function: Callable) -> Callable:
         capture = self

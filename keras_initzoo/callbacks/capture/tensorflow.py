@@ -245,12 +245,7 @@ class TensorFlowCapture(Capture):
     def install(self, optimizer) -> None:
         """Wrap ``apply`` of the optimizer that applies the (unscaled) gradients."""
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        options = self.options
-        forward = [
-            name
-            for name in ("activation_stats", "attention_logits", "output_logits", "detect_spikes")
-            if getattr(options, name)
-        ]
+        forward = self.options.forward_pass
         if forward and replicas > 1:
             # Each replica's forward holds its own statistics; the row is written once,
             # in cross-replica context, where they are not reduced (yet).
