@@ -29,6 +29,11 @@ Usage::
     KERAS_BACKEND=jax python benchmarks/attention_logit_growth.py --verbose
     KERAS_BACKEND=jax python benchmarks/attention_logit_growth.py --qk-norm
     KERAS_BACKEND=jax python benchmarks/attention_logit_growth.py --sweep --seed 0
+    KERAS_BACKEND=jax python benchmarks/attention_logit_growth.py --attention keras --sweep
+
+With ``--attention keras`` the model uses ``keras.layers.MultiHeadAttention`` and the growth
+step is ``GradientNormLogger``'s own flag (``attention_logits`` + ``detect_spikes``), its
+max logit the logger's ``attn_logit_max`` on the training batch; there is no entropy column.
 
 Run on one thread: ``OMP_NUM_THREADS=1 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false
 intra_op_parallelism_threads=1"``.
@@ -39,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -179,6 +185,59 @@ def build_models(config: Config) -> tuple[keras.Model, keras.Model]:
     return keras.Model(tokens, logits), keras.Model(tokens, stats)
 
 
+class NormedProjection(keras.layers.Layer):
+    """A projection followed by ``LayerNormalization`` over its last axis (one head's
+    query or key): QK-layernorm, the remedy of Wortsman et al. (2024) and Dehghani et
+    al. (2023), placed where ``MultiHeadAttention`` makes q and k."""
+
+    def __init__(self, projection: keras.layers.Layer, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.projection = projection
+        self.norm = keras.layers.LayerNormalization(epsilon=1e-5, name="norm")
+
+    def build(self, input_shape: tuple) -> None:
+        """Build the norm on the projection's output shape."""
+        self.norm.build(self.projection.compute_output_shape(input_shape))
+
+    def call(self, x: Any) -> Any:
+        """Return the normalized projection of ``x``."""
+        return self.norm(self.projection(x))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """The projection's output shape."""
+        return self.projection.compute_output_shape(input_shape)
+
+
+class QKNormAttention(keras.layers.MultiHeadAttention):
+    """``keras.layers.MultiHeadAttention`` with LayerNorm on each head's query and key."""
+
+    def build(self, query_shape: tuple, value_shape: tuple, key_shape: tuple | None = None):
+        """Build as MultiHeadAttention, then normalize the query and key projections."""
+        super().build(query_shape, value_shape, key_shape)
+        self._query_dense = NormedProjection(self._query_dense, name="query_norm")
+        self._query_dense.build(query_shape)
+        self._key_dense = NormedProjection(self._key_dense, name="key_norm")
+        self._key_dense.build(value_shape if key_shape is None else key_shape)
+
+
+def build_keras_attention_model(config: Config) -> keras.Model:
+    """The same language model with Keras' own ``MultiHeadAttention`` (causal), so the
+    logger's ``attention_logits`` monitor measures it (``--attention keras``)."""
+    tokens = keras.Input((config.seq,), dtype="int32")
+    x = keras.layers.Embedding(config.vocab, config.width, name="embed")(tokens)
+    x = AddPositions(config.positions == "learned", name="pos")(x)
+    attention = QKNormAttention if config.qk_norm else keras.layers.MultiHeadAttention
+    for i in range(config.depth):
+        h = keras.layers.LayerNormalization(epsilon=1e-5, name=f"ln_attn_{i}")(x)
+        layer = attention(config.heads, config.width // config.heads, name=f"attn_{i}")
+        x = x + layer(h, h, use_causal_mask=True)
+        h = keras.layers.LayerNormalization(epsilon=1e-5, name=f"ln_mlp_{i}")(x)
+        h = keras.layers.Dense(4 * config.width, activation="gelu", name=f"mlp_in_{i}")(h)
+        x = x + keras.layers.Dense(config.width, name=f"mlp_out_{i}")(h)
+    x = keras.layers.LayerNormalization(epsilon=1e-5, name="ln_final")(x)
+    return keras.Model(tokens, keras.layers.Dense(config.vocab, name="head")(x))
+
+
 def masked_xent(y_true: Any, y_pred: Any) -> Any:
     """Mean cross-entropy over the positions whose target is not -1."""
     y_true = ops.cast(y_true, "int32")
@@ -244,17 +303,7 @@ def flag_steps(run: Run) -> None:
     peak = [max(v) if all(np.isfinite(v)) else math.inf for v in run.max_logit]
     threshold = max(config.growth_factor * peak[0], config.growth_floor)
     run.growth_step = next((s for s, v in enumerate(peak) if v > threshold), None)
-    best = math.inf
-    for step, loss in enumerate(run.loss):
-        if not math.isfinite(loss):
-            run.diverge_step = step
-            return
-        if step + 1 >= config.div_window:
-            mean = float(np.mean(run.loss[step + 1 - config.div_window : step + 1]))
-            if mean > best + config.div_frac * (run.loss[0] - best):
-                run.diverge_step = step
-                return
-            best = min(best, mean)
+    run.diverge_step = divergence_step(run.loss, config)
 
 
 def train(config: Config, verbose: bool = False) -> Run:
@@ -294,6 +343,76 @@ def train(config: Config, verbose: bool = False) -> Run:
     run.seconds = time.monotonic() - start
     flag_steps(run)
     return run
+
+
+def divergence_step(losses: list[float], config: Config) -> int | None:
+    """The first step where the loss is not finite, or where its mean over the last
+    ``div_window`` steps climbs back from its running minimum by ``div_frac`` of the
+    way to the first step's loss; None if it never does."""
+    best = math.inf
+    for step, loss in enumerate(losses):
+        if not math.isfinite(loss):
+            return step
+        if step + 1 >= config.div_window:
+            mean = float(np.mean(losses[step + 1 - config.div_window : step + 1]))
+            if mean > best + config.div_frac * (losses[0] - best):
+                return step
+            best = min(best, mean)
+    return None
+
+
+def train_logged(config: Config, log_dir: str, update_freq: int = 1) -> Run:
+    """Train the ``MultiHeadAttention`` model with ``keras.Model.fit`` and the package's
+    ``GradientNormLogger(attention_logits=True, detect_spikes=True)``; the run's growth
+    step is the logger's own flag (its ``spikes`` text event), read back with
+    TensorBoard's reader, and ``max_logit`` holds its ``attn_logit_max`` scalars."""
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
+    import keras_initzoo as kiz
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_keras_attention_model(config)
+    optimizer = keras.optimizers.Adam(
+        learning_rate=schedule(config), beta_1=0.9, beta_2=config.beta2, epsilon=config.eps
+    )
+    model.compile(optimizer=optimizer, loss=masked_xent)
+    task = Task(config)
+    batches = [task.batch() for _ in range(config.steps)]
+    x, y = (np.concatenate(parts) for parts in zip(*batches, strict=True))
+    run, losses = Run(config), PerStepLoss()
+    logger = kiz.GradientNormLogger(
+        log_dir, update_freq=update_freq, attention_logits=True, detect_spikes=True
+    )
+    start = time.monotonic()
+    model.fit(x, y, batch_size=BATCH, shuffle=False, verbose=0, callbacks=[logger, losses])
+    run.seconds = time.monotonic() - start
+    run.loss = losses.values
+    events = ea.EventAccumulator(log_dir, size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
+    events.Reload()
+    texts = events.Tensors("spikes") if "spikes" in events.Tags()["tensors"] else []
+    grown = [e.step for e in texts if b"attention logits grew" in e.tensor_proto.string_val[0]]
+    run.growth_step = min(grown) - 1 if grown else None  # logged steps count from 1
+    tags = [f"attn_logit_max/attn_{i}" for i in range(config.depth)]
+    per_layer = [[e.value for e in events.Scalars(tag)] for tag in tags]
+    run.max_logit = [list(values) for values in zip(*per_layer, strict=True)]
+    run.entropy = [[math.nan] * config.depth for _ in run.max_logit]
+    run.diverge_step = divergence_step(run.loss, config)
+    return run
+
+
+class PerStepLoss(keras.callbacks.Callback):
+    """Each step's own loss, from the running mean Keras reports in ``logs["loss"]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: list[float] = []
+        self._mean = 0.0
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Record ``(batch + 1) * mean_now - batch * mean_before``."""
+        mean = float(np.asarray(logs["loss"]))
+        self.values.append((batch + 1) * mean - batch * self._mean)
+        self._mean = mean
 
 
 def summary_row(run: Run) -> dict:
@@ -386,6 +505,13 @@ def parse() -> argparse.Namespace:
     p.add_argument(
         "--lrs", default="1.25e-2,2.5e-2,5e-2,1e-1,2e-1", help="comma-separated, for --sweep"
     )
+    p.add_argument(
+        "--attention",
+        choices=("custom", "keras"),
+        default="custom",
+        help="custom: this file's layer, measured on a probe batch; keras: "
+        "keras.layers.MultiHeadAttention, flagged by GradientNormLogger itself",
+    )
     p.add_argument("--json", help="write every run's per-step records here")
     p.add_argument("--verbose", action="store_true")
     return p.parse_args()
@@ -404,7 +530,11 @@ def main() -> None:
     print(f"backend {keras.backend.backend()} keras {keras.__version__}", flush=True)
     runs = []
     for config in configs:
-        run = train(config, verbose=args.verbose)
+        if args.attention == "keras":
+            with tempfile.TemporaryDirectory() as log_dir:
+                run = train_logged(config, log_dir)
+        else:
+            run = train(config, verbose=args.verbose)
         runs.append(run)
         print(table([summary_row(run)]).splitlines()[-1], flush=True)
     print()

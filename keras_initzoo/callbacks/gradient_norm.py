@@ -6,13 +6,13 @@ import contextlib
 import math
 import os
 import time
-import warnings
 from collections.abc import Iterator
 
 import keras
 import numpy as np
 
 from keras_initzoo import _keras_internals as internals
+from keras_initzoo._warnings import warn as warn_in_user_code
 from keras_initzoo.callbacks import spikes
 from keras_initzoo.callbacks.capture import NOTHING, capture_for
 from keras_initzoo.callbacks.options import LoggerOptions, option_names
@@ -99,8 +99,8 @@ class GradientNormLogger(keras.callbacks.Callback):
     * with ``spectral_updates=True``: ``update_spectral/<kernel path>``,
       ``||dW||_2 / sqrt(fan_out / fan_in)`` of each kernel's update, the
       quantity the spectral condition for feature learning (Yang, Simon &
-      Bernstein 2023) keeps of order one, from 20 power iterations on logged
-      steps (``capture.base.spectral_norm``), with the walk's true fans;
+      Bernstein 2023) keeps of order one, from 8 Golub-Kahan-Lanczos steps on
+      logged steps (``capture.base.spectral_norms``, within 0.1 %), with the walk's true fans;
     * with ``detect_spikes=True``: the text tag ``spikes``, one entry per step where
       the global or a group's gradient norm (or, with ``activation_stats``, a
       group's output RMS) jumps past its running median, naming the group the
@@ -153,26 +153,40 @@ class GradientNormLogger(keras.callbacks.Callback):
         # tensorboard --logdir runs   -> Custom Scalars: one line per layer
 
     Args:
-        log_dir: directory for the event file; created if missing, must be
-            writable (checked here, not mid-training).
-        update_freq: log every this many optimizer steps (a positive int), or
-            ``"batch"`` for every step.
-        per_variable: also log each variable's gradient norm.
-        weight_norms: also log each layer's weight norm.
-        update_ratio: also log each layer's update-to-weight norm ratio.
-        histogram_freq: log gradient histograms every this many steps (0: never).
-        histogram_bins: buckets per histogram.
-        count_nonfinite: also log how many gradient entries are NaN or inf. Off by
-            default: a non-finite gradient already shows as a NaN or inf norm and
-            a warning naming the step and layers, and the count costs about 1–3 %
-            of a small model's step even when there is nothing to count.
-        group_by: ``"layer"``, ``"block"``, a regex or a callable (see above).
-        log_clipped: also log the norms after the optimizer's clipping.
-        stop_on_nonfinite: stop training (``model.stop_training = True``, with a
-            warning naming the step and layers) when a logged step has a
-            non-finite gradient norm (NaN or inf entries, or a norm beyond the
-            accumulator's range). Rows are then read after every logged step, and training
-            stops right after the train-function call that ran the bad step.
+        log_dir: directory for the event file, a ``str`` or ``os.PathLike``;
+            created if missing, must be writable (checked here, not
+            mid-training). Default ``"logs/grad_norm"``, relative to the
+            working directory: ``tensorboard --logdir logs`` shows it.
+        update_freq: log every this many optimizer steps, an integer >= 1, or
+            ``"batch"`` (the same as 1). Default 1: every step.
+        per_variable: also log each variable's gradient norm (default False).
+            This and the arguments below are keyword only.
+        weight_norms: also log each layer's weight norm (default False).
+        update_ratio: also log each layer's update-to-weight norm ratio
+            (default False; True turns ``weight_norms`` on).
+        histogram_freq: log gradient histograms every this many steps, an
+            integer >= 0 (default 0: never).
+        histogram_bins: buckets per histogram, an integer in ``[1, 10000]``
+            (default 30).
+        count_nonfinite: also log how many gradient entries are NaN or inf
+            (default False: a non-finite gradient already shows as a NaN or inf
+            norm and a warning naming the step and layers, and the count costs
+            about 1–3 % of a small model's step even when there is nothing to
+            count).
+        group_by (str | re.Pattern | Callable[[str], str]): how layers form
+            the logged groups: ``"layer"`` (default: one group per layer with
+            trainable variables), ``"block"`` (each repeated block one group),
+            a regex (a ``str`` or compiled pattern: its first capture group
+            names the group) or a callable from a layer path to a group name
+            (see above).
+        log_clipped: also log the norms after the optimizer's clipping
+            (default False).
+        stop_on_nonfinite: stop training (default False; True sets
+            ``model.stop_training = True``, with a warning naming the step and
+            layers) when a logged step has a non-finite gradient norm (NaN or
+            inf entries, or a norm beyond the accumulator's range). Rows are
+            then read after every logged step, and training stops right after
+            the train-function call that ran the bad step.
             Between logged steps the step's loss is read to the host instead (a
             non-finite loss stops training after that step; a non-finite
             gradient under a finite loss shows at the next logged step).
@@ -187,19 +201,21 @@ class GradientNormLogger(keras.callbacks.Callback):
             ``log_dir`` removed mid-fit is made again, with a new event file
             and one warning (the rows written to the removed file are lost).
         activation_stats: also log each group's output statistics (see above),
-            computed in the forward pass of the logged steps.
+            computed in the forward pass of the logged steps (default False).
         attention_logits: also log each attention layer's largest logit and
-            entropy (see above), computed in the forward pass of the logged steps.
+            entropy (see above), computed in the forward pass of the logged
+            steps (default False).
         output_logits: also log the output logits' mean log Z and largest
             magnitude (see above); the model must output logits, not
-            probabilities.
+            probabilities (default False).
         optimizer_stats: also log each group's update RMS and, for Adam, the share
-            of entries epsilon dominates (see above).
-        spectral_updates: also log each kernel's spectral update size (see above).
+            of entries epsilon dominates (see above; default False).
+        spectral_updates: also log each kernel's spectral update size (see
+            above; default False).
         detect_spikes: flag spikes in the logged norms (see above), on the host,
-            from the rows already read.
+            from the rows already read (default False).
         stop_on_spike: stop training (``model.stop_training``) at a flagged
-            spike; turns ``detect_spikes`` on.
+            spike; turns ``detect_spikes`` on (default False).
 
     Raises:
         ValueError: for a bad argument (naming it and what is allowed), and in
@@ -393,10 +409,9 @@ class GradientNormLogger(keras.callbacks.Callback):
             return
         self._keras_model().stop_training = True
         step = self._iteration // self._capture.accumulation if self._capture else self._iteration
-        warnings.warn(
+        warn_in_user_code(
             f"GradientNormLogger: a non-finite loss ({value}) by step {step}, a step that is "
-            "not logged. Stopping training (stop_on_nonfinite=True).",
-            stacklevel=3,
+            "not logged. Stopping training (stop_on_nonfinite=True)."
         )
 
     def _open_writer(self) -> None:
@@ -436,10 +451,9 @@ class GradientNormLogger(keras.callbacks.Callback):
             return
         if not capture.built:
             # Keras calls no optimizer for a model without trainable weights.
-            warnings.warn(
+            warn_in_user_code(
                 "GradientNormLogger: the model has no trainable weights, so there are no "
-                "gradients to log.",
-                stacklevel=2,
+                "gradients to log."
             )
             capture.uninstall()
             self._variants.drop_capture()
@@ -523,10 +537,9 @@ class GradientNormLogger(keras.callbacks.Callback):
         stopping = self.options.stop_on_spike
         if stopping:
             self._keras_model().stop_training = True
-        warnings.warn(
+        warn_in_user_code(
             f"GradientNormLogger: {spike.markdown().replace('**', '')}"
-            + (" Stopping training (stop_on_spike=True)." if stopping else ""),
-            stacklevel=2,
+            + (" Stopping training (stop_on_spike=True)." if stopping else "")
         )
 
     def _report_nonfinite(self, step: int, row: np.ndarray, layout) -> None:
@@ -545,10 +558,10 @@ class GradientNormLogger(keras.callbacks.Callback):
         msg = f"GradientNormLogger: {what} at step {step} ({where})."
         if self.options.stop_on_nonfinite:
             self._keras_model().stop_training = True
-            warnings.warn(msg + " Stopping training (stop_on_nonfinite=True).", stacklevel=2)
+            warn_in_user_code(msg + " Stopping training (stop_on_nonfinite=True).")
         elif not self._warned_nonfinite:
             self._warned_nonfinite = True
-            warnings.warn(f"{msg} {logged}", stacklevel=2)
+            warn_in_user_code(f"{msg} {logged}")
 
     def _flush_histograms(self) -> None:
         data = self._capture.read_histograms()
@@ -629,10 +642,9 @@ class GradientNormLogger(keras.callbacks.Callback):
             if self._keras_model() is not None:
                 self._keras_model().stop_training = True
         else:
-            warnings.warn(
+            warn_in_user_code(
                 f"{message} Logging stops; training goes on (on_write_error='warn'; "
-                "'raise' stops the fit instead).",
-                stacklevel=3,
+                "'raise' stops the fit instead)."
             )
 
     def _reopen_if_removed(self) -> None:
@@ -646,10 +658,9 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._writer = EventWriter(self.options.log_dir)
         self._encoder = None  # the layout is written again into the new file
         self._history = None
-        warnings.warn(
+        warn_in_user_code(
             f"GradientNormLogger: log_dir {self.options.log_dir!r} was removed during training; "
-            f"made it again with a new event file. The rows written to {removed} are lost.",
-            stacklevel=4,
+            f"made it again with a new event file. The rows written to {removed} are lost."
         )
 
     @property
