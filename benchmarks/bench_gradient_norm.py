@@ -685,7 +685,7 @@ def main_paired(args, argv, configs, quick, width, batch, conv_size, conv_batch)
         )
         root = Path(__file__).resolve().parents[1]
         if Path(args.write).resolve().parent == root / "benchmarks":
-            update_readme(root / "benchmarks", root / "README.md")
+            update_readme(root / "benchmarks", root / "docs" / "benchmarks" / "gradient-norm-logger.md")
     return 0
 
 

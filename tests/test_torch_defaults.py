@@ -472,9 +472,9 @@ def test_a_small_model_matches_the_same_model_built_in_pytorch():
 
 
 def test_readme_table_is_the_rules():
-    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    readme = pathlib.Path(__file__).resolve().parents[1] / "docs/how-to/porting-from-pytorch.md"
     text = readme.read_text(encoding="utf-8")
     table = text.split("<!-- torch-table:start -->", 1)[1].split("<!-- torch-table:end -->")[0]
     assert table.strip() == torch_defaults.markdown_table(), (
-        "README.md's torch table is stale: python -m keras_initzoo.models.torch_defaults"
+        "docs/how-to/porting-from-pytorch.md's torch table is stale: python -m keras_initzoo.models.torch_defaults"
     )

@@ -10,13 +10,16 @@ from typing import Any
 import keras
 
 from keras_initzoo import _keras_internals as internals
-from keras_initzoo.initializers.base import _make_seed_generator
+from keras_initzoo._records import ATTRIBUTE, InfShape, infshape_of
+from keras_initzoo._validation import check_choice
+from keras_initzoo.initializers.base import make_seed_generator
 from keras_initzoo.initializers.variance_scaling import VarianceScaling
 from keras_initzoo.models.data import check_built
 from keras_initzoo.models.draw import draw_kernel, resolve
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.walk import KernelSite, walk
-from keras_initzoo.mup.infshape import ATTRIBUTE, InfShape, infshape_of
+from keras_initzoo.mup import depth as depth_module
+from keras_initzoo.mup.depth import DEPTH_RULES
 from keras_initzoo.mup.optimizers import MupOptimizer
 
 COLUMNS = (
@@ -29,6 +32,8 @@ COLUMNS = (
     "adam lr x",
     "sgd lr x",
     "epsilon x",
+    "block",
+    "branch x",
     "init",
 )
 
@@ -44,28 +49,30 @@ _INITIALIZER_ATTRIBUTE = {
 _DEFAULT_SCALE, _DEFAULT_DISTRIBUTION = 1.0, "truncated_normal"  # LeCun normal
 
 
-def _matched(model: keras.layers.Layer, other: keras.layers.Layer, name: str) -> list:
+def _matched(
+    model: keras.layers.Layer, other: keras.layers.Layer, name: str, data: Any = None
+) -> tuple[list, depth_module.Stream | None, depth_module.Stream | None]:
     """``other``'s variables in the order of ``model``'s, checked to be the same architecture.
 
-    Instances of one architecture hold their variables in the same order, so
-    they are matched by position (Keras' global names, ``dense_3/kernel``,
-    differ between instances); each pair must agree in name and rank.
+    Instances of one architecture and depth hold their variables in the same
+    order, so they are matched by position (Keras' global names,
+    ``dense_3/kernel``, differ between instances); each pair must agree in
+    name and rank. When ``other`` holds another number of variables (another
+    depth) they are matched by the residual stream instead
+    (:func:`keras_initzoo.mup.depth.counterparts`), and both streams come back.
     """
     check_built(other, name)
     mine, theirs = list(model.weights), list(other.weights)
     if len(mine) != len(theirs):
-        raise ValueError(
-            f"`{name}` does not match `model`: it has {len(theirs)} variables, the model "
-            f"{len(mine)}. Pass another instance of the same architecture (another width)."
-        )
+        return depth_module.counterparts(model, other, name, data)
     for index, (a, b) in enumerate(zip(mine, theirs, strict=True)):
         if a.name != b.name or len(a.shape) != len(b.shape):
             raise ValueError(
                 f"`{name}` does not match `model` at variable #{index}: {a.path} "
                 f"{tuple(a.shape)} in the model, {b.path} {tuple(b.shape)} in `{name}`. "
-                "Pass another instance of the same architecture (another width)."
+                "Pass another instance of the same architecture (another width or depth)."
             )
-    return theirs
+    return theirs, None, None
 
 
 def _sides(site: KernelSite, base: KernelSite, other: KernelSite) -> tuple[float, float]:
@@ -128,17 +135,28 @@ def _attention_factors(
 
 
 def infshapes(
-    model: keras.layers.Layer, base: keras.layers.Layer, delta=None
+    model: keras.layers.Layer,
+    base: keras.layers.Layer,
+    delta=None,
+    *,
+    depth: str | None = None,
+    data: Any = None,
 ) -> dict[int, InfShape]:
     """Each trainable variable's :class:`InfShape` by id, from ``base`` and ``delta``.
 
     Kernels (what :func:`~keras_initzoo.models.walk.walk` finds) get their
     kind from which fans grow; biases, and other variables with at most one
     width axis, are vector-like. A variable with two width axes that is no
-    kernel has no known kind: that raises.
+    kernel has no known kind: that raises. When ``base`` has fewer residual
+    branches than the model and ``depth`` names a rule of
+    :data:`DEPTH_RULES`, each variable in a branch gets its
+    :class:`~keras_initzoo._records.DepthRecord` too.
     """
-    base_vars = _matched(model, base, "base")
-    other_vars = list(model.weights) if delta is None else _matched(model, delta, "delta")
+    base_vars, mine, theirs = _matched(model, base, "base", data)
+    other_vars = list(model.weights) if delta is None else _matched(model, delta, "delta", data)[0]
+    depths = {}
+    if depth is not None and mine is not None:
+        depths = depth_module.depth_records(mine, theirs.length, DEPTH_RULES[depth])
     base_shapes = {id(v): tuple(b.shape) for v, b in zip(model.weights, base_vars, strict=True)}
     found = walk(model)
     for site in found.kernels:
@@ -148,8 +166,8 @@ def infshapes(
                 "fan_out) and the readout (width grows in fan_in), whose muP learning rates "
                 "and init differ; build it with tie_weights=False (an untied readout)."
             )
-    base_sites = _sites_by_position(base)
-    other_sites = None if delta is None else _sites_by_position(delta)
+    base_sites = _sites_by_variable(base)
+    other_sites = None if delta is None else _sites_by_variable(delta)
     alpha = _attention_factors(model, base_shapes)
     records: dict[int, InfShape] = {}
     kernels = {id(site.variable): site for site in found.kernels}
@@ -170,9 +188,11 @@ def infshapes(
         factor = alpha.get(id(variable), 1.0)
         if id(variable) in kernels:
             site = kernels[id(variable)]
-            base_site = _counterpart(base_sites, index, variable, "base")
+            base_site = _counterpart(base_sites, base_vars[index], variable, "base")
             other_site = (
-                site if other_sites is None else _counterpart(other_sites, index, variable, "delta")
+                site
+                if other_sites is None
+                else _counterpart(other_sites, other_vars[index], variable, "delta")
             )
             kind = _kernel_kind(site, base_site, other_site)
             # A kernel whose fans stay put while an axis grows (a depthwise
@@ -181,8 +201,9 @@ def infshapes(
             if kind != "fixed" or not any(infinite):
                 m_in, m_out = _sides(site, base_site, other_site)
                 records[id(variable)] = InfShape(
-                    variable.path, shape, base_shape, infinite, kind, m_in, m_out, factor
-                )
+                    variable.path, shape, base_shape, infinite, kind, m_in, m_out, factor,
+                    depths.get(id(variable)),
+                )  # fmt: skip
                 continue
         if sum(infinite) > 1 and id(variable) not in biases:
             raise ValueError(
@@ -193,23 +214,23 @@ def infshapes(
         mult = math.prod(shape) / math.prod(base_shape) if any(infinite) else 1.0
         kind = "vector" if any(infinite) else "fixed"
         records[id(variable)] = InfShape(
-            variable.path, shape, base_shape, infinite, kind, 1.0, mult, factor
-        )
+            variable.path, shape, base_shape, infinite, kind, 1.0, mult, factor,
+            depths.get(id(variable)),
+        )  # fmt: skip
     return records
 
 
-def _sites_by_position(model: keras.layers.Layer) -> dict[int, KernelSite]:
-    position = {id(v): i for i, v in enumerate(model.weights)}
-    return {position[id(site.variable)]: site for site in walk(model).kernels}
+def _sites_by_variable(model: keras.layers.Layer) -> dict[int, KernelSite]:
+    return {id(site.variable): site for site in walk(model).kernels}
 
 
-def _counterpart(sites: dict[int, KernelSite], index: int, variable, name: str) -> KernelSite:
-    if index not in sites:
+def _counterpart(sites: dict[int, KernelSite], counterpart, variable, name: str) -> KernelSite:
+    if id(counterpart) not in sites:
         raise ValueError(
-            f"`{name}` does not match `model` at variable #{index}: {variable.path} is a "
-            f"kernel in the model but not in `{name}`."
+            f"`{name}` does not match `model`: {variable.path} is a kernel in the model but "
+            f"its counterpart {counterpart.path} is not in `{name}`."
         )
-    return sites[index]
+    return sites[id(counterpart)]
 
 
 def _fan_based(initializer: Any) -> VarianceScaling:
@@ -260,7 +281,7 @@ def redraw(
     parametrization with the same fan-in draw (Tensor Programs V, Table 3's
     parenthesized column), for comparisons.
     """
-    generator = _make_seed_generator(seed)
+    generator = make_seed_generator(seed)
     zeros = zeros or {}
     notes = {}
     for site in sites:
@@ -274,6 +295,26 @@ def redraw(
         draw_kernel(site, VarianceScaling(scale * std**2, "fan_in", distribution, seed=generator))
         notes[id(site.variable)] = note
     return notes
+
+
+def _scale_carriers(
+    model: keras.layers.Layer, records: dict[int, InfShape], notes: dict[int, str]
+) -> None:
+    """Multiplies the carriers' other variables (bias, norm scale and offset) by ``m_L**-alpha``.
+
+    The carrier's kernel was drawn with it; its bias (and a normalization's
+    ``gamma``, ``beta``) must scale with it, so that the layer's whole output
+    carries the branch multiplier.
+    """
+    for variable in model.weights:
+        record = records.get(id(variable))
+        if record is None or record.depth is None or record.depth.role != "carrier":
+            continue
+        if id(variable) in notes:  # a kernel, re-drawn
+            continue
+        factor = record.depth.branch_multiplier
+        variable.assign(variable * keras.ops.cast(factor, variable.dtype))
+        notes[id(variable)] = f"kept x {factor:.4g} (carries the branch multiplier)"
 
 
 def _check_optimizer(model: keras.Model) -> None:
@@ -316,8 +357,10 @@ def parametrize(
     zero_query: bool = False,
     initializer: Any = None,
     seed: Any = None,
+    depth: str | None = "completep",
+    data: Any = None,
 ) -> Report:
-    """The maximal update parametrization (muP) of a built ``model``, in place.
+    """The maximal update parametrization (muP) of a built ``model``, in place; with depth.
 
     ``base`` (and ``delta``) are other built instances of the same
     architecture at other widths; their variables are matched to the
@@ -325,7 +368,7 @@ def parametrize(
     ``base`` and ``delta`` (without ``delta``: between ``base`` and the
     model), as in microsoft/mup's ``set_base_shapes``, and each trainable
     variable gets a kind and width multipliers ``m = model / base`` (see
-    :mod:`keras_initzoo.mup.infshape` for the table). Then:
+    :mod:`keras_initzoo._records` for the table). Then:
 
     * every kernel is re-drawn with variance ``s / fan_in`` for its true fans
       (Keras' default ``glorot_uniform`` scales with ``fan_out``, which muP
@@ -348,22 +391,38 @@ def parametrize(
       layer's config, and rewriting the user's layer would not survive saving;
     * biases and normalization scales are kept (Keras' zeros and ones do
       not depend on width); a tied embedding is refused (its input and
-      readout roles need different rates).
+      readout roles need different rates);
+    * **depth**: when ``base`` has fewer blocks (fewer residual branches,
+      ``L_base < L``), its variables are matched to the model's by their
+      place in the residual stream (:func:`kiz.residual_structure`; see
+      :mod:`keras_initzoo.mup.depth`), and each branch ``h + F(h)`` becomes
+      ``h + m_L**-alpha F(h)`` with ``m_L = L / L_base``: ``alpha = 1`` for
+      ``depth="completep"`` (Dey et al., NeurIPS 2025), ``1/2`` for
+      ``"depth_mup"`` (Yang et al., Tensor Programs VI, 2023). The
+      multiplier is carried by the branch's last layer that scales its
+      output (its weights are drawn ``m_L**-alpha`` times larger, and its
+      rates and eps set by muP's symmetry: exactly the same training, no
+      extra op), and every variable of the branch gets CompleteP's Adam rate
+      ``m_L**(alpha-1)`` and eps ``m_L**-alpha`` (Table 1; the table is in
+      :mod:`keras_initzoo._records`). Variables outside the branches
+      (embedding, readout, final normalization) keep their width factors
+      only. ``depth=None`` matches the blocks all the same but scales
+      nothing with depth: muP for width alone.
 
     The records are left on the variables for :class:`Adam`,
     :class:`AdamW` and :class:`SGD`, which copy them into their config so a
     saved model keeps them. ``model.compile`` with any other optimizer warns.
 
-    Example:
-
-    >>> def build(width):
-    ...     return keras.Sequential([keras.Input((16,)),
-    ...         keras.layers.Dense(width, activation="relu", name="hidden_1"),
-    ...         keras.layers.Dense(width, activation="relu", name="hidden_2"),
-    ...         keras.layers.Dense(4, name="readout")], name="mlp")
-    >>> report = parametrize(build(256), base=build(64))
-    >>> [(row["kind"], row["adam lr x"]) for row in report][::2]
-    [('input', 1.0), ('hidden', 0.25), ('output', 0.25)]
+    Examples:
+        >>> def build(width):
+        ...     return keras.Sequential([keras.Input((16,)),
+        ...         keras.layers.Dense(width, activation="relu", name="hidden_1"),
+        ...         keras.layers.Dense(width, activation="relu", name="hidden_2"),
+        ...         keras.layers.Dense(4, name="readout")], name="mlp")
+        >>> report = parametrize(build(256), base=build(64))
+        >>> rows = [(row["kind"], row["adam lr x"]) for row in report]
+        >>> rows[::2]
+        [('input', 1.0), ('hidden', 0.25), ('output', 0.25)]
 
     Args:
         model: a built ``keras.Model`` or layer.
@@ -380,19 +439,28 @@ def parametrize(
             distribution, drawn with ``fan_in``), instead of each kernel's own.
         seed: None, an integer or a ``keras.random.SeedGenerator`` for the
             re-draw.
+        depth: ``"completep"`` (the default, ``alpha = 1``), ``"depth_mup"``
+            (``alpha = 1/2``) or None (no depth scaling): the rule for a
+            ``base`` with fewer blocks. With a base of the model's depth
+            every depth factor is 1 whatever the rule.
+        data: a batch for the probe that finds the residual stream when the
+            depths differ (None: a synthetic batch shaped like the input).
 
     Returns:
         A :class:`~keras_initzoo.models.Report`, one row per trainable
         variable: kind, shapes, width multiplier, init and learning-rate
-        multipliers.
+        multipliers, and, for a deeper model, each variable's ``block`` and
+        the branch multiplier ``m_L**-alpha`` its block carries (``branch x``).
     """
     check_built(model)
+    if depth is not None:
+        check_choice("depth", depth, DEPTH_RULES)
     for name, flag in (("zero_readout", zero_readout), ("zero_query", zero_query)):
         if not isinstance(flag, bool):
             raise ValueError(f"`{name}` must be True or False; received {name}={flag!r}.")
     if initializer is not None:
         _fan_based(initializer)  # refused before anything is redrawn
-    records = infshapes(model, base, delta)
+    records = infshapes(model, base, delta, depth=depth, data=data)
     sites = [s for s in walk(model).kernels if id(s.variable) in records]
     zeros = {
         id(s.variable): "zero readout" for s in sites if records[id(s.variable)].kind == "output"
@@ -401,6 +469,7 @@ def parametrize(
     if zero_query:
         zeros.update({id(a.query_dense.kernel): "zero query" for a in _attention_layers(model)})
     notes = redraw(sites, records, zeros=zeros, initializer=initializer, seed=seed)
+    _scale_carriers(model, records, notes)
     report = Report(columns=COLUMNS, title="muP: variables, kinds and multipliers")
     for variable in model.weights:
         record = records.get(id(variable))
@@ -418,6 +487,8 @@ def parametrize(
                 "adam lr x": record.adam_lr,
                 "sgd lr x": record.sgd_lr,
                 "epsilon x": record.epsilon,
+                "block": record.depth.block if record.depth else None,
+                "branch x": record.depth.branch_multiplier if record.depth else None,
                 "init": notes.get(id(variable), "kept"),
             },
         )
