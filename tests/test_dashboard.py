@@ -202,3 +202,79 @@ def test_views_without_the_data_score_low(tool, servers, tmp_path):
 def test_missing_run_is_named(tool, tmp_path):
     with pytest.raises(SystemExit, match="--runs: no run folder zoo_he"):
         tool.copy_runs(str(tmp_path), ["zoo_he"], str(tmp_path / "copy"))
+
+
+# -- every monitor at 150 layers -------------------------------------------------------------
+DEEP = 150
+
+
+@pytest.fixture(scope="module")
+def deep_logdir(tmp_path_factory):
+    """A 150-layer ReLU MLP (He init, so the signal lives through all of it) with a logits
+    head, 4 Adam steps, every monitor on."""
+    import keras
+
+    import keras_initzoo as kiz
+
+    path = tmp_path_factory.mktemp("deep") / "deep"
+    keras.utils.set_random_seed(0)
+    layers = [
+        keras.layers.Dense(32, "relu", kernel_initializer="zoo_he", name=f"d{i:03d}")
+        for i in range(DEEP)
+    ]
+    model = keras.Sequential([keras.Input((8,)), *layers, keras.layers.Dense(4, name="head")])
+    model.compile(keras.optimizers.Adam(1e-3), keras.losses.CategoricalCrossentropy(True))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    y = np.eye(4, dtype="float32")[rng.integers(0, 4, 64)]
+    logger = kiz.GradientNormLogger(
+        str(path),
+        activation_stats=True,
+        output_logits=True,
+        optimizer_stats=True,
+        spectral_updates=True,
+        detect_spikes=True,
+    )
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[logger])
+    return path.parent
+
+
+def test_every_monitor_at_150_layers_renders(tool, deep_logdir, tmp_path):
+    """The custom-scalars layout with every monitor's categories, served by TensorBoard:
+    each chart at most LINES_PER_CHART lines, every category's tags present, charts drawn
+    with lines in Chromium; the Images view draws both depth heatmaps (gradient norm and
+    output RMS), 150 rows each. The thresholds are the ones the control runs of
+    test_views_without_the_data_score_low fall far below."""
+    from tb_server import TensorBoardServer, scalar_tags_ready
+
+    from keras_initzoo.callbacks.views import LINES_PER_CHART
+
+    server = TensorBoardServer(str(deep_logdir), tensorflow=False)
+    try:
+        server.start(timeout=120, ready=scalar_tags_ready({"deep": {"grad_norm/global"}}))
+        layout = server.get_json("/data/plugin/custom_scalars/layout")
+        categories = {c["title"]: c["chart"] for c in layout["category"]}
+        for prefix in ("act_rms", "act_dead", "update_rms", "adam_eps_share", "update_spectral"):
+            tags = [
+                t
+                for charts in categories.values()
+                for chart in charts
+                for t in chart["multiline"]["tag"]
+                if t.startswith(f"^{prefix}/")
+            ]
+            assert len(tags) >= DEEP, (prefix, len(tags), sorted(categories))
+        widest = max(len(c["multiline"]["tag"]) for cs in categories.values() for c in cs)
+        assert widest <= LINES_PER_CHART
+        charts = tmp_path / "custom_scalars.png"
+        tool.capture(tool.view_url(server.url, "custom_scalars"), str(charts), "custom_scalars")
+        assert tool.line_pixels(str(charts)) > tool.MIN_LINES
+        for tag in ("grad_norm_by_depth", "act_rms_by_depth"):
+            images = tmp_path / f"{tag}.png"
+            tool.capture(tool.view_url(server.url, "images", f"^{tag}$"), str(images), "images")
+            on_viridis = tool.viridis_mask(str(images))
+            assert on_viridis.sum() > tool.MIN_VIRIDIS, tag
+            # a heatmap of 151 layers in many shades, not one flat colour (a dead signal)
+            shades = len(np.unique(tool.rgb_pixels(str(images))[on_viridis], axis=0))
+            assert shades > 40, (tag, shades)
+    finally:
+        server.stop()

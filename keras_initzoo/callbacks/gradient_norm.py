@@ -26,6 +26,9 @@ from keras_initzoo.callbacks.writer import (
     text_summary,
 )
 
+# Seconds between depth heatmaps drawn at epoch ends (the last one is drawn at train end).
+IMAGE_INTERVAL_S = 30.0
+
 
 class GradientNormLogger(keras.callbacks.Callback):
     """Log the L2 norm of the gradients the optimizer applies, per layer, to TensorBoard.
@@ -121,8 +124,10 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     The depth view: the image ``grad_norm_by_depth`` (TensorBoard's Images tab)
     is a heatmap of log10 gradient norm, groups top (first layer) to bottom,
-    logged steps left to right, redrawn at each epoch's end from the rows
-    already read. The custom-scalars layout puts ``grad_norm/global`` on a
+    logged steps left to right, drawn from the rows already read at the end of
+    training and at an epoch's end once :data:`IMAGE_INTERVAL_S` seconds have
+    passed since the last drawing (an image per epoch would cost a short fit
+    of 10-step epochs a few per cent). The custom-scalars layout puts ``grad_norm/global`` on a
     chart of its own and the groups, in depth order, a few to a chart.
 
     Which gradients: those handed to the optimizer that updates the weights —
@@ -274,6 +279,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self._act_history: DepthHistory | None = None  # the groups' output RMS, likewise
         self._spikes: spikes.SpikeState | None = None  # detect_spikes' running windows
         self._image_step = -1  # the step of the last heatmap written
+        self._image_time = -math.inf  # and when (time.monotonic())
         self._variants = TracedVariants()
         self._writer: EventWriter | None = None
         self._encoder: ScalarEncoder | None = None
@@ -581,7 +587,8 @@ class GradientNormLogger(keras.callbacks.Callback):
     # -- flushing and teardown ----------------------------------------------------------
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         self._read_device()
-        self._write_depth_image()
+        if time.monotonic() - self._image_time >= IMAGE_INTERVAL_S:
+            self._write_depth_image()
 
     def _write_depth_image(self) -> None:
         """The ``grad_norm_by_depth`` heatmap (and ``act_rms_by_depth``), from the rows
@@ -590,7 +597,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         if self._writer is None or history is None or not len(history):
             return
         if history.last_step != self._image_step:  # train end right after an epoch end
-            self._image_step = history.last_step
+            self._image_step, self._image_time = history.last_step, time.monotonic()
             with self._writing():
                 for drawn in (history, self._act_history):
                     if drawn is not None:
