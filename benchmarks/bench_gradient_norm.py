@@ -84,7 +84,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras_initzoo as kiz  # noqa: E402
 from keras_initzoo.callbacks.groups import resolve_layer_groups  # noqa: E402
 
-# Every early-warning switch that applies to a model without attention (issue 25).
+# Every early-warning switch (issue 25); attention_logits is added where a model has attention.
 MONITORS = {
     "activation_stats": True,
     "output_logits": True,
@@ -251,6 +251,24 @@ def build_conv(size: int, seed: int = 0) -> keras.Model:
     model = keras.applications.MobileNetV2(
         weights=None, input_shape=(size, size, 3), classes=1, classifier_activation=None
     )
+    model.compile(keras.optimizers.Adam(1e-4), "mse")
+    return model
+
+
+def build_transformer(seq: int, width: int, depth: int = 4, seed: int = 0) -> keras.Model:
+    """A small pre-LN transformer: ``depth`` blocks of ``keras.layers.MultiHeadAttention``
+    (4 heads) and a 4x GELU MLP on ``seq`` x ``width`` inputs, mean-pooled to one output."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((seq, width))
+    x = inputs
+    for i in range(depth):
+        h = keras.layers.LayerNormalization(name=f"ln_attn_{i}")(x)
+        x = x + keras.layers.MultiHeadAttention(4, width // 4, name=f"attn_{i}")(h, h)
+        h = keras.layers.LayerNormalization(name=f"ln_mlp_{i}")(x)
+        h = keras.layers.Dense(4 * width, activation="gelu", name=f"mlp_in_{i}")(h)
+        x = x + keras.layers.Dense(width, name=f"mlp_out_{i}")(h)
+    x = keras.layers.GlobalAveragePooling1D()(keras.layers.LayerNormalization(name="ln_f")(x))
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(x))
     model.compile(keras.optimizers.Adam(1e-4), "mse")
     return model
 
@@ -455,7 +473,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--models",
         default="mlp,deep,conv",
-        help="which models to run: mlp (20 x Dense), deep (500 x Dense), conv (MobileNetV2)",
+        help="which models to run: mlp (20 x Dense), deep (500 x Dense), conv (MobileNetV2), "
+        "transformer (4 pre-LN MultiHeadAttention blocks; --paired only)",
     )
     parser.add_argument("--conv-repeats", type=int, default=None, help="MobileNetV2 repeats")
     parser.add_argument(
@@ -501,11 +520,13 @@ def main(argv=None) -> int:
         configs["extra GradientTape pass per step"] = lambda d, x, y: [ExtraTapeNorms(d, x, y)]
     deep_configs = {k: configs[k] for k in ("no callback", gnl, "update_freq=100")}
     if args.monitors:  # the paired runs only: whole fits with every monitor on
+        # attention_logits too: it finds no attention layer in the other models.
+        every = {**MONITORS, "attention_logits": True}
         deep_configs[EVERY_MONITOR] = lambda d, x, y: [
-            kiz.GradientNormLogger(d, update_freq=100, **MONITORS)
+            kiz.GradientNormLogger(d, update_freq=100, **every)
         ]
         deep_configs["every step, every monitor"] = lambda d, x, y: [
-            kiz.GradientNormLogger(d, update_freq=1, **MONITORS)
+            kiz.GradientNormLogger(d, update_freq=1, **every)
         ]
     if args.paired:
         return main_paired(args, argv, deep_configs, quick, width, batch, conv_size, conv_batch)
@@ -657,6 +678,13 @@ def main_paired(args, argv, configs, quick, width, batch, conv_size, conv_batch)
         if "mlp" in chosen:
             paired = run_paired(build(20, width), (width,), batch, steps, args.paired, configs, tmp)
             results["mlp"] = (f"20 x Dense({width}), batch {batch}", paired, args.paired, steps)
+        if "transformer" in chosen:
+            seq, model_width = (8, 16) if quick else (64, 128)
+            model = build_transformer(seq, model_width)
+            shape, rounds = (seq, model_width), args.paired
+            paired = run_paired(model, shape, batch // 4, steps, rounds, configs, tmp)
+            label = f"4 pre-LN transformer blocks, {seq} x {model_width}, batch {batch // 4}"
+            results["transformer"] = (label, paired, rounds, steps)
         if "conv" in chosen:
             model = build_conv(conv_size)
             shape = (conv_size, conv_size, 3)
@@ -685,7 +713,9 @@ def main_paired(args, argv, configs, quick, width, batch, conv_size, conv_batch)
         )
         root = Path(__file__).resolve().parents[1]
         if Path(args.write).resolve().parent == root / "benchmarks":
-            update_readme(root / "benchmarks", root / "docs" / "benchmarks" / "gradient-norm-logger.md")
+            update_readme(
+                root / "benchmarks", root / "docs" / "benchmarks" / "gradient-norm-logger.md"
+            )
     return 0
 
 
