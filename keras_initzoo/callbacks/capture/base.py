@@ -136,29 +136,38 @@ def spectral_norms(matrices: Sequence, steps: int) -> Any:
 def _largest_singular_values(a: Any, steps: int) -> Any:
     """Golub-Kahan-Lanczos on a batch ``a`` of shape (k, rows, columns): (k,) values."""
     ops = keras.ops
-    start = np.random.default_rng(0).normal(size=(1, a.shape[2], 1)).astype("float32")
-    v = ops.convert_to_tensor(np.repeat(start / np.linalg.norm(start), a.shape[0], 0))
+    count, rows, columns = a.shape
+    start = np.random.default_rng(0).normal(size=(1, columns, 1)).astype("float32")
+    v = ops.convert_to_tensor(np.repeat(start / np.linalg.norm(start), count, 0))
     a_t = ops.transpose(a, (0, 2, 1))
 
     def unit(x):
         return x / ops.maximum(ops.norm(x, axis=1, keepdims=True), 1e-30)
 
-    def orthogonalize(x, basis):  # Gram-Schmidt against every earlier vector, twice
-        stacked = ops.concatenate(basis, axis=2)  # (k, n, j)
-        for _ in range(2):  # "twice is enough" (Kahan, Parlett) in float32
-            x = x - ops.matmul(stacked, ops.matmul(ops.transpose(stacked, (0, 2, 1)), x))
+    def orthogonalize(x, basis):  # against the basis' filled columns (the rest are 0)
+        for _ in range(2):  # Gram-Schmidt twice: "twice is enough" (Kahan, Parlett)
+            x = x - ops.matmul(basis, ops.matmul(ops.transpose(basis, (0, 2, 1)), x))
         return x
 
-    us, vs = [unit(ops.matmul(a, v))], [v]
-    for _ in range(steps - 1):
-        vs.append(unit(orthogonalize(ops.matmul(a_t, us[-1]), vs)))
-        us.append(unit(orthogonalize(ops.matmul(a, vs[-1]), us)))
+    def column(x, j):  # x (k, n, 1) placed as column j of a (k, n, steps) basis
+        return x * ops.cast(ops.equal(ops.arange(steps), j), "float32")
+
+    u = unit(ops.matmul(a, v))
+    bases = (column(u, 0), column(v, 0), u)
+
+    def step(j, state):
+        us, vs, u = state
+        v = unit(orthogonalize(ops.matmul(a_t, u), vs))
+        u = unit(orthogonalize(ops.matmul(a, v), us))
+        return us + column(u, j), vs + column(v, j), u
+
+    # A loop of fixed-size bases, not unrolled: the traced step stays small.
+    us, vs, _ = ops.fori_loop(1, steps, step, bases)
     # The projection U^T A V (the bidiagonal B in exact arithmetic) is formed
     # directly: where the Krylov space ends early (rank below ``steps``), the
     # recurrence's coefficients no longer describe A on the new vectors, but U^T A V
     # with orthonormal (or zero) columns always has singular values at most ||A||_2.
-    u, v = ops.concatenate(us, axis=2), ops.concatenate(vs, axis=2)
-    projected = ops.matmul(ops.transpose(u, (0, 2, 1)), ops.matmul(a, v))
+    projected = ops.matmul(ops.transpose(us, (0, 2, 1)), ops.matmul(a, vs))
     return ops.max(ops.svd(projected, compute_uv=False), axis=1)
 
 
