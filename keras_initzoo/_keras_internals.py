@@ -361,6 +361,19 @@ def reset_global_seed(seed: int | None) -> None:
     _global_state.set_global_attribute(_seed_generator.GLOBAL_SEED_GENERATOR, None)
 
 
+def restart_layer_names() -> None:
+    """Restarts Keras' automatic layer names (the next ``Dense()`` is ``dense`` again).
+
+    ``keras.src.utils.naming.uniquify`` numbers each automatic name from the
+    global-state dict ``"object_name_uids"``; dropping it is the part of
+    ``keras.backend.clear_session()`` that restarts the numbering, without the
+    rest (the global dtype policy, seed generator and registered objects
+    stay). ``initzoo coord-check`` calls it before each build of the user's
+    model, so its report names the layers as one build would.
+    """
+    _global_state.set_global_attribute("object_name_uids", None)
+
+
 def bit64_to_bit32_dtypes() -> dict[str, str]:
     """The table by which Keras' type promotion narrows 64-bit types on JAX (without x64).
 

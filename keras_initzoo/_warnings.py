@@ -10,7 +10,7 @@ natively; the package supports 3.11).
 
 from __future__ import annotations
 
-import sys
+import inspect
 import warnings
 
 # Modules whose frames are never the user's line.
@@ -35,7 +35,7 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     >>> str(caught[0].message)
     'checked'
     """
-    frame, level = sys._getframe(1), 1  # level 1: our caller's line
+    frame, level = inspect.currentframe().f_back, 1  # level 1: our caller's line
     while frame is not None and _is_internal(frame.f_globals.get("__name__", "")):
         frame, level = frame.f_back, level + 1
     # stacklevel counts from this function: one more than the caller's level.

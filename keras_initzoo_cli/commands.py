@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from .settings import DEMO_QUICK_SETTINGS, DEMO_SCHEMES, DEMO_SETTINGS
 
 
 def print_list() -> int:
+    """``initzoo list``: prints the table of schemes; returns the exit status 0."""
     print(read_table().rstrip("\n"))
     return 0
 
@@ -46,6 +48,49 @@ def _backend_missing(command: str) -> str | None:
     )
 
 
+# Optional packages the commands use, by import name: (what pip calls it, the extra).
+OPTIONAL_PACKAGES = {
+    "sklearn": ("scikit-learn", "examples"),
+    "matplotlib": ("matplotlib", "examples"),
+}
+
+
+def missing_package(command: str, option: str, module: str) -> str | None:
+    """The one line saying how to install ``module``, which ``option`` needs, or None.
+
+    Checked before any work starts (``importlib.util.find_spec``: nothing is
+    imported), so a missing package costs no training and prints no traceback.
+
+    Args:
+        command: the subcommand, for the message.
+        option: the option that needs the package, as typed (``--dataset digits``).
+        module: its import name, a key of :data:`OPTIONAL_PACKAGES`.
+
+    Returns:
+        ``initzoo COMMAND: error: OPTION needs PACKAGE ...; run: python -m pip
+        install 'keras_initzoo[EXTRA]'``, or None when the package is there.
+    """
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken install, or a module set to None
+        found = False
+    if found:
+        return None
+    package, extra = OPTIONAL_PACKAGES[module]
+    return (
+        f"initzoo {command}: error: {option} needs {package}, which is not installed; "
+        f"run: python -m pip install 'keras_initzoo[{extra}]'"
+    )
+
+
+def _missing_extra(command: str, settings: dict) -> str | None:
+    if settings.get("dataset") == "digits":
+        return missing_package(command, "--dataset digits", "sklearn")
+    return None
+
+
 def _load(command: str) -> bool:
     """Imports the backend (TensorFlow quietly); False, with the reason printed, if missing."""
     problem = _backend_missing(command)
@@ -57,77 +102,141 @@ def _load(command: str) -> bool:
 
 
 def run_schemes(schemes: Sequence[Any], args: argparse.Namespace, settings: dict) -> int:
-    """``demo`` and ``compare``: train under each scheme, print the table and what to look at."""
+    """``demo`` and ``compare``: train under each scheme, print the table and how to read it.
+
+    Args:
+        schemes: the initializers to compare.
+        args: the parsed command line (``command``, ``seed``, ``logdir``, ``no_progress``).
+        settings: the :class:`~keras_initzoo.experiments.ExperimentConfig` fields.
+
+    Returns:
+        The exit status: 0, or 2 when a backend or an optional package is missing.
+    """
+    problem = _missing_extra(args.command, settings)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     if not _load(args.command):
         return 2
-    from keras_initzoo.experiments import ExperimentConfig, format_table, run_comparison
+    from keras_initzoo.experiments import (
+        ExperimentConfig,
+        column_notes,
+        format_table,
+        run_comparison,
+    )
 
     config = ExperimentConfig(seed=args.seed, **settings)
+    one_thread_on_torch(config.width)
     start = time.perf_counter()
-    results = run_comparison(schemes, config, logdir=args.logdir, progress=not args.no_progress)
+    with warnings.catch_warnings(record=True) as caught:  # shown after the table, one line each
+        results = run_comparison(schemes, config, logdir=args.logdir, progress=not args.no_progress)
     elapsed = time.perf_counter() - start
     if not args.no_progress:
         print()
+    classes = results[0].n_classes
     print(
         f"{config.depth} hidden layers x {config.width} units, {config.activation}, "
-        f"{config.optimizer} lr={config.learning_rate}, {config.epochs} epochs on "
-        f"'{config.dataset}', seed {config.seed}"
+        f"{config.optimizer} lr={config.learning_rate}, batch {config.batch_size}, "
+        f"{config.epochs} epochs on '{config.dataset}' ({classes} classes: chance is loss "
+        f"{math.log(classes):.3f}, accuracy {1 / classes:.2f}), seed {config.seed}"
     )
     print(format_table(results))
-    print(
-        f"ratio L1/L{config.depth}: gradient norm of the first hidden layer over the last "
-        "at init (~1 = level across depth, << 1 = vanishing, inf/nan = exploded or dead)"
-    )
+    print(_wrap(column_notes(config.depth)))
     print(f"elapsed: {elapsed:.1f} s")
     if args.command == "demo":
-        print(demo_guide(results, args.logdir))
-    else:
-        print(f"view the runs:  tensorboard --logdir {args.logdir}")
-        print(
-            "  Images tab, 'grad_norm_by_depth': per scheme, log10 gradient norm by layer "
-            "(rows, first on top) and logged step (columns)"
-        )
-        print(
-            "  Time Series tab, filter 'grad_norm/' for gradient norms per layer during "
-            "training, 'log10_grad_norm' for the norm by layer at init (x axis = layer)"
-        )
+        print(_wrap([demo_lesson(config.width)], indent=""))
+    print(tensorboard_advice(args.logdir))
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        # the source line of a warning raised inside the package means nothing here
+        print(f"initzoo {args.command}: warning: {message}", file=sys.stderr)
     return 0
 
 
-def _norm(value: float) -> str:
-    return f"{value:.0e}" if math.isfinite(value) else str(value)
+def one_thread_on_torch(width: int) -> None:
+    """On PyTorch, one intra-op thread for layers of up to 128 units: too small to share.
+
+    Splitting a 32-unit layer's products across threads costs more than it
+    saves, and on a busy machine the threads wait on each other (measured:
+    ``demo --quick``'s training took 4.6 s on one thread, 63 s on two, on a
+    shared 2-core machine). The command owns its process, so it sets this;
+    the library never does.
+
+    Args:
+        width: the hidden layers' width; wider ones keep PyTorch's threads.
+    """
+    if keras_backend() == "torch" and width <= 128:
+        import torch
+
+        torch.set_num_threads(1)
 
 
-def demo_guide(results: Sequence[Any], logdir: str, width: int = 92) -> str:
-    """The demo's closing paragraph: where the depth heatmap is and what it shows."""
+def _wrap(paragraphs: Sequence[str], width: int = 92, indent: str = "  ") -> str:
     import textwrap
 
-    by_name = {r.scheme: r for r in results}
-    he, small = by_name["zoo_he"].init_stats, by_name["zoo_small"].init_stats
-    he_norms = [s.grad_norm for s in he]
-    points = [
-        "IMAGES tab, grad_norm_by_depth: one heatmap per scheme of the log10 gradient norm, "
-        f"layers top ({he[0].name}) to bottom ({he[-1].name}), logged steps left to right; "
-        "each run has its own colour scale, drawn on the right.",
-        "zoo_he: the colours hardly change from top to bottom, only from step to step - its "
-        f"gradient stays level across depth ({_norm(min(he_norms))} to "
-        f"{_norm(max(he_norms))} at init).",
-        f"zoo_small: bright at the bottom ({small[-1].name}, {_norm(small[-1].grad_norm)} at "
-        f"init), fading to dark at the top ({small[0].name}, {_norm(small[0].grad_norm)}) - "
-        "its gradient vanishes on its way back to the first layers.",
-        "CUSTOM SCALARS tab: every layer's gradient norm during training, in depth order.",
-    ]
-    lines = [f"What to look at:  tensorboard --logdir {logdir}   (open http://localhost:6006)"]
-    lines += [
-        textwrap.fill(p, width, initial_indent="  ", subsequent_indent="    ") for p in points
-    ]
-    return "\n".join(lines)
+    return "\n".join(
+        textwrap.fill(p, width, initial_indent=indent, subsequent_indent=indent + "  ")
+        for p in paragraphs
+    )
+
+
+def demo_lesson(width: int) -> str:
+    """Why the demo's per-layer column reads as it does: the factor each scheme predicts.
+
+    Back through a ReLU layer of width ``n`` the signal ``|dL/dh|`` is
+    multiplied by ``sqrt(n * Var(W) / 2)`` in expectation (He et al. 2015,
+    "Delving Deep into Rectifiers", Sec. 2.2).
+
+    Args:
+        width: the hidden layers' width ``n``.
+
+    Returns:
+        One paragraph naming each demo scheme's variance and predicted factor.
+    """
+    variances = {
+        "zoo_he": ("2/n", 2 / width),
+        "zoo_glorot": ("2/(n+n) = 1/n", 1 / width),
+        "zoo_small": ("0.01^2", 0.01**2),
+        "zoo_large": ("10^2", 10.0**2),
+    }
+    predicted = ", ".join(
+        f"{name}'s Var(W) = {formula} gives x{math.sqrt(width * variance / 2):.2g}"
+        for name, (formula, variance) in variances.items()
+    )
+    return (
+        f"Why: back through a ReLU layer of width n = {width}, |dL/dh| is multiplied by "
+        f"sqrt(n * Var(W) / 2) (He et al. 2015): {predicted}, and zoo_zeros' 0 sends "
+        "nothing back. So He keeps the gradient level and trains; Glorot, made for tanh, "
+        "gives ReLU half the variance it needs and lags; small weights and zeros stall; "
+        "large weights explode."
+    )
+
+
+def tensorboard_advice(logdir: str) -> str:
+    """Where this command's runs are, then the one TensorBoard paragraph of the docs.
+
+    Args:
+        logdir: the folder the runs were written under.
+
+    Returns:
+        The lines to print.
+    """
+    from .advice import TENSORBOARD_ADVICE, plain
+
+    return "\n".join(
+        [
+            f"View the runs:  tensorboard --logdir {logdir}",
+            _wrap([plain(TENSORBOARD_ADVICE)]),
+        ]
+    )
 
 
 def report(args: argparse.Namespace) -> int:
     """``report``: the signal report of a saved model, printed and optionally plotted."""
     if not os.path.isfile(args.model):
         print(f"initzoo report: error: no such model file: {args.model}", file=sys.stderr)
+        return 2
+    if args.png and (problem := missing_package("report", "--png", "matplotlib")):
+        print(problem, file=sys.stderr)
         return 2
     if not _load("report"):
         return 2
@@ -219,19 +328,48 @@ def _coord_batch(build: Any, width: int, data: str | None) -> tuple[Any, Any]:
     return x, y
 
 
+def with_fresh_layer_names(build: Any) -> Any:
+    """``build``, each call starting Keras' automatic layer names afresh.
+
+    The check builds the model several times (per width and seed), and Keras
+    numbers automatic names on from the last model (``dense_6``, ``dense_7``,
+    ...); restarting them gives every build the names the user sees when
+    building once (``dense``, ``dense_1``, ...), so the report's rows are
+    stable. Names given explicitly are kept.
+
+    Args:
+        build: the user's ``build(width)`` (or ``build(width, depth)``).
+
+    Returns:
+        A function that calls it with the same arguments.
+    """
+    from keras_initzoo._keras_internals import restart_layer_names
+
+    def build_with_fresh_names(*args: Any) -> Any:
+        restart_layer_names()
+        return build(*args)
+
+    return build_with_fresh_names
+
+
 def coord_check(args: argparse.Namespace) -> int:
     """``coord-check``: kiz.mup.coord_check of a builder, printed; a plot and runs on request."""
     if args.data is not None and not os.path.isfile(args.data):
         return _error("coord-check", f"no such data file: {args.data}")
+    if args.plot and (problem := missing_package("coord-check", "--plot", "matplotlib")):
+        print(problem, file=sys.stderr)
+        return 2
     if not _load("coord-check"):
         return 2
     import keras_initzoo as kiz
     from keras_initzoo._validation import check_loss
 
     try:
-        build = import_builder(args.builder)
+        build = with_fresh_layer_names(import_builder(args.builder))
         loss = None if args.loss is None else check_loss(args.loss)
-        x, y = _coord_batch(build, min(args.widths), args.data)
+        depths = getattr(args, "depths", None)  # --depths: the check across depth
+        sample = (lambda width: build(width, min(depths))) if depths else build
+        x, y = _coord_batch(sample, min(args.widths), args.data)
         result = kiz.mup.coord_check(
             build,
             args.widths,
@@ -245,6 +383,7 @@ def coord_check(args: argparse.Namespace) -> int:
             steps=args.steps,
             seeds=args.seeds,
             zero_readout=args.zero_readout,
+            depths=depths,
         )
     except ValueError as error:
         return _error("coord-check", str(error))

@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--quick",
         action="store_true",
-        help="2 epochs on 512 samples: the same table and runs in a fraction of the time",
+        help="2 epochs on 1024 samples in batches of 16: the same lesson in less time",
     )
     _add_run_options(demo, os.path.join("runs", "demo"))
 
@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         help="train the same model under chosen schemes and compare them",
         description="Train the same MLP once per scheme, print final loss, accuracy and "
-        "the first/last-layer gradient-norm ratio at init, and write one "
+        "the backward signal |dL/dh| at init (at the last and first hidden layer, and its "
+        "change per layer), each row read in words, and write one "
         "TensorBoard run per scheme.",
     )
     compare.add_argument(
@@ -214,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_widths,
         default="128,512",
         help="comma-separated widths, at least two; 4x apart or more (default: %(default)s)",
+    )
+    coord.add_argument(
+        "--depths",
+        type=_widths,
+        default=None,
+        help="comma-separated numbers of blocks, at least two: the check across depth, "
+        "BUILDER(width, depth) parametrized by CompleteP against the shallowest",
     )
     coord.add_argument(
         "--base-width",

@@ -103,6 +103,33 @@ def import_backend() -> None:
 
     if keras_backend() == "tensorflow" and importlib.util.find_spec("tensorflow") is not None:
         import_tensorflow()
+        drop_retracing_warnings()
+
+
+RETRACING = "triggered tf.function retracing"
+
+
+class _DropRetracing:
+    """A logging filter that drops TensorFlow's "N out of the last M calls ... retracing"."""
+
+    def filter(self, record) -> bool:
+        return RETRACING not in record.getMessage()
+
+
+def drop_retracing_warnings() -> None:
+    """Hides TensorFlow's retracing warning from the ``tensorflow`` logger; once is enough.
+
+    The commands build a new model per scheme, width or seed on purpose, and
+    each model traces its own train step: TensorFlow counts those tracings of
+    Keras' one ``one_step_on_data`` and warns of a loop that retraces, with
+    advice for code the user did not write. Every other TensorFlow log line
+    still shows.
+    """
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _DropRetracing) for f in logger.filters):
+        logger.addFilter(_DropRetracing())
 
 
 def import_tensorflow() -> None:

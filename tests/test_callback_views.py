@@ -138,13 +138,39 @@ def test_depth_heatmap_rows_are_the_groups_first_layer_on_top(tmp_path):
     assert len(images) == 2  # one per epoch end (and train end at the same step)
     width, height, pixels = images[-1]
     groups = 10
-    assert height % groups == 0
-    cell = height // groups
-    heat = pixels[:, : width - 16]  # without the gap and the colour bar
+    heat = _heat_area(pixels)
+    assert heat.shape[0] % groups == 0
+    cell = heat.shape[0] // groups
     rows = [heat[i * cell : (i + 1) * cell].reshape(-1, 3).mean(axis=0) for i in range(groups)]
     luminance = [0.299 * r + 0.587 * g + 0.114 * b for r, g, b in rows]
     assert luminance[0] < luminance[-1] - 50
     assert all(a <= b + 1 for a, b in zip(luminance, luminance[1:], strict=False))
+
+
+def _on_viridis(pixels, tolerance=12):
+    """Which pixels lie on the heatmap's palette (viridis, interpolated)."""
+    from keras_initzoo.callbacks.views import colour
+
+    curve = colour(np.linspace(0, 1, 256), 0, 1).astype(int)
+    colours, index = np.unique(pixels.reshape(-1, 3), axis=0, return_inverse=True)
+    near = np.abs(colours[:, None].astype(int) - curve[None]).max(axis=2).min(axis=1)
+    return (near <= tolerance)[index.ravel()].reshape(pixels.shape[:2])
+
+
+def _heat_box(pixels):
+    """``(top, left, height, width)`` of the heatmap's cells: the first block of
+    palette-coloured columns (the colour bar is the second, right of a white gap)."""
+    on = _on_viridis(pixels)
+    columns = np.flatnonzero(on.sum(axis=0) > on.shape[0] // 4)
+    gaps = np.flatnonzero(np.diff(columns) > 1)
+    first = columns[: gaps[0] + 1] if gaps.size else columns
+    rows = np.flatnonzero(on[:, first].all(axis=1))
+    return rows[0], first[0], rows[-1] + 1 - rows[0], first[-1] + 1 - first[0]
+
+
+def _heat_area(pixels):
+    top, left, height, width = _heat_box(pixels)
+    return pixels[top : top + height, left : left + width]
 
 
 def _images(log_dir):
@@ -193,8 +219,8 @@ def test_150_layer_model_writes_a_readable_layout(tmp_path):
     assert chart_tags[0] == ["^grad_norm/global$"]
     assert max(len(t) for t in chart_tags) <= LINES_PER_CHART
     assert sum(len(t) for t in chart_tags[1:]) == 150
-    width, height, _ = _images(tmp_path)[-1]
-    assert height % 150 == 0
+    _, _, pixels = _images(tmp_path)[-1]
+    assert _heat_area(pixels).shape[0] == 150 * 3  # one 3-pixel row per layer (480 // 150)
 
 
 def _wrapped_mobilenet():
@@ -342,3 +368,57 @@ def test_group_by_near_misses_are_refused_with_a_suggestion(typo, meant, tmp_pat
         kiz.GradientNormLogger(tmp_path, group_by=typo)
     # control: the same word as a compiled regex is taken
     assert kiz.GradientNormLogger(tmp_path, group_by=re.compile(typo)).group_by.pattern == typo
+
+
+def _five_group_history(steps=5):
+    from keras_initzoo.callbacks.views import DepthHistory
+
+    history = DepthHistory(["dense_01", "dense_02", "dense_03", "dense_04", "output"])
+    for step in range(1, steps + 1):
+        history.add(step, np.array([0.00063, 0.003, 0.025, 0.16, 2.2]))
+    return history
+
+
+def test_a_five_group_heatmap_is_readable_with_labelled_axes():
+    """5 groups, 5 logged steps: cells 48 px a side (a 240 x 240 heatmap), the layer names
+    on the left, the steps and "logged step" below, the colour bar on the right, text in
+    every margin. Control: before, the same history drew 80 x 80 pixels of cells, a colour
+    bar and nothing else (no text: every pixel on the palette or the white gap)."""
+    history = _five_group_history()
+    pixels = history.image()
+    top, left, height, width = _heat_box(pixels)
+    assert (height, width) == (240, 240)
+    ink = pixels.max(axis=2) < 128  # dark text on white (palette colours are brighter)
+    ink &= ~_on_viridis(pixels)
+    assert ink[top : top + 240, : left - 4].sum() > 200  # layer names and the axis label
+    assert ink[top + 240 :, left : left + 240].sum() > 100  # steps and "logged step"
+    assert ink[:top, left:].sum() > 100  # the title
+    assert ink[top : top + 240, left + 240 + 24 :].sum() > 100  # the colour bar's numbers
+    # The rows: one label per group; five groups of 48 px leave room for each.
+    labels = [ink[top + i * 48 : top + (i + 1) * 48, : left - 4].any() for i in range(5)]
+    assert labels == [True] * 5
+
+
+def test_a_heatmap_caption_gives_the_scale_in_plain_numbers():
+    """The caption TensorBoard shows: norms as people write them. Control: before, it read
+    "from 1e-3.2 (dark blue) to 1e0.3 (yellow)" (a log10 exponent with a fraction)."""
+    from keras_initzoo.callbacks.views import plain_number
+
+    caption = _five_group_history().description()
+    assert "from 0.00063 (dark blue) to 2.2 (yellow)" in caption, caption
+    assert not re.search(r"1e-?\d+\.\d", caption)
+    assert [plain_number(v) for v in (10**-0.5, 1.0, 3.1e-16)] == ["0.32", "1", "3.1e-16"]
+
+
+def test_many_groups_keep_one_pixel_rows_and_readable_labels():
+    """600 groups: one pixel per row, a label every so many rows (first and last named),
+    long names shortened from the left."""
+    from keras_initzoo.callbacks.views import DepthHistory
+
+    names = [f"a_long_model_name/stage_{i // 100}/block_{i:03d}" for i in range(600)]
+    history = DepthHistory(names)
+    for step in range(1, 4):
+        history.add(step, np.logspace(-6, 0, 600))
+    pixels = history.image()
+    assert _heat_area(pixels).shape[0] == 600
+    assert pixels.shape[1] < 1000  # the names are cut to their ends, not drawn whole

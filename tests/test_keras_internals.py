@@ -691,3 +691,12 @@ def test_adam_velocities_are_what_adam_divides_by():
     amsgrad = keras.optimizers.Adam(amsgrad=True)
     amsgrad.build([variable])
     assert [v.path for v in internals.adam_velocities(amsgrad)][0].endswith("velocity_hat")
+
+
+def test_restart_layer_names_numbers_automatic_names_from_the_start():
+    """Control: without the restart, a second unnamed Dense is ``dense_1``."""
+    keras.layers.Dense(2)
+    assert keras.layers.Dense(2).name != "dense"
+    internals.restart_layer_names()
+    assert keras.layers.Dense(2).name == "dense"
+    assert keras.layers.Dense(2).name == "dense_1"

@@ -6,6 +6,7 @@ training step.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import struct
@@ -24,6 +25,8 @@ DEPTH_TAG = "grad_norm_by_depth"
 ACTIVATION_DEPTH_TAG = "act_rms_by_depth"
 LINES_PER_CHART = 8  # consecutive groups per custom-scalars chart
 MAX_COLUMNS = 400  # logged steps drawn; older ones are thinned evenly past this
+CELL_MAX = 48  # pixels on a side of one cell at most: a 5-group heatmap is 240 pixels tall
+LABEL_CHARS = 24  # a layer name longer than this is shown by its end
 
 # Viridis at 9 stops (dark blue = small norm, yellow = large), interpolated.
 _PALETTE = np.array(
@@ -67,7 +70,17 @@ def png(pixels: np.ndarray) -> bytes:
 
 
 def colour(log_norms: np.ndarray, low: float, high: float) -> np.ndarray:
-    """RGB colours of log10 norms on the palette from ``low`` to ``high``."""
+    """RGB colours of log10 norms on the palette from ``low`` to ``high``.
+
+    Args:
+        log_norms: log10 norms, any shape; NaN and inf get the non-finite
+            colour, ``-inf`` (a zero norm) its own.
+        low: the log10 norm at the palette's first colour; lower ones clip.
+        high: the log10 norm at its last colour; higher ones clip.
+
+    Returns:
+        ``uint8`` RGB values, ``log_norms.shape + (3,)``.
+    """
     finite = np.isfinite(log_norms)
     t = np.zeros(log_norms.shape)
     if high > low:
@@ -81,6 +94,121 @@ def colour(log_norms: np.ndarray, low: float, high: float) -> np.ndarray:
     return rgb.round().astype(np.uint8)
 
 
+def plain_number(value: float) -> str:
+    """A norm as a person writes it, two significant digits: ``2.6``, ``0.0058``, ``3.1e-16``.
+
+    Args:
+        value: the number.
+
+    Returns:
+        Its text.
+
+    >>> [plain_number(v) for v in (2.56, 0.00581, 10 ** -0.5, 3.1e-16)]
+    ['2.6', '0.0058', '0.32', '3.1e-16']
+    """
+    return f"{value:.2g}"
+
+
+def _log_range(logs: np.ndarray) -> tuple[float, float]:
+    finite = logs[np.isfinite(logs)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+
+
+@functools.cache  # loading the font takes longer than drawing a heatmap
+def _font(size: int = 12):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType: scalable
+    except (TypeError, OSError):
+        return ImageFont.load_default()  # the built-in bitmap font
+
+
+def _text_width(font, text: str) -> int:
+    return int(np.ceil(font.getbbox(text)[2])) if text else 0
+
+
+def _short(name: str, chars: int = LABEL_CHARS) -> str:
+    return name if len(name) <= chars else "…" + name[-(chars - 1) :]
+
+
+def _bar_ticks(low: float, high: float, height: int, line: int) -> list[tuple[int, float]]:
+    """``(y, log10 norm)`` of the colour bar's labels: both ends, and the powers of ten
+    between them that leave a line's room."""
+    if high <= low:
+        return [(0, high)]
+    ends = [(0, high), (height - 1, low)]
+    decades = np.arange(np.ceil(low), np.floor(high) + 1)
+    step = max(1, int(np.ceil(len(decades) / 6)))  # at most about 6 labels
+    ticks = list(ends)
+    for decade in decades[::step]:
+        y = int(round((high - decade) / (high - low) * (height - 1)))
+        if all(abs(y - other) >= line for other, _ in ticks):
+            ticks.append((y, float(decade)))
+    return ticks
+
+
+def _framed(
+    heat: np.ndarray,
+    cell_h: int,
+    row_names: Sequence[str],
+    steps: tuple[int, int],
+    scale: tuple[float, float],
+    title: str,
+    note: str = "",
+) -> np.ndarray:
+    """``heat`` (one block of pixels per cell) with its title, axis labels and colour bar."""
+    from PIL import Image, ImageDraw
+
+    font = _font()
+    ink = (40, 40, 40)
+    line = int(font.getbbox("Ag")[3]) + 4  # one line of text, with room between lines
+    heat_h, heat_w = heat.shape[:2]
+    every = max(1, int(np.ceil(line / cell_h)))  # rows per label, so labels do not overlap
+    labelled = list(range(0, len(row_names), every))
+    if labelled[-1] != len(row_names) - 1:  # the last layer is always named
+        if len(labelled) > 1 and (len(row_names) - 1 - labelled[-1]) * cell_h < line:
+            labelled.pop()
+        labelled.append(len(row_names) - 1)
+    names = {i: _short(row_names[i]) for i in labelled}
+    low, high = scale
+    ticks = _bar_ticks(low, high, heat_h, line)
+    tick_text = {y: plain_number(10**value) for y, value in ticks}
+    axis_label, step_label = "layer", "logged step"
+    left = 4 + line + 4 + max(_text_width(font, n) for n in names.values()) + 6
+    top = 4 + line + 4
+    bar_x = left + heat_w + 10
+    right = bar_x + 14 + 4 + max(_text_width(font, t) for t in tick_text.values()) + 4
+    width = max(right, left + _text_width(font, title) + 4)
+    height = top + heat_h + 4 + line * (3 if note else 2) + 4
+
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    canvas.paste(Image.fromarray(heat), (left, top))
+    bar = colour(np.linspace(high, low, heat_h)[:, None], low, high)
+    canvas.paste(Image.fromarray(np.repeat(bar, 14, axis=1)), (bar_x, top))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((left, 4), title, fill=ink, font=font)
+    for i, name in names.items():
+        y = top + i * cell_h + cell_h // 2
+        draw.text((left - 6, y), name, fill=ink, font=font, anchor="rm")
+    for y, text in tick_text.items():
+        draw.text((bar_x + 18, top + y), text, fill=ink, font=font, anchor="lm")
+    below = top + heat_h + 4
+    first, last = (str(step) for step in steps)
+    draw.text((left, below), first, fill=ink, font=font)
+    if last != first:
+        draw.text((left + heat_w, below), last, fill=ink, font=font, anchor="ra")
+    draw.text((left + heat_w // 2, below + line), step_label, fill=ink, font=font, anchor="ma")
+    if note:
+        draw.text((left, below + 2 * line), note, fill=ink, font=font)
+    # the vertical axis label, turned to read bottom to top
+    label = Image.new("RGB", (_text_width(font, axis_label) + 2, line), (255, 255, 255))
+    ImageDraw.Draw(label).text((0, 0), axis_label, fill=ink, font=font)
+    label = label.rotate(90, expand=True)
+    canvas.paste(label, (4, top + max(0, (heat_h - label.height) // 2)))
+    return np.asarray(canvas, dtype=np.uint8)
+
+
 class DepthHistory:
     """The logged per-group gradient norms kept on the host, drawn as a heatmap.
 
@@ -91,6 +219,13 @@ class DepthHistory:
     columns are held, every other one is dropped and only every other row is
     kept from then on, so the kept steps stay evenly spaced over the whole run
     however long it is (and the latest row is always drawn).
+
+    Args:
+        groups: the group names, in forward order (the heatmap's rows).
+        tag: the image's TensorBoard tag (default :data:`DEPTH_TAG`,
+            ``"grad_norm_by_depth"``).
+        quantity: what the norms are, for the caption (default
+            ``"gradient norm"``).
     """
 
     def __init__(
@@ -147,33 +282,58 @@ class DepthHistory:
             return np.log10(norms), [self.steps[i] for i in keep]
 
     def image(self) -> np.ndarray:
-        """The heatmap as RGB pixels, each cell a block of pixels, plus the colour bar."""
+        """The heatmap as RGB pixels, with axis labels and a labelled colour bar.
+
+        Each cell is a block of pixels, up to :data:`CELL_MAX` on a side (a
+        5-group run draws 240 pixels tall); the layers are named on the left
+        (as many as fit, the first and last always), the first and last
+        logged steps below, and the colour bar on the right carries norms in
+        plain numbers (``0.0058``, ``2.6``).
+
+        Returns:
+            ``uint8`` RGB pixels, ``(height, width, 3)``.
+        """
         logs, steps = self.matrix()
-        finite = logs[np.isfinite(logs)]
-        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        low, high = _log_range(logs)
         rows, columns = logs.shape
-        cell_h = max(1, min(16, 480 // rows))
-        cell_w = max(1, min(16, 640 // columns))
-        cells = colour(logs, low, high)
-        pixels = np.repeat(np.repeat(cells, cell_h, axis=0), cell_w, axis=1)
-        height = pixels.shape[0]
-        bar = colour(np.linspace(high, low, height)[:, None], low, high)
-        gap = np.full((height, 4, 3), 255, np.uint8)
-        return np.concatenate([pixels, gap, np.repeat(bar, 12, axis=1)], axis=1)
+        cell_h = max(1, min(CELL_MAX, 480 // rows))
+        cell_w = max(1, min(CELL_MAX, 640 // columns))
+        heat = np.repeat(np.repeat(colour(logs, low, high), cell_h, axis=0), cell_w, axis=1)
+        notes = []
+        if np.isnan(logs).any() or np.isposinf(logs).any():
+            notes.append("red: NaN or inf")
+        if np.isneginf(logs).any():
+            notes.append("black: 0")
+        return _framed(
+            heat,
+            cell_h,
+            row_names=self.groups,
+            steps=(steps[0], steps[-1]),
+            scale=(low, high),
+            title=f"{self.quantity} (colour: log scale)",
+            note="   ".join(notes),
+        )
 
     def description(self) -> str:
+        """The caption TensorBoard shows under the heatmap: scale, rows and columns in words.
+
+        Returns:
+            The norms at each end of the colour scale in plain numbers, what
+            red and black mean, which layer is on top and which steps are drawn.
+        """
         logs, steps = self.matrix()
         finite = logs[np.isfinite(logs)]
         span = (
-            f"from 1e{finite.min():.1f} (dark blue) to 1e{finite.max():.1f} (yellow)"
+            f"from {plain_number(10 ** finite.min())} (dark blue) to "
+            f"{plain_number(10 ** finite.max())} (yellow)"
             if finite.size
             else "no finite norm yet"
         )
         return (
-            f"log10 {self.quantity} per group, {span}; red: NaN or inf, black: 0. "
-            f"Rows: {len(self.groups)} groups in forward order, first layer ({self.groups[0]}) "
-            f"on top, last ({self.groups[-1]}) at the bottom. Columns: logged steps "
-            f"{steps[0]} to {steps[-1]}. Right: the colour scale, largest on top."
+            f"{self.quantity} per group on a log colour scale, {span}; red: NaN or inf, "
+            f"black: 0. Rows: {len(self.groups)} groups in forward order, first layer "
+            f"({self.groups[0]}) on top, last ({self.groups[-1]}) at the bottom. Columns: "
+            f"logged steps {steps[0]} to {steps[-1]}. Right: the colour scale, largest on top."
         )
 
     def image_summary(self) -> summary_pb2.Summary:

@@ -25,9 +25,9 @@ from .config import (
 from .data import Dataset, get_dataset
 from .model import build_mlp, loss_fn, make_optimizer
 from .seed import set_seed
-from .stats import LayerStats, depth_ratio, layer_stats
+from .stats import LayerStats, depth_ratio, layer_stats, per_layer_change
 from .summaries import EpochScalars, fresh_run_dir, write_depth_profile, write_scalar_series
-from .table import format_table
+from .table import column_notes, format_table, reading
 from .training import EpochProgress, SchemeResult, progress_bar, run_comparison, train_scheme
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "Scheme",
     "SchemeResult",
     "build_mlp",
+    "column_notes",
     "depth_ratio",
     "format_table",
     "fresh_run_dir",
@@ -49,8 +50,10 @@ __all__ = [
     "layer_stats",
     "loss_fn",
     "make_optimizer",
+    "per_layer_change",
     "parse_schemes",
     "progress_bar",
+    "reading",
     "resolve_scheme",
     "run_comparison",
     "scheme_label",

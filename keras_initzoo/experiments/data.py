@@ -62,7 +62,20 @@ def _split(
 def make_blobs(
     n_samples: int = 2048, n_features: int = 16, n_classes: int = 4, seed: int = 0
 ) -> Dataset:
-    """Gaussian clusters, one per class, centres drawn at random in ``n_features`` dims."""
+    """Gaussian clusters, one per class, centres drawn at random in ``n_features`` dims.
+
+    Centres and within-cluster noise are both ``N(0, 1)`` per feature.
+
+    Args:
+        n_samples: train and test examples together (default 2048; a quarter
+            is the test part).
+        n_features: the input dimension (default 16).
+        n_classes: the number of clusters and classes (default 4).
+        seed: the NumPy generator's seed (default 0).
+
+    Returns:
+        A standardized :class:`Dataset`.
+    """
     rng = np.random.default_rng(seed)
     centres = rng.normal(0.0, 1.0, size=(n_classes, n_features))
     y = rng.integers(0, n_classes, size=n_samples)
@@ -73,7 +86,19 @@ def make_blobs(
 def make_spirals(
     n_samples: int = 2048, n_classes: int = 3, noise: float = 0.2, seed: int = 0
 ) -> Dataset:
-    """Interleaved 2-D spirals: not linearly separable, so depth has something to do."""
+    """Interleaved 2-D spirals: not linearly separable, so depth has something to do.
+
+    Args:
+        n_samples: train and test examples together (default 2048; a quarter
+            is the test part).
+        n_classes: the number of spiral arms and classes (default 3).
+        noise: the noise's standard deviation, in tenths of the spirals'
+            radius (default 0.2: 0.02).
+        seed: the NumPy generator's seed (default 0).
+
+    Returns:
+        A standardized :class:`Dataset`.
+    """
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, size=n_samples)
     radius = rng.uniform(0.05, 1.0, size=n_samples)
@@ -84,7 +109,7 @@ def make_spirals(
 
 
 def load_digits(seed: int = 0) -> Dataset:
-    """sklearn's 1,797 bundled 8x8 digit images (no download), 10 classes."""
+    """Scikit-learn's 1,797 bundled 8x8 digit images (no download), 10 classes."""
     try:
         from sklearn.datasets import load_digits as _load
     except ImportError as exc:  # scikit-learn is in the `examples` extra
@@ -98,7 +123,21 @@ def load_digits(seed: int = 0) -> Dataset:
 
 
 def get_dataset(name: str, seed: int = 0, n_samples: int | None = None) -> Dataset:
-    """Return dataset ``name`` (one of :data:`DATASETS`); ``n_samples`` caps its size."""
+    """Return dataset ``name`` (one of :data:`DATASETS`); ``n_samples`` caps its size.
+
+    Args:
+        name: ``"blobs"``, ``"spirals"`` or ``"digits"`` (needs scikit-learn).
+        seed: the seed of the draw and the train/test split (default 0).
+        n_samples: train and test examples together, for digits the cap on
+            three quarters of it taken from the training part (default None:
+            each dataset's own size).
+
+    Returns:
+        The :class:`Dataset`.
+
+    Raises:
+        ValueError: for another name.
+    """
     if name == "blobs":
         data = make_blobs(seed=seed) if n_samples is None else make_blobs(n_samples, seed=seed)
     elif name == "spirals":

@@ -13,6 +13,16 @@ def build_mlp(
     """``depth`` hidden Dense layers of ``width`` units and a logits layer, all under ``scheme``.
 
     Layers are named ``dense_01`` ... and ``output`` so TensorBoard sorts them by depth.
+
+    Args:
+        config: gives ``depth``, ``width`` and ``activation``.
+        scheme: the kernel initializer of every layer, a ``zoo_*`` alias or a
+            config dict.
+        input_dim: the number of input features.
+        n_classes: the number of logits.
+
+    Returns:
+        The built, uncompiled ``keras.Sequential`` model.
     """
     layers: list[keras.layers.Layer] = [keras.Input((input_dim,))]
     for i in range(1, config.depth + 1):

@@ -55,7 +55,18 @@ def plot_depth_profiles(
     title: str = "",
     panels: Sequence[str] = ("activation_std", "backprop_norm", "grad_norm"),
 ) -> str:
-    """One line per scheme, layer index on x: how each statistic changes with depth at init."""
+    """One line per scheme, layer index on x: how each statistic changes with depth at init.
+
+    Args:
+        profiles: each scheme's per-layer statistics, by label.
+        path: where to write the PNG (folders are created).
+        title: the figure's title (default ``""``: none).
+        panels: the :class:`LayerStats` fields to plot, one panel each, among
+            :data:`PANELS` (default: activation std, backprop norm, grad norm).
+
+    Returns:
+        ``path``, once the figure is written.
+    """
     plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
@@ -82,6 +93,17 @@ def plot_activation_histograms(
     """Glorot & Bengio style: per scheme, the distribution of each hidden layer's outputs.
 
     Needs stats measured with ``keep_activations > 0``.
+
+    Args:
+        profiles: each scheme's per-layer statistics (with kept activations),
+            by label; one panel each.
+        path: the PNG to write.
+        title: the figure's title (default ``""``: none).
+        max_layers: the most hidden layers drawn per panel, spread over the
+            depth (default 5).
+
+    Returns:
+        ``path``, written.
     """
     plt = pyplot()
     fig, axes = plt.subplots(len(profiles), 1, figsize=(8, 2.4 * len(profiles)), squeeze=False)
@@ -126,7 +148,20 @@ def plot_curves(
     ylabel: str = "training loss",
     log: bool = True,
 ) -> str:
-    """One line per name: loss (or any series) against epoch or step."""
+    """One line per name: loss (or any series) against epoch or step.
+
+    Args:
+        curves: each series by its label.
+        path: the PNG file to write.
+        title: the axes' title (default ``""``: none).
+        xlabel: the x axis label (default ``"epoch"``).
+        ylabel: the y axis label (default ``"training loss"``).
+        log: a log y axis, where non-positive and non-finite values leave
+            gaps (default True).
+
+    Returns:
+        The ``path`` written.
+    """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for k, (name, values) in enumerate(curves.items()):
@@ -158,7 +193,18 @@ def plot_matrices(
     xlabel: str = "input feature",
     ylabel: str = "hidden unit",
 ) -> str:
-    """Side-by-side heatmaps, e.g. a hidden layer's weights (one row per unit) by scheme."""
+    """Side-by-side heatmaps, e.g. a hidden layer's weights (one row per unit) by scheme.
+
+    Args:
+        matrices: each 2-D array by its label, one panel each.
+        path: the PNG file to write.
+        title: the figure's title (default ``""``: none).
+        xlabel: each panel's x label (default ``"input feature"``).
+        ylabel: each panel's y label (default ``"hidden unit"``).
+
+    Returns:
+        The ``path`` written to.
+    """
     plt = pyplot()
     fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices), 3.4), squeeze=False)
     for ax, (name, matrix) in zip(axes[0], matrices.items(), strict=True):

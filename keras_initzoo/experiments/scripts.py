@@ -29,7 +29,13 @@ def example_parser(lesson: str, description: str) -> argparse.ArgumentParser:
 
 
 def finish(start: float, logdir: str, figures: Sequence[str]) -> None:
-    """Print where the figures and runs went, and how long it took."""
+    """Print where the figures and runs went, and how long it took.
+
+    Args:
+        start: the script's ``time.perf_counter()`` at its start.
+        logdir: the TensorBoard runs' parent directory.
+        figures: the paths of the figures written.
+    """
     for path in figures:
         print(f"figure: {path}")
     print(f"elapsed: {time.perf_counter() - start:.1f} s")

@@ -73,7 +73,13 @@ def write_depth_profile(log_dir: str, stats: Sequence[LayerStats]) -> None:
 def write_scalar_series(
     log_dir: str, series: Mapping[str, Sequence[float]], start_step: int = 0
 ) -> None:
-    """Write ``{tag: values}`` to one TensorBoard run, value i at step ``start_step + i``."""
+    """Write ``{tag: values}`` to one TensorBoard run, value i at step ``start_step + i``.
+
+    Args:
+        log_dir: the run's directory (created if missing).
+        series: each tag's values, in step order.
+        start_step: the step of each series' first value (default 0).
+    """
     writer = _writer(log_dir)
     for tag, values in series.items():
         for i, value in enumerate(values):

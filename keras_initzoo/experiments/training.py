@@ -7,6 +7,7 @@ so a number printed by the CLI and one plotted by an example mean the same thing
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from .config import ExperimentConfig, Scheme, resolve_scheme, scheme_label
 from .data import Dataset, get_dataset
 from .model import build_mlp, loss_fn, make_optimizer
 from .seed import set_seed
-from .stats import LayerStats, depth_ratio, layer_stats
+from .stats import LayerStats, depth_ratio, layer_stats, per_layer_change
 from .summaries import EpochScalars, fresh_run_dir, write_depth_profile
 
 
@@ -35,6 +36,12 @@ class SchemeResult:
     seconds: float
     log_dir: str | None = None
     model: keras.Model | None = field(default=None, repr=False)
+    n_classes: int | None = None  # of the dataset: chance is a loss of ln(n_classes)
+
+    @property
+    def chance_loss(self) -> float:
+        """The cross-entropy of a uniform guess, ``ln(n_classes)``: where a stalled run stays."""
+        return math.log(self.n_classes) if self.n_classes else math.nan
 
     @property
     def final_loss(self) -> float:
@@ -42,19 +49,57 @@ class SchemeResult:
         return float(self.history["loss"][-1])
 
     @property
-    def grad_ratio(self) -> float:
-        """Gradient norm of the first hidden layer over the last hidden layer, at init.
+    def signal_ratio(self) -> float:
+        """``|dL/dh|`` at the first hidden layer over the last, at init (:func:`depth_ratio`).
 
-        About 1 when a scheme keeps the backward signal level across depth; far
-        below 1 when gradients vanish on the way to the input, far above when they
-        explode. NaN when the last layer gets no gradient at all (all-zero init).
+        ``h`` is a layer's output, so ``|dL/dh|`` is the backward signal every
+        weight gradient below it is made from. NaN when the last hidden layer
+        gets no signal at all (all-zero weights).
         """
-        return depth_ratio(self.init_stats, "grad_norm")
+        return depth_ratio(self.init_stats, "backprop_norm")
+
+    @property
+    def signal_per_layer(self) -> float:
+        """The factor ``|dL/dh|`` changes by per layer on its way back, at init.
+
+        :func:`~keras_initzoo.experiments.stats.per_layer_change`: ~1 level
+        across depth (He under ReLU), < 1 vanishing, > 1 exploding.
+        """
+        return per_layer_change(self.init_stats, "backprop_norm")
+
+
+def _interactive_stdout() -> bool:
+    """Whether standard output is a terminal or a notebook, where a bar can redraw itself.
+
+    Keras' ``Progbar`` writes ANSI colour codes and backspaces at ``verbose=1``
+    whatever the output (it counts any POSIX system as a live display), so
+    :func:`progress_bar` asks this first: a log file or a pipe gets plain lines.
+    """
+    import sys
+
+    isatty = getattr(sys.stdout, "isatty", None)
+    return bool(isatty and isatty()) or "ipykernel" in sys.modules
 
 
 def progress_bar(epochs: int) -> keras.utils.Progbar:
-    """A Keras progress bar counting ``epochs`` epochs, showing the latest epoch's loss."""
-    return keras.utils.Progbar(epochs, unit_name="epoch", stateful_metrics=["loss"])
+    """A Keras progress bar counting ``epochs`` epochs, showing the latest epoch's loss.
+
+    On a terminal it redraws itself in place (Keras' ``verbose=1``); elsewhere
+    (output redirected to a file or a pipe) it writes one plain line when done,
+    with no ANSI codes (``verbose=2``).
+
+    Args:
+        epochs: the number of epochs the bar counts to.
+
+    Returns:
+        The bar; move it with ``update`` (see :class:`EpochProgress`).
+    """
+    return keras.utils.Progbar(
+        epochs,
+        verbose=1 if _interactive_stdout() else 2,
+        unit_name="epoch",
+        stateful_metrics=["loss"],
+    )
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -96,6 +141,21 @@ def train_scheme(
     gradient norms per layer and step (and its depth heatmap, ``grad_norm_by_depth``),
     epoch loss/accuracy, and the init depth profile. ``progress`` shows a bar over
     the epochs; ``callbacks`` are added to the fit.
+
+    Args:
+        scheme: the kernel initializer, a ``zoo_*`` alias or a config dict.
+        config: the model, data and training settings.
+        data: the dataset (default None: the config's, drawn with its seed).
+        log_dir: the TensorBoard run directory (default None: nothing written).
+        progress: show a progress bar (default False).
+        keep_activations: output values kept per layer at init, for the
+            histograms (default 0: none).
+        keep_model: keep the trained model in the result (default False).
+        callbacks: more Keras callbacks for the fit (default none).
+
+    Returns:
+        The scheme's :class:`SchemeResult`: init statistics, history, test
+        scores.
     """
     resolve_scheme(scheme)
     data = data or get_dataset(config.dataset, seed=config.seed, n_samples=config.n_samples)
@@ -137,6 +197,7 @@ def train_scheme(
         time.perf_counter() - start,
         log_dir,
         model if keep_model else None,
+        data.n_classes,
     )
 
 
@@ -150,6 +211,17 @@ def run_comparison(
     """Train the same model once per scheme; one TensorBoard run per scheme under ``logdir``.
 
     ``progress`` shows one bar for the whole comparison, schemes x epochs.
+
+    Args:
+        schemes: the initializers to compare, aliases or config dicts.
+        config: the settings every scheme shares.
+        logdir: the parent of the per-scheme TensorBoard runs (default None:
+            nothing written).
+        progress: show a progress bar (default False).
+        keep_activations: output values kept per layer at init (default 0).
+
+    Returns:
+        One :class:`SchemeResult` per scheme, in order.
     """
     schemes = [resolve_scheme(s) for s in schemes]  # fail before any training starts
     data = get_dataset(config.dataset, seed=config.seed, n_samples=config.n_samples)
