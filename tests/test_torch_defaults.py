@@ -476,5 +476,6 @@ def test_readme_table_is_the_rules():
     text = readme.read_text(encoding="utf-8")
     table = text.split("<!-- torch-table:start -->", 1)[1].split("<!-- torch-table:end -->")[0]
     assert table.strip() == torch_defaults.markdown_table(), (
-        "docs/how-to/porting-from-pytorch.md's torch table is stale: python -m keras_initzoo.models.torch_defaults"
+        "docs/how-to/porting-from-pytorch.md's torch table is stale: "
+        "python -m keras_initzoo.models.torch_defaults"
     )
