@@ -49,14 +49,30 @@ def compute_fans(
     must be given together. ``batch_axes`` (as in JAX) are left out of both:
     they index independent kernels stacked in one tensor, e.g. an ensemble's.
 
-    Example:
+    Args:
+        shape: the weight's shape, a sequence of non-negative integers.
+        input_axes: the axes whose product is ``fan_in`` (each in
+            ``[-len(shape), len(shape))``); default None: Keras' layout above.
+        output_axes: the axes whose product is ``fan_out``; given together
+            with ``input_axes`` or not at all (default None).
+        batch_axes: axes left out of both fans (default ``()``: none); they
+            play no part once ``input_axes`` and ``output_axes`` are given.
 
-    >>> compute_fans((3, 3, 16, 32))      # Conv2D, 3x3, 16 -> 32 channels
-    (144, 288)
-    >>> compute_fans((64, 8, 16), input_axes=[0], output_axes=[1, 2])
-    (64, 128)
-    >>> compute_fans((5, 64, 32), batch_axes=[0])   # 5 stacked Dense kernels
-    (64, 32)
+    Returns:
+        ``(fan_in, fan_out)``, two integers.
+
+    Raises:
+        ValueError: if ``shape`` is not a sequence of non-negative integers,
+            an axis is out of range, or only one of ``input_axes`` and
+            ``output_axes`` is given.
+
+    Examples:
+        >>> compute_fans((3, 3, 16, 32))      # Conv2D, 3x3, 16 -> 32 channels
+        (144, 288)
+        >>> compute_fans((64, 8, 16), input_axes=[0], output_axes=[1, 2])
+        (64, 128)
+        >>> compute_fans((5, 64, 32), batch_axes=[0])   # 5 stacked Dense kernels
+        (64, 32)
     """
     check_axes_pair(input_axes, output_axes)
     shape = check_shape(shape)
@@ -86,6 +102,20 @@ def conv_transpose_axes(spatial_rank: int) -> dict[str, list[int]]:
 
         layer = keras.layers.Conv2DTranspose(
             32, 3, kernel_initializer=kiz.HeNormal(**kiz.conv_transpose_axes(2)))
+
+    Args:
+        spatial_rank: ``N``, the number of spatial axes: 1, 2 or 3
+            (``Conv1DTranspose`` to ``Conv3DTranspose``). No default: say which.
+
+    Returns:
+        ``{"input_axes": [...], "output_axes": [...]}``, the receptive field
+        with the last axis and with the second-to-last.
+
+    Examples:
+        >>> conv_transpose_axes(2)
+        {'input_axes': [0, 1, 3], 'output_axes': [0, 1, 2]}
+        >>> compute_fans((3, 3, 16, 32), **conv_transpose_axes(2))  # 32 in, 16 out
+        (288, 144)
     """
     spatial_rank = check_int("spatial_rank", spatial_rank, minimum=1, maximum=MAX_SPATIAL_RANK)
     receptive = list(range(spatial_rank))
@@ -106,10 +136,17 @@ def depthwise_axes(spatial_rank: int = 2) -> dict[str, list[int]]:
         layer = keras.layers.DepthwiseConv2D(
             3, depthwise_initializer=kiz.HeNormal(**kiz.depthwise_axes()))
 
-    Example:
+    Args:
+        spatial_rank: ``N``, the number of spatial axes: 1, 2 or 3 (default 2,
+            ``DepthwiseConv2D``; 1 for ``DepthwiseConv1D``).
 
-    >>> compute_fans((3, 3, 32, 1), **depthwise_axes())
-    (9, 9)
+    Returns:
+        ``{"input_axes": [...], "output_axes": [...]}``: the receptive field,
+        and the receptive field with the multiplier axis.
+
+    Examples:
+        >>> compute_fans((3, 3, 32, 1), **depthwise_axes())
+        (9, 9)
     """
     spatial_rank = check_int("spatial_rank", spatial_rank, minimum=1, maximum=MAX_SPATIAL_RANK)
     receptive = list(range(spatial_rank))
@@ -125,6 +162,19 @@ def scaled_variance(scale: float, mode: str, fan_in: int, fan_out: int) -> float
     ``fan_avg`` is ``(fan_in + fan_out) / 2`` and ``fan_geo_avg``
     ``sqrt(fan_in * fan_out)``, as in JAX. A fan of zero (an empty tensor)
     counts as one, so the result stays finite.
+
+    Args:
+        scale: the numerator, e.g. 2.0 for He, ``gain**2`` in general.
+        mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
+        fan_in: the kernel's fan-in, an integer >= 0.
+        fan_out: the kernel's fan-out, an integer >= 0.
+
+    Returns:
+        The variance, a Python float.
+
+    Examples:
+        >>> scaled_variance(2.0, "fan_in", 100, 50), scaled_variance(1.0, "fan_avg", 100, 50)
+        (0.02, 0.013333333333333334)
     """
     fan = {
         "fan_in": fan_in,

@@ -101,12 +101,19 @@ def leaky_relu_gain(negative_slope: float = 0.0) -> float:
     ``a = sqrt(5)`` gives gain ``sqrt(1/3)``, PyTorch's default for
     ``nn.Linear`` and ``nn.Conv*`` (:class:`keras_initzoo.TorchDefault`).
 
-    Example:
+    Args:
+        negative_slope: the slope ``a`` below zero, a finite number >= 0
+            (default 0.0: the plain ReLU). Keras' ``leaky_relu`` defaults to 0.2,
+            PyTorch's ``LeakyReLU`` to 0.01.
 
-    >>> round(leaky_relu_gain(0.2), 6)
-    1.38675
-    >>> round(leaky_relu_gain(math.sqrt(5)) ** 2, 6)   # 2 / (1 + 5)
-    0.333333
+    Returns:
+        The gain, a Python float.
+
+    Examples:
+        >>> round(leaky_relu_gain(0.2), 6)
+        1.38675
+        >>> round(leaky_relu_gain(math.sqrt(5)) ** 2, 6)   # 2 / (1 + 5)
+        0.333333
 
     Reference: He et al., "Delving Deep into Rectifiers", ICCV 2015, eq. (15).
     """
@@ -154,12 +161,24 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     ``kaiming_normal_(a=0, nonlinearity=...)`` passes; PyTorch ignores any other
     value there, which hides a mistake, so it is rejected here.
 
-    Example:
+    Args:
+        nonlinearity: a name in the table above, as PyTorch spells it
+            (``"conv2d"``, ``"leaky_relu"``, ...).
+        param: leaky_relu's negative slope (default None: PyTorch's 0.01);
+            None or 0 for every other nonlinearity.
 
-    >>> round(calculate_gain("leaky_relu", 0.2), 4)
-    1.3868
-    >>> calculate_gain("selu")
-    0.75
+    Returns:
+        PyTorch's gain, a Python float.
+
+    Raises:
+        ValueError: for a name not in the table, a ``param`` that is not a
+            finite number, or a non-zero ``param`` with another nonlinearity.
+
+    Examples:
+        >>> round(calculate_gain("leaky_relu", 0.2), 4)
+        1.3868
+        >>> calculate_gain("selu")
+        0.75
 
     Reference: ``torch.nn.init.calculate_gain``,
     https://pytorch.org/docs/stable/nn.init.html
@@ -208,18 +227,30 @@ def gain(activation: str | Callable[..., Any], **params: Any) -> float:
     far out, the fixed point repels: with this gain a deep stack drifts up, with
     He's sqrt(2) it vanishes; see ``examples/06_exact_gains.py``.
 
-    Example:
+    Args:
+        activation: a name ``keras.activations.get`` resolves, or an
+            elementwise callable on float64 NumPy arrays.
+        **params: keyword arguments of the activation (none by default: its
+            own defaults), e.g. ``negative_slope=0.1`` for leaky_relu.
 
-    >>> round(gain("relu"), 6)
-    1.414214
-    >>> round(gain("leaky_relu"), 6)  # Keras' default negative_slope=0.2
-    1.38675
-    >>> round(gain("leaky_relu", negative_slope=0.1), 6)
-    1.407195
-    >>> round(gain("tanh"), 4), round(gain("gelu"), 4), round(gain("silu"), 4)
-    (1.5925, 1.5335, 1.6765)
-    >>> round(gain(lambda x: np.maximum(x, 0.0)), 6)
-    1.414214
+    Returns:
+        ``g``, a Python float (to about 1e-9 relative for Keras' activations).
+
+    Raises:
+        ValueError: if ``activation`` is neither a known name nor an
+            elementwise callable, or ``params`` do not fit it or are not finite.
+
+    Examples:
+        >>> round(gain("relu"), 6)
+        1.414214
+        >>> round(gain("leaky_relu"), 6)  # Keras' default negative_slope=0.2
+        1.38675
+        >>> round(gain("leaky_relu", negative_slope=0.1), 6)
+        1.407195
+        >>> round(gain("tanh"), 4), round(gain("gelu"), 4), round(gain("silu"), 4)
+        (1.5925, 1.5335, 1.6765)
+        >>> round(gain(lambda x: np.maximum(x, 0.0)), 6)
+        1.414214
 
     Reference: He et al., "Delving Deep into Rectifiers", ICCV 2015, sec. 2.2
     (the second-moment argument); Klambauer et al., "Self-Normalizing Neural
@@ -251,16 +282,15 @@ def nf_gamma(activation: str | Callable[..., Any], **params: Any) -> float:
     1.5939117670 (tanh), estimated from random samples: each is off by
     6e-4 to 1.4e-3 (up to 0.09 %), where these are exact to about 1e-9.
 
-    Example:
-
-    >>> round(nf_gamma("relu"), 7)
-    1.7128586
-    >>> round(1 / math.sqrt(0.5 - 1 / (2 * math.pi)), 7)
-    1.7128586
-    >>> round(nf_gamma("gelu"), 4), round(nf_gamma("silu"), 4), round(nf_gamma("tanh"), 4)
-    (1.7009, 1.7872, 1.5925)
-    >>> round(nf_gamma("leaky_relu", negative_slope=0.1), 4)
-    1.6306
+    Examples:
+        >>> round(nf_gamma("relu"), 7)
+        1.7128586
+        >>> round(1 / math.sqrt(0.5 - 1 / (2 * math.pi)), 7)
+        1.7128586
+        >>> round(nf_gamma("gelu"), 4), round(nf_gamma("silu"), 4), round(nf_gamma("tanh"), 4)
+        (1.7009, 1.7872, 1.5925)
+        >>> round(nf_gamma("leaky_relu", negative_slope=0.1), 4)
+        1.6306
 
     Args:
         activation: a name ``keras.activations.get`` resolves ("relu", "gelu",

@@ -187,14 +187,13 @@ def _norm(x: Any) -> Any:
 def unitwise_norm(x: Any) -> Any:
     """The L2 norm of each output unit of ``x`` (see the module docstring for the axes).
 
-    Example:
-
-    >>> import numpy as np
-    >>> w = np.array([[3.0, 0.0], [4.0, 1.0]])    # (fan_in, units)
-    >>> keras.ops.convert_to_numpy(unitwise_norm(w)).tolist()
-    [[5.0, 1.0]]
-    >>> float(keras.ops.convert_to_numpy(unitwise_norm(np.array([3.0, 4.0]))).item())
-    5.0
+    Examples:
+        >>> import numpy as np
+        >>> w = np.array([[3.0, 0.0], [4.0, 1.0]])    # (fan_in, units)
+        >>> keras.ops.convert_to_numpy(unitwise_norm(w)).tolist()
+        [[5.0, 1.0]]
+        >>> float(keras.ops.convert_to_numpy(unitwise_norm(np.array([3.0, 4.0]))).item())
+        5.0
 
     Args:
         x: a float tensor, variable or NumPy array.
@@ -225,14 +224,13 @@ def clip_unitwise(grad: Any, weight: Any, clipping: float = CLIPPING, eps: float
     otherwise scaled down to that norm. For custom training loops; an
     optimizer from :func:`adaptive_clipping` does this to every gradient.
 
-    Example:
-
-    >>> import numpy as np
-    >>> w = np.array([[3.0, 0.0], [4.0, 0.0]])   # unit norms 5 and 0 (eps: 1e-3)
-    >>> g = np.array([[1.0, 1.0], [0.0, 0.0]])
-    >>> clipped = keras.ops.convert_to_numpy(clip_unitwise(g, w, clipping=0.1))
-    >>> clipped.astype("float64").round(6).tolist()   # limits 0.1 * 5 and 0.1 * 1e-3
-    [[0.5, 0.0001], [0.0, 0.0]]
+    Examples:
+        >>> import numpy as np
+        >>> w = np.array([[3.0, 0.0], [4.0, 0.0]])   # unit norms 5 and 0 (eps: 1e-3)
+        >>> g = np.array([[1.0, 1.0], [0.0, 0.0]])
+        >>> clipped = keras.ops.convert_to_numpy(clip_unitwise(g, w, clipping=0.1))
+        >>> clipped.astype("float64").round(6).tolist()   # limits 0.1 * 5 and 0.1 * 1e-3
+        [[0.5, 0.0001], [0.0, 0.0]]
 
     Args:
         grad: the gradient, a float tensor or array.
@@ -366,6 +364,16 @@ def clip_as_applied(
     before the update, in the order of ``variables``) when given. Without
     them an AGC optimizer pairs the gradients with its last update's limits
     (see the module docstring).
+
+    Args:
+        optimizer: the Keras optimizer whose rule applies.
+        grads: the gradients, one per variable.
+        variables: the variables, in the order of ``grads``.
+        values: the variables' values before the update (default None: see
+            above).
+
+    Returns:
+        The clipped gradients, a list in the order of ``grads``.
     """
     if values is not None and isinstance(optimizer, AGC):
         return optimizer.clip_with_weights(grads, variables, values)
@@ -388,6 +396,19 @@ class AGC:
     AGC is on. The classes are ``AGC(<optimizer class>)``, this class first in
     their bases: it takes the optimizer's own arguments and
     ``adaptive_clipping={"clipping": 0.01, "eps": 1e-3, "exclude": []}``.
+
+    Args:
+        *args: the wrapped optimizer's positional arguments (``learning_rate``, ...).
+        adaptive_clipping: AGC's settings, a dict with keys among
+            ``"clipping"`` (``lambda``, > 0, default 0.01), ``"eps"`` (> 0,
+            default 1e-3) and ``"exclude"`` (regular expressions of variable
+            paths left unclipped, default none), as :func:`adaptive_clipping`
+            takes them; default None: all three defaults. Keyword only; it is
+            the entry the optimizer's config saves.
+        **kwargs: the wrapped optimizer's keyword arguments.
+
+    Raises:
+        ValueError: if ``adaptive_clipping`` has other keys or values out of range.
     """
 
     def __init__(self, *args: Any, adaptive_clipping: Mapping | None = None, **kwargs: Any) -> None:
@@ -425,8 +446,21 @@ class AGC:
         return limits
 
     def clip_with_weights(self, grads: list, variables: Sequence, values: Sequence) -> list:
-        """``grads`` clipped as this optimizer's update clips them, AGC's limits from
-        ``values``: the weights of ``variables`` before the update (what the logger has)."""
+        """``grads`` clipped as this optimizer's update clips them, AGC's limits from ``values``.
+
+        ``values`` are the weights of ``variables`` before the update: what
+        :class:`~keras_initzoo.GradientNormLogger` has (``log_clipped=True``).
+
+        Args:
+            grads: the gradients, one per variable, in the order of ``variables``.
+            variables: the trainable variables, whose paths ``exclude`` matches.
+            values: the variables' values before the update, one per variable.
+
+        Returns:
+            The clipped gradients, a list in the same order: AGC's limit per
+            unit, then the optimizer's own ``clipnorm``, ``global_clipnorm``
+            or ``clipvalue``.
+        """
         state = self._agc_state
         state.limits = self._agc_limits(variables, values)
         try:
@@ -515,17 +549,16 @@ def agc_class(optimizer_class: type) -> type:
     an optimizer class of your own (itself registered with Keras), call this
     before ``keras.models.load_model`` reads a model saved with it.
 
-    Example:
-
-    >>> import keras_initzoo as kiz
-    >>> cls = agc_class(keras.optimizers.SGD)
-    >>> cls.__name__, keras.saving.get_registered_name(cls)
-    ('AGC(SGD)', 'keras_initzoo>AGC(SGD)')
-    >>> opt = cls(learning_rate=0.1, adaptive_clipping={"clipping": 0.02})
-    >>> opt.get_config()["adaptive_clipping"]
-    {'clipping': 0.02, 'eps': 0.001, 'exclude': []}
-    >>> agc_class(kiz.mup.Adam).__name__
-    'AGC(keras_initzoo.mup>Adam)'
+    Examples:
+        >>> import keras_initzoo as kiz
+        >>> cls = agc_class(keras.optimizers.SGD)
+        >>> cls.__name__, keras.saving.get_registered_name(cls)
+        ('AGC(SGD)', 'keras_initzoo>AGC(SGD)')
+        >>> opt = cls(learning_rate=0.1, adaptive_clipping={"clipping": 0.02})
+        >>> opt.get_config()["adaptive_clipping"]
+        {'clipping': 0.02, 'eps': 0.001, 'exclude': []}
+        >>> agc_class(kiz.mup.Adam).__name__
+        'AGC(keras_initzoo.mup>Adam)'
 
     Args:
         optimizer_class: a subclass of ``keras.optimizers.Optimizer``, not a
@@ -591,16 +624,15 @@ def adaptive_clipping(
     larger batches) and leave the final classifier unclipped:
     ``exclude=["classifier"]`` with the layer named so.
 
-    Example:
-
-    >>> import keras_initzoo as kiz
-    >>> opt = adaptive_clipping(keras.optimizers.SGD(0.1), clipping=0.02)
-    >>> type(opt).__name__, isinstance(opt, keras.optimizers.SGD), isinstance(opt, AGC)
-    ('AGC(SGD)', True, True)
-    >>> opt.get_config()["adaptive_clipping"]
-    {'clipping': 0.02, 'eps': 0.001, 'exclude': []}
-    >>> type(adaptive_clipping(kiz.mup.Adam())).__name__
-    'AGC(keras_initzoo.mup>Adam)'
+    Examples:
+        >>> import keras_initzoo as kiz
+        >>> opt = adaptive_clipping(keras.optimizers.SGD(0.1), clipping=0.02)
+        >>> type(opt).__name__, isinstance(opt, keras.optimizers.SGD), isinstance(opt, AGC)
+        ('AGC(SGD)', True, True)
+        >>> opt.get_config()["adaptive_clipping"]
+        {'clipping': 0.02, 'eps': 0.001, 'exclude': []}
+        >>> type(adaptive_clipping(kiz.mup.Adam())).__name__
+        'AGC(keras_initzoo.mup>Adam)'
 
     Args:
         optimizer: a Keras optimizer not yet built (not yet used to train),

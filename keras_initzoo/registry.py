@@ -33,10 +33,45 @@ def _peer_key(name: str) -> str:
 def register() -> None:
     """Registers every scheme's class and aliases with Keras; idempotent.
 
-    Importing the package calls it; call it again after defining a scheme of
-    your own with ``@keras_initzoo.initializers.base.scheme``. An alias without
-    a preset maps to its class; one with a preset (``zoo_gelu``) to its row,
-    whose ``from_config`` Keras calls when it builds the alias by name.
+    Importing the package calls it, so you need not unless you define a scheme
+    of your own: decorate its class with
+    :func:`keras_initzoo.initializers.base.scheme`, then call ``register()``
+    once the class is defined. It takes no arguments and returns None; what it
+    does:
+
+    * each class is registered with
+      ``keras.saving.register_keras_serializable(package="keras_initzoo")``, so
+      a saved model names it ``"keras_initzoo>HeNormal"`` and
+      ``keras.saving.load_model`` finds it without ``custom_objects``;
+    * each ``zoo_*`` alias goes into ``keras.saving.get_custom_objects()``, so
+      ``keras.initializers.get("zoo_he")`` and any layer argument that takes
+      an initializer accept it. An alias without a preset maps to its class;
+      one with a preset (``zoo_gelu``) to its :class:`InitializerInfo` row,
+      whose ``from_config`` Keras calls when it builds the alias by name;
+    * :func:`get` and :func:`list_initializers` see the same aliases, and
+      :func:`get` suggests ``zoo_he`` for a peer library's ``"he_normal"``.
+
+    A scheme of your own, for example::
+
+        from keras_initzoo.initializers.base import scheme
+
+        @scheme("zoo_half_he", distribution="truncated normal", variance="1/fan_in",
+                activations="relu, for residual branches", reference="my notes")
+        class HalfHe(kiz.VarianceScaling):
+            def __init__(self, seed=None):
+                super().__init__(scale=1.0, seed=seed)
+
+        kiz.register()
+        keras.layers.Dense(64, kernel_initializer="zoo_half_he")
+
+    Examples:
+        >>> register()  # again: nothing changes
+        >>> keras.initializers.get("zoo_he")
+        HeNormal(negative_slope=0.0, mode='fan_in', seed=None, ...)
+        >>> keras.initializers.get("zoo_gelu").activation
+        'gelu'
+        >>> keras.saving.get_registered_name(type(get("zoo_he")))
+        'keras_initzoo>HeNormal'
     """
     ALIASES.clear()
     ALIASES.update((info.alias, info) for info in SCHEMES)
@@ -56,10 +91,9 @@ def register() -> None:
 def list_initializers() -> list[InitializerInfo]:
     """One record per alias: alias, class, distribution, variance, activations, reference.
 
-    Example:
-
-    >>> [info.alias for info in list_initializers()][:3]
-    ['zoo_constant', 'zoo_zeros', 'zoo_ones']
+    Examples:
+        >>> [info.alias for info in list_initializers()][:3]
+        ['zoo_constant', 'zoo_zeros', 'zoo_ones']
     """
     return list(SCHEMES)
 
@@ -87,15 +121,6 @@ def _lookup(name: str) -> InitializerInfo | type[ZooInitializer]:
 def get(identifier: Any) -> keras.initializers.Initializer | None:
     """Returns the initializer an alias, class name, config dict or instance names.
 
-    Example:
-
-    >>> get("zoo_kaiming")
-    HeNormal(negative_slope=0.0, mode='fan_in', seed=None, ...)
-    >>> get({"class_name": "SimpleUniform", "config": {"limit": 0.05}}).limit
-    0.05
-    >>> get(None) is None
-    True
-
     A config dict takes the form ``{"class_name": ..., "config": {...}}`` that
     ``keras.initializers.serialize`` writes; its ``class_name`` may also be the
     registered name ``"keras_initzoo>HeNormal"``. Only keras_initzoo classes are
@@ -103,6 +128,27 @@ def get(identifier: Any) -> keras.initializers.Initializer | None:
     ``keras.initializers.Initializer`` instance is returned as it is, as in
     ``keras.initializers.get``; an array or tensor gives a :class:`Constant`
     of it (Keras gives a function, which cannot be saved).
+
+    Args:
+        identifier: a ``zoo_*`` alias or a keras_initzoo class name (a new
+            instance with its defaults, or the alias' preset), a keras_initzoo
+            class, a config dict, an array or tensor, an initializer instance,
+            or None.
+
+    Returns:
+        A ``keras.initializers.Initializer``, or None for None.
+
+    Raises:
+        ValueError: for an unknown name (naming the closest aliases) or an
+            identifier of another type.
+
+    Examples:
+        >>> get("zoo_kaiming")
+        HeNormal(negative_slope=0.0, mode='fan_in', seed=None, ...)
+        >>> get({"class_name": "SimpleUniform", "config": {"limit": 0.05}}).limit
+        0.05
+        >>> get(None) is None
+        True
     """
     if identifier is None or isinstance(identifier, keras.initializers.Initializer):
         return identifier

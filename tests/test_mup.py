@@ -363,24 +363,21 @@ print(type(model.optimizer).__name__, len(model.optimizer.get_config()["multipli
 """
 
 
-# Not slow (8-12 s): the backend suites run it, so every backend checks the round trip.
-def test_saved_model_trains_on_with_the_same_multipliers_in_a_fresh_process(tmp_path):
-    x, y = batch()
-    target = np.eye(10, dtype="float32")[y]
-    model = mlp(64)
-    kiz.mup.parametrize(model, base=mlp(16), seed=3)
-    model.compile(optimizer=kiz.mup.Adam(learning_rate=1e-2), loss="mse")
-    model.train_on_batch(x, target)
+def step_after_round_trip(model, x, target, tmp_path) -> tuple[str, list]:
+    """Saves the compiled ``model``, loads it in a fresh process and takes one step there.
+
+    Returns the process' last line (optimizer class, number of multipliers)
+    and the trainable values after that step; the caller takes the same step
+    in this process to compare.
+    """
     model.save(tmp_path / "model.keras")
     np.savez(tmp_path / "batch.npz", x=x, y=target)
-    model.train_on_batch(x, target)  # the step without the round trip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    script = textwrap.dedent(SAVE_LOAD)
     done = subprocess.run(
         [
             sys.executable,
             "-c",
-            script,
+            textwrap.dedent(SAVE_LOAD),
             *(str(tmp_path / n) for n in ("model.keras", "batch.npz", "after.npz")),
         ],
         env=env,
@@ -389,9 +386,21 @@ def test_saved_model_trains_on_with_the_same_multipliers_in_a_fresh_process(tmp_
         timeout=180,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split()[-2:] == ["Adam", "6"], done.stdout
     loaded = np.load(tmp_path / "after.npz")
-    after = [loaded[f"arr_{i}"] for i in range(len(loaded.files))]
+    return done.stdout, [loaded[f"arr_{i}"] for i in range(len(loaded.files))]
+
+
+# Not slow (8-12 s): the backend suites run it, so every backend checks the round trip.
+def test_saved_model_trains_on_with_the_same_multipliers_in_a_fresh_process(tmp_path):
+    x, y = batch()
+    target = np.eye(10, dtype="float32")[y]
+    model = mlp(64)
+    kiz.mup.parametrize(model, base=mlp(16), seed=3)
+    model.compile(optimizer=kiz.mup.Adam(learning_rate=1e-2), loss="mse")
+    model.train_on_batch(x, target)
+    stdout, after = step_after_round_trip(model, x, target, tmp_path)
+    model.train_on_batch(x, target)  # the step without the round trip
+    assert stdout.split()[-2:] == ["Adam", "6"], stdout
     for mine, theirs in zip(values(model), after, strict=True):
         np.testing.assert_allclose(theirs, mine, rtol=1e-6, atol=1e-7)
 

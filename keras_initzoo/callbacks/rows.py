@@ -201,7 +201,20 @@ def layout_for(
     attention: Sequence[str] = (),
     **options: Any,
 ) -> RowLayout:
-    """A :class:`RowLayout`; ``variables`` are listed only with ``per_variable``."""
+    """A :class:`RowLayout`; ``variables`` are listed only with ``per_variable``.
+
+    Args:
+        groups: the group names, in depth order.
+        variables: the logged variables' paths.
+        saturating: the groups whose outputs saturate (tanh, sigmoid,
+            softsign; default none).
+        attention: the attention layers' paths (default none).
+        **options: the row switches (:data:`~keras_initzoo.callbacks.options.ROW_SWITCHES`)
+            by name, ``per_variable`` among them.
+
+    Returns:
+        The :class:`RowLayout`.
+    """
     per_variable = options.pop("per_variable", False)
     listed = tuple(variables) if per_variable else ()
     return RowLayout(
@@ -223,10 +236,22 @@ class RowOps(Protocol):
         """The sum of ``values``, as a vector of one entry."""
 
     def segment_sum(self, values: Any, segments: Sequence[int], n: int) -> Any:
-        """``out[segments[i]] += values[i]``, the first ``len(segments)`` values; ``n`` long."""
+        """``out[segments[i]] += values[i]``, the first ``len(segments)`` values; ``n`` long.
+
+        Args:
+            values: a 1-D vector on the device.
+            segments: the output index of each value.
+            n: the output's length.
+        """
 
     def scatter(self, values: Any, positions: Sequence[int], n: int) -> Any:
-        """``out[positions[i]] = values[i]``, the first ``len(positions)`` values; ``n`` long."""
+        """``out[positions[i]] = values[i]``, the first ``len(positions)`` values; ``n`` long.
+
+        Args:
+            values: a 1-D vector on the device.
+            positions: the output index of each value, each used once.
+            n: the output's length; the other entries are 0.
+        """
 
     def zeros(self, n: int) -> Any:
         """``n`` zeros."""

@@ -104,6 +104,16 @@ def update(
 
     Series names are ``loss``, ``grad_norm/global``, ``grad_norm/<group>`` and
     ``act_rms/<group>``; ``groups`` are the groups in depth order.
+
+    Args:
+        state: the running windows, updated in place.
+        step: the logged step the row is of.
+        values: the row's loss and norms (not their logs), in ``state.names``
+            order.
+        groups: the groups in depth order, to name where a rise started.
+
+    Returns:
+        The :class:`Spike` this row starts, or None.
     """
     values = np.asarray(values, dtype=np.float64)
     factors = flagged(state, values)
@@ -139,7 +149,17 @@ def logit_growth(
     state: SpikeState, step: int, layers: Sequence[str], largest: np.ndarray
 ) -> list[Growth]:
     """Attention layers whose largest logit first passes :data:`LOGIT_GROWTH` times its
-    first logged value, each flagged once."""
+    first logged value, each flagged once.
+
+    Args:
+        state: the running state; its first logits are set on the first call.
+        step: the logged step.
+        layers: the attention layers' paths.
+        largest: each layer's largest pre-softmax logit at ``step``.
+
+    Returns:
+        One :class:`Growth` per layer newly flagged (an empty list if none).
+    """
     largest = np.asarray(largest, dtype=np.float64)
     if state.first_logits is None:
         state.first_logits, state.first_step = largest, step

@@ -51,7 +51,18 @@ class TracedVariants:
         gate_on_host: bool,
         new_capture: Callable[[], Capture],
     ) -> Capture:
-        """The capture of this fit, installed: the last fit's if it still serves, else new."""
+        """The capture of this fit, installed: the last fit's if it still serves, else new.
+
+        Args:
+            model: the model being fitted.
+            keras_function: Keras' own train function of this fit (None if not made).
+            key: the options the traced steps depend on.
+            gate_on_host: whether the host picks each call's variant.
+            new_capture: makes a new capture, if the last fit's does not serve.
+
+        Returns:
+            The installed capture.
+        """
         kept, self._kept = self._kept, None
         self.gate_on_host, self._key = gate_on_host, (gate_on_host, *key)
         if (
@@ -84,6 +95,14 @@ class TracedVariants:
         Gated in the graph, every call records what the capture records. On the
         host: with gradient accumulation only every k-th step updates, as
         update ``step``; updates 1, 1 + freq, ... are logged.
+
+        Args:
+            iteration: the train steps run so far, micro-batches included.
+            update_freq: log every this many updates.
+            histogram_freq: histograms every this many updates (0: never).
+
+        Returns:
+            The :class:`Record` (what the call records).
         """
         capture = self.capture
         if not self.gate_on_host:

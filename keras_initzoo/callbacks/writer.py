@@ -145,6 +145,17 @@ class ScalarEncoder:
         self.size = len(offsets)
 
     def encode(self, step: int, values: np.ndarray, wall_time: float | None = None) -> bytes:
+        """The serialized event of ``values`` at ``step``.
+
+        Args:
+            step: the event's step.
+            values: one float per tag, in the tags' order (stored as float32).
+            wall_time: the event's time in seconds since the epoch (default
+                None: now).
+
+        Returns:
+            The ``Event`` message's bytes, to write as one record.
+        """
         body = self._template.copy()
         body[self._floats] = np.asarray(values, dtype="<f4").view(np.uint8)
         wall = time.time() if wall_time is None else wall_time
@@ -172,6 +183,14 @@ def histogram_summary(
     """Histograms in the histogram plugin's format: a ``[k, 3]`` tensor of (left, right, count).
 
     ``rows[i]`` is ``[step, lo, hi, count_0 .. count_{k-1}]`` with equal-width buckets.
+
+    Args:
+        tags: one tag per row.
+        rows: the histograms, one row each, as above.
+        description: the text TensorBoard shows with each histogram.
+
+    Returns:
+        A ``Summary`` with one value per tag.
     """
     summary = summary_pb2.Summary()
     for tag, row in zip(tags, rows, strict=True):
@@ -197,6 +216,14 @@ def image_summary(tag: str, png: bytes, description: str = "") -> summary_pb2.Su
     """A PNG in the images plugin's format: a string tensor ``[width, height, png]``.
 
     The size is read from the PNG's ``IHDR`` chunk (bytes 16-24, big-endian).
+
+    Args:
+        tag: the image's tag.
+        png: the PNG file's bytes.
+        description: the text TensorBoard shows with it (default ``""``).
+
+    Returns:
+        A ``Summary`` with the one image.
     """
     width, height = struct.unpack(">II", png[16:24])
     summary = summary_pb2.Summary()

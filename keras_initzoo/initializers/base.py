@@ -76,12 +76,27 @@ def _first_state(seed: object) -> int | None:
     return _seed_state(_next_stream(int(seed)))
 
 
-def _make_seed_generator(seed: object) -> keras.random.SeedGenerator:
-    """The generator a ``seed`` argument draws from (see ``_first_state``); a
-    ``SeedGenerator`` passed in is used (and shared) as it is."""
+def make_seed_generator(seed: object) -> keras.random.SeedGenerator:
+    """The generator a ``seed`` argument draws from, as the zoo's initializers take it.
+
+    The package's home for seeds: the initializers, ``kiz.models.reinitialize``
+    and ``kiz.mup.parametrize`` all turn their ``seed`` argument into a
+    generator here, so an integer seed names the same family of streams
+    everywhere (see ``_first_state``).
+
+    Args:
+        seed: None (a random seed), an integer in ``[0, 2**32)``, or a
+            ``keras.random.SeedGenerator``, which is used (and shared) as it is.
+
+    Returns:
+        A ``keras.random.SeedGenerator``.
+    """
     if isinstance(seed, keras.random.SeedGenerator):
         return seed
     return keras.random.SeedGenerator(_first_state(seed))
+
+
+_make_seed_generator = make_seed_generator  # the old private name (tests/test_seeds.py reads it)
 
 
 def _outside_traces():
@@ -302,7 +317,19 @@ class InitializerInfo:
 
     ``preset`` holds the constructor arguments the alias fixes (``zoo_gelu`` is
     ``GainScaled(activation="gelu")``); ``peers`` the same scheme's name in
-    Keras, PyTorch and JAX, where they have one.
+    Keras, PyTorch and JAX, where they have one. :func:`scheme` makes each
+    row; :func:`keras_initzoo.list_initializers` returns them.
+
+    Attributes:
+        alias: the ``zoo_*`` name Keras resolves, e.g. ``"zoo_he"``.
+        cls: the initializer class the alias builds.
+        distribution: what it draws, in words (``"truncated normal"``).
+        variance: the variance as a formula (``"2/((1+a²)·fan_in)"``).
+        activations: the activations it suits, in words.
+        reference: the paper or lesson it comes from.
+        preset: the constructor arguments the alias fixes (default: none).
+        peers: the scheme's name in ``"keras"``, ``"pytorch"`` and ``"jax"``,
+            where they have one (default: none).
     """
 
     alias: str
@@ -352,7 +379,30 @@ def scheme(
         class HeNormal(VarianceScaling): ...
 
     ``peers`` names the scheme in :data:`PEER_LIBRARIES`; it fills the README's
-    comparison table and lets ``get("he_normal")`` suggest ``zoo_he``.
+    comparison table and lets ``get("he_normal")`` suggest ``zoo_he``. Call
+    :func:`keras_initzoo.register` once the class exists, so that Keras finds
+    the new aliases.
+
+    Args:
+        *aliases: one or more ``zoo_*`` names for the class, not yet taken.
+        distribution: what it draws, in words, for the table (keyword only,
+            as all below).
+        variance: the variance as a formula, e.g. ``"2/fan_in"``.
+        activations: the activations it suits, in words.
+        reference: the paper or lesson it comes from.
+        preset: constructor arguments the aliases fix (default None: none),
+            e.g. ``{"activation": "gelu"}`` for ``zoo_gelu``.
+        peers: the scheme's name in ``"keras"``, ``"pytorch"`` or ``"jax"``
+            (default None: none).
+
+    Returns:
+        The decorator, which adds one :class:`InitializerInfo` row per alias
+        and returns the class unchanged.
+
+    Raises:
+        ValueError: without aliases, with a peer library not in
+            :data:`PEER_LIBRARIES`, or (when decorating) for an alias already
+            registered.
     """
     unknown = set(peers or ()) - set(PEER_LIBRARIES)
     if not aliases or unknown:

@@ -31,11 +31,10 @@ class Constant(ZooInitializer):
     Fails to break symmetry when used for a kernel: all hidden units of the
     layer stay identical during training. Fine for biases.
 
-    Example:
-
-    >>> layer = keras.layers.Dense(3, kernel_initializer=Constant(0.5))
-    >>> keras.ops.convert_to_numpy(Constant([1.0, 2.0, 3.0])((2, 3))).tolist()
-    [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
+    Examples:
+        >>> layer = keras.layers.Dense(3, kernel_initializer=Constant(0.5))
+        >>> keras.ops.convert_to_numpy(Constant([1.0, 2.0, 3.0])((2, 3))).tolist()
+        [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
 
     Args:
         value: a finite number (0.5 by default, so that the lesson differs
@@ -90,9 +89,8 @@ class Zeros(Constant):
     The usual choice for biases. For a kernel it is the extreme of the symmetry
     problem: with ReLU units every gradient but the last layer's bias is zero.
 
-    Example:
-
-    >>> layer = keras.layers.Dense(3, bias_initializer=Zeros())
+    Examples:
+        >>> layer = keras.layers.Dense(3, bias_initializer=Zeros())
     """
 
     def __init__(self, seed: Seed = None):
@@ -113,9 +111,8 @@ class Ones(Constant):
     The usual start of a normalization layer's scale (``gamma``); as a kernel
     it fails to break symmetry, as every constant does.
 
-    Example:
-
-    >>> layer = keras.layers.LayerNormalization(gamma_initializer=Ones())
+    Examples:
+        >>> layer = keras.layers.LayerNormalization(gamma_initializer=Ones())
     """
 
     def __init__(self, seed: Seed = None):

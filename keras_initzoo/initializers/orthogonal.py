@@ -32,9 +32,8 @@ class Orthogonal(ZooInitializer):
     orthogonal matrices. Every singular value equals ``gain``: deep linear
     networks so initialized keep the norm of every signal exactly.
 
-    Example:
-
-    >>> layer = keras.layers.Dense(64, kernel_initializer=Orthogonal(gain=1.0))
+    Examples:
+        >>> layer = keras.layers.Dense(64, kernel_initializer=Orthogonal(gain=1.0))
 
     Args:
         gain: multiplier, a finite number > 0.

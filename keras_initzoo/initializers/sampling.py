@@ -38,13 +38,35 @@ def compute_dtype(dtype: str) -> str:
 
 
 def uniform(shape: Sequence[int], low: float, high: float, dtype: str, seed):
-    """``U[low, high]`` of ``shape``, drawn in float32 and rounded once to ``dtype``."""
+    """``U[low, high]`` of ``shape``, drawn in float32 and rounded once to ``dtype``.
+
+    Args:
+        shape: the tensor's shape.
+        low: the lower end, a finite number.
+        high: the upper end, a finite number > ``low``.
+        dtype: the floating-point dtype of the result.
+        seed: the ``keras.random.SeedGenerator`` (or a call's seeds) drawn from.
+
+    Returns:
+        A tensor whose rounded values stay within ``[low, high]``.
+    """
     plan = _Plan("uniform", 0.0, 1.0, erfinv=False, clips=True)
     return _draw(plan, shape, dtype, seed, high - low, low, _inward_bounds(low, high, dtype))
 
 
 def normal(shape: Sequence[int], stddev: float, dtype: str, seed, mean: float = 0.0):
-    """``N(mean, stddev**2)`` of ``shape``, drawn in float32 and rounded once to ``dtype``."""
+    """``N(mean, stddev**2)`` of ``shape``, drawn in float32 and rounded once to ``dtype``.
+
+    Args:
+        shape: the tensor's shape.
+        stddev: the standard deviation, > 0.
+        dtype: the floating-point dtype of the result.
+        seed: the ``keras.random.SeedGenerator`` (or a call's seeds) drawn from.
+        mean: the centre (default 0.0).
+
+    Returns:
+        A tensor of ``shape`` and ``dtype``.
+    """
     plan = _Plan("normal", 0.0, 1.0, erfinv=False, clips=False)
     return _draw(plan, shape, dtype, seed, stddev, mean, None)
 
@@ -64,6 +86,20 @@ def truncated_normal(
     2 Phi(upper) - 1)``, in float32 at least (erfinv loses float16), then
     clipped to ``[mean + stddev * lower, mean + stddev * upper]`` rounded inwards
     to ``dtype``: the rounding cannot step outside the bounds, nor to infinity.
+
+    Args:
+        shape: the tensor's shape.
+        lower: the lower bound in standard deviations (``-inf`` allowed).
+        upper: the upper bound in standard deviations, > ``lower`` (``inf``
+            allowed).
+        dtype: the floating-point dtype of the result.
+        seed: the ``keras.random.SeedGenerator`` (or a call's seeds) drawn from.
+        stddev: the standard deviation before truncation (default 1.0).
+        mean: the centre (default 0.0).
+
+    Returns:
+        A tensor of ``shape`` and ``dtype``, variance
+        ``stddev**2 * simple.truncated_normal_variance(lower, upper)``.
     """
     u_low, u_high = (math.erf(bound / math.sqrt(2.0)) for bound in (lower, upper))
     clip = _inward_bounds(mean + stddev * lower, mean + stddev * upper, dtype)

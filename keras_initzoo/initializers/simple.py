@@ -33,11 +33,24 @@ class SimpleUniform(ZooInitializer):
     either ``limit`` or both ``minval`` and ``maxval`` (Keras' and PyTorch's
     vocabulary; variance ``(maxval - minval)**2 / 12``).
 
-    Example:
+    Args:
+        limit: the half-width of the symmetric interval, a finite number > 0;
+            default None: 0.1, unless ``minval`` and ``maxval`` are given.
+        minval: the interval's lower end, a finite number; with ``maxval``
+            and without ``limit`` (default None: the symmetric interval).
+        maxval: the interval's upper end, a finite number > ``minval``
+            (default None).
+        seed: None (default: a random seed), an integer in ``[0, 2**32)`` or a
+            ``keras.random.SeedGenerator``, as :class:`VarianceScaling`.
 
-    >>> layer = keras.layers.Dense(1, kernel_initializer=SimpleUniform(limit=0.1))
-    >>> SimpleUniform(minval=0.0, maxval=1.0).limit is None
-    True
+    Raises:
+        ValueError: if ``limit`` is given with ``minval`` or ``maxval``, only
+            one of these is given, or ``minval >= maxval``.
+
+    Examples:
+        >>> layer = keras.layers.Dense(1, kernel_initializer=SimpleUniform(limit=0.1))
+        >>> SimpleUniform(minval=0.0, maxval=1.0).limit is None
+        True
     """
 
     def __init__(
@@ -82,9 +95,18 @@ class SimpleUniform(ZooInitializer):
 class SimpleNormal(ZooInitializer):
     """Draws from ``N(mean, stddev**2)``, ``stddev = 0.1`` and ``mean = 0`` by default.
 
-    Example:
+    Unlike :class:`TruncatedNormal`, nothing is cut off: the variance is
+    exactly ``stddev**2``, whatever the layer's size.
 
-    >>> layer = keras.layers.Dense(8, kernel_initializer=SimpleNormal(stddev=0.1))
+    Args:
+        stddev: the standard deviation, a finite number > 0 (default 0.1, the
+            course's simple initialization).
+        mean: the centre, a finite number (default 0.0).
+        seed: None (default: a random seed), an integer in ``[0, 2**32)`` or a
+            ``keras.random.SeedGenerator``, as :class:`VarianceScaling`.
+
+    Examples:
+        >>> layer = keras.layers.Dense(8, kernel_initializer=SimpleNormal(stddev=0.1))
     """
 
     def __init__(self, stddev: float = 0.1, mean: float = 0.0, seed: Seed = None):
@@ -118,9 +140,8 @@ class SmallRandom(_ScaledStandardNormal):
     activations and gradients shrink by roughly ``scale * sqrt(fan_in)`` per
     layer and vanish.
 
-    Example:
-
-    >>> layer = keras.layers.Dense(64, kernel_initializer=SmallRandom())
+    Examples:
+        >>> layer = keras.layers.Dense(64, kernel_initializer=SmallRandom())
     """
 
     def __init__(self, scale: float = 0.01, seed: Seed = None):
@@ -141,9 +162,8 @@ class LargeRandom(_ScaledStandardNormal):
     ReLU networks explode, tanh and sigmoid units saturate and their
     gradients vanish.
 
-    Example:
-
-    >>> layer = keras.layers.Dense(64, kernel_initializer=LargeRandom())
+    Examples:
+        >>> layer = keras.layers.Dense(64, kernel_initializer=LargeRandom())
     """
 
     def __init__(self, scale: float = 10.0, seed: Seed = None):
@@ -164,9 +184,8 @@ class StandardNormal(SimpleNormal):
     train badly: the variance of the signal is multiplied by ``fan_in`` at
     every layer.
 
-    Example:
-
-    >>> layer = keras.layers.Dense(64, kernel_initializer=StandardNormal())
+    Examples:
+        >>> layer = keras.layers.Dense(64, kernel_initializer=StandardNormal())
 
     Reference: Glorot & Bengio, "Understanding the difficulty of training deep
     feedforward neural networks", AISTATS 2010.
@@ -192,10 +211,9 @@ def truncated_normal_moments(lower: float, upper: float) -> tuple[float, float]:
         mean     = (phi(lower) - phi(upper)) / Z
         variance = 1 + (lower phi(lower) - upper phi(upper)) / Z - mean**2
 
-    Example:
-
-    >>> round(truncated_normal_moments(-2.0, 2.0)[1], 6)
-    0.773741
+    Examples:
+        >>> round(truncated_normal_moments(-2.0, 2.0)[1], 6)
+        0.773741
     """
     mass = _standard_normal_cdf(upper) - _standard_normal_cdf(lower)
     pdf_lower, pdf_upper = _standard_normal_pdf(lower), _standard_normal_pdf(upper)
@@ -236,20 +254,24 @@ class TruncatedNormal(ZooInitializer):
     Its defaults ``a = -2, b = 2`` with a small ``std`` such as 0.02 truncate
     at 100 standard deviations, i.e. not at all.
 
-    Example:
-
-    >>> init = TruncatedNormal(stddev=0.02)
-    >>> layer = keras.layers.Embedding(1000, 64, embeddings_initializer=init)
-    >>> values = TruncatedNormal(stddev=1.0, lower=-1.0, upper=0.5, seed=0)((1000,))
-    >>> bool(-1.0 <= float(keras.ops.min(values)) and float(keras.ops.max(values)) <= 0.5)
-    True
+    Examples:
+        >>> init = TruncatedNormal(stddev=0.02)
+        >>> layer = keras.layers.Embedding(1000, 64, embeddings_initializer=init)
+        >>> values = TruncatedNormal(stddev=1.0, lower=-1.0, upper=0.5, seed=0)((1000,))
+        >>> bool(-1.0 <= float(keras.ops.min(values)) and float(keras.ops.max(values)) <= 0.5)
+        True
 
     Args:
-        mean: the centre of the normal, a finite number.
-        stddev: its standard deviation before truncation, > 0.
-        lower, upper: the bounds, in standard deviations from ``mean``;
-            ``lower < upper``, either may be infinite.
-        seed: None, an integer or a ``keras.random.SeedGenerator``.
+        mean: the centre of the normal, a finite number (default 0.0).
+        stddev: its standard deviation before truncation, a finite number > 0
+            (default 0.05, Keras'; the variance after truncation is smaller,
+            ``0.774 * stddev**2`` at the default bounds).
+        lower: the lower bound, in standard deviations from ``mean``, a number
+            (``-inf`` allowed; default -2.0, as Keras and JAX).
+        upper: the upper bound, in standard deviations from ``mean``, a number
+            > ``lower`` (``inf`` allowed; default 2.0).
+        seed: None (default: a random seed), an integer in ``[0, 2**32)`` or a
+            ``keras.random.SeedGenerator``, as :class:`VarianceScaling`.
 
     Reference: ``keras.initializers.TruncatedNormal``,
     ``jax.nn.initializers.truncated_normal``.

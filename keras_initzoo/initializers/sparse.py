@@ -37,11 +37,10 @@ class Sparse(ZooInitializer):
     zeros; PyTorch's float product ``7.000000000000001`` gives 8). For small
     ``rows`` the ceiling may zero a whole column, as in PyTorch.
 
-    Example:
-
-    >>> kernel = Sparse(sparsity=0.75, seed=1)((8, 3))
-    >>> keras.ops.convert_to_numpy(keras.ops.sum(kernel == 0, axis=0)).tolist()
-    [6, 6, 6]
+    Examples:
+        >>> kernel = Sparse(sparsity=0.75, seed=1)((8, 3))
+        >>> keras.ops.convert_to_numpy(keras.ops.sum(kernel == 0, axis=0)).tolist()
+        [6, 6, 6]
 
     Args:
         sparsity: the fraction of each column set to zero, in ``[0, 1)``

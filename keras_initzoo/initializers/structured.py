@@ -54,11 +54,10 @@ class Identity(ZooInitializer):
     a ``Dense`` layer passes its first ``min(in, out)`` inputs through (times
     ``gain``) and leaves the other outputs at zero.
 
-    Example:
-
-    >>> keras.ops.convert_to_numpy(Identity(gain=2.0)((2, 3))).tolist()
-    [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]
-    >>> layer = keras.layers.SimpleRNN(8, recurrent_initializer=Identity(), activation="relu")
+    Examples:
+        >>> keras.ops.convert_to_numpy(Identity(gain=2.0)((2, 3))).tolist()
+        [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]
+        >>> layer = keras.layers.SimpleRNN(8, recurrent_initializer=Identity(), activation="relu")
 
     Args:
         gain: multiplier, a finite number > 0.
@@ -107,12 +106,11 @@ class Dirac(ZooInitializer):
     same matrix: ``Identity`` for ``groups=1``, one identity block per group
     otherwise. Even kernel sizes: see the module docstring.
 
-    Example:
-
-    >>> layer = keras.layers.Conv2D(4, 3, padding="same", kernel_initializer=Dirac())
-    >>> x = keras.random.normal((1, 5, 5, 4), seed=0)
-    >>> bool(keras.ops.all(layer(x) == x))
-    True
+    Examples:
+        >>> layer = keras.layers.Conv2D(4, 3, padding="same", kernel_initializer=Dirac())
+        >>> x = keras.random.normal((1, 5, 5, 4), seed=0)
+        >>> bool(keras.ops.all(layer(x) == x))
+        True
 
     Args:
         groups: the layer's ``groups``, an integer >= 1 that divides ``out``.
@@ -168,9 +166,8 @@ class DeltaOrthogonal(ZooInitializer):
     ``Orthogonal(gain)``. For a grouped convolution, each group's matrix is
     the group's columns of ``Q``, not an orthogonal matrix of its own.
 
-    Example:
-
-    >>> layer = keras.layers.Conv2D(16, 3, padding="same", kernel_initializer=DeltaOrthogonal())
+    Examples:
+        >>> layer = keras.layers.Conv2D(16, 3, padding="same", kernel_initializer=DeltaOrthogonal())
 
     Args:
         gain: multiplier, a finite number > 0.
@@ -199,10 +196,9 @@ def _sylvester_hadamard(rows: int, cols: int) -> np.ndarray:
     gives ``H[i, j] = (-1)^popcount(i & j)`` for every ``H_n`` with
     ``n > max(i, j)``; computed so, the block needs no ``n x n`` matrix.
 
-    Example:
-
-    >>> _sylvester_hadamard(2, 4).tolist()
-    [[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0]]
+    Examples:
+        >>> _sylvester_hadamard(2, 4).tolist()
+        [[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0]]
     """
     both = np.arange(rows)[:, None] & np.arange(cols)[None, :]
     parity = np.zeros_like(both)
@@ -219,10 +215,9 @@ def _zero_matrix(fan_in: int, fan_out: int) -> np.ndarray:
     ``m = ceil(log2(fan_out))``, ``2^(-(m-1)/2)`` times the leading block of
     the Hadamard matrix of size ``2^m``.
 
-    Example:
-
-    >>> (_zero_matrix(2, 4) * 2**0.5).round(12).tolist()  # m = 2, c = 2^(-1/2)
-    [[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0]]
+    Examples:
+        >>> (_zero_matrix(2, 4) * 2**0.5).round(12).tolist()  # m = 2, c = 2^(-1/2)
+        [[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0]]
     """
     if fan_out <= fan_in:
         return np.eye(fan_in, fan_out)
@@ -261,11 +256,10 @@ class ZerO(ZooInitializer):
     paper. A convolution kernel holds this matrix at its centre tap, as in the
     paper's extension to convolutions. Every call returns the same tensor.
 
-    Example:
-
-    >>> keras.ops.convert_to_numpy(ZerO()((3, 2))).tolist()
-    [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]
-    >>> layer = keras.layers.Dense(64, kernel_initializer=ZerO())
+    Examples:
+        >>> keras.ops.convert_to_numpy(ZerO()((3, 2))).tolist()
+        [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]
+        >>> layer = keras.layers.Dense(64, kernel_initializer=ZerO())
 
     Args:
         seed: accepted for a uniform interface; ZerO uses no randomness.

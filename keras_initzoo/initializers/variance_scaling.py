@@ -65,24 +65,36 @@ class VarianceScaling(ZooInitializer, keras.initializers.VarianceScaling):
       ``"untruncated_normal"``, which is accepted here too;
     * ``"uniform"``: ``U[-sqrt(3) sigma, sqrt(3) sigma]``.
 
-    Example:
-
-    >>> init = VarianceScaling(scale=2.0, mode="fan_in", distribution="normal")
-    >>> layer = keras.layers.Dense(64, activation="relu", kernel_initializer=init)
-    >>> init.variance((100, 64))
-    0.02
+    Examples:
+        >>> init = VarianceScaling(scale=2.0, mode="fan_in", distribution="normal")
+        >>> layer = keras.layers.Dense(64, activation="relu", kernel_initializer=init)
+        >>> init.variance((100, 64))
+        0.02
 
     Args:
-        scale: the variance multiplier, a finite number > 0.
-        mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
-        distribution: ``"truncated_normal"``, ``"normal"`` (also
-            ``"untruncated_normal"``) or ``"uniform"``.
-        seed: None, an integer or a ``keras.random.SeedGenerator``.
-        input_axes, output_axes: the kernel axes that count towards
-            ``fan_in`` and ``fan_out``, for layouts other than
-            ``(*receptive_field, in, out)``; ``EinsumDense`` fills them in.
+        scale: the variance multiplier, a finite number > 0 (default 1.0:
+            LeCun's ``1 / fan_in`` with the default ``mode``; 2.0 is He's).
+        mode: the fan divided by, ``"fan_in"`` (default: keeps the forward
+            signal's scale), ``"fan_out"`` (keeps the gradients'),
+            ``"fan_avg"`` (Glorot's compromise) or ``"fan_geo_avg"``.
+        distribution: ``"truncated_normal"`` (default, as Keras),
+            ``"normal"`` (untruncated, as JAX; Keras' spelling
+            ``"untruncated_normal"`` is accepted too) or ``"uniform"``; each
+            gives exactly the variance ``scale / fan``.
+        seed: None (default: a random seed, taken at the first draw, which
+            ``keras.utils.set_random_seed`` fixes), an integer in
+            ``[0, 2**32)`` (reproducible; each initializer made with it draws
+            its own stream, so layers sharing a seed still differ) or a
+            ``keras.random.SeedGenerator``, used and advanced as it is.
+        input_axes: the kernel axes whose product is ``fan_in``, for layouts
+            other than ``(*receptive_field, in, out)``; ``EinsumDense`` (and so
+            ``MultiHeadAttention``) fills them in. Default None: the layout
+            :func:`keras_initzoo.compute_fans` reads from the shape alone.
+        output_axes: the kernel axes whose product is ``fan_out``; given
+            together with ``input_axes`` or not at all (default None).
         batch_axes: axes left out of both fans, for independent kernels
-            stacked in one tensor (as JAX's ``batch_axis``).
+            stacked in one tensor (as JAX's ``batch_axis``); default ``()``,
+            none.
 
     Reference: the common form of Glorot & Bengio (2010), He et al. (2015)
     and LeCun et al. (1998), as ``jax.nn.initializers.variance_scaling``.
@@ -129,12 +141,17 @@ class VarianceScaling(ZooInitializer, keras.initializers.VarianceScaling):
         :func:`keras_initzoo.reinitialize` passes the fans its walk found.
         ``input_axes``, ``output_axes`` and ``batch_axes`` play no part here.
 
-        Example:
+        Args:
+            shape: the tensor's shape, non-negative integers.
+            dtype: a floating-point dtype (a name such as ``"float32"``).
+            fan_in: the fan-in to scale by, an integer.
+            fan_out: the fan-out to scale by, an integer.
 
-        >>> init = VarianceScaling(2.0, distribution="uniform", seed=0)
-        >>> values = init.draw_for_fans((64, 4 * 32), "float32", fan_in=64, fan_out=32)
-        >>> init.variance_for_fans(64, 32)
-        0.03125
+        Examples:
+            >>> init = VarianceScaling(2.0, distribution="uniform", seed=0)
+            >>> values = init.draw_for_fans((64, 4 * 32), "float32", fan_in=64, fan_out=32)
+            >>> init.variance_for_fans(64, 32)
+            0.03125
         """
         return self._sample(
             check_shape(shape), check_float_dtype(dtype), self.variance_for_fans(fan_in, fan_out)
@@ -193,9 +210,16 @@ class GlorotUniform(_GainPreset):
     signal (``1 / fan_in``) and the backward gradient (``1 / fan_out``)
     constant. Suits linear, tanh, sigmoid and softmax units (``gain = 1``).
 
-    Example:
+    Args:
+        gain: the factor on the standard deviation, a finite number > 0 (default 1.0, for
+            linear, tanh, sigmoid and softmax; :func:`keras_initzoo.gain` gives other units').
+        seed: None (default: a random seed), an integer or a ``keras.random.SeedGenerator``.
+        input_axes: the axes whose product is ``fan_in`` (default None: read from the shape).
+        output_axes: the axes whose product is ``fan_out``; given with ``input_axes`` or not at all.
+        batch_axes: axes left out of both fans (default ``()``); see :class:`VarianceScaling`.
 
-    >>> layer = keras.layers.Dense(64, activation="tanh", kernel_initializer="zoo_glorot")
+    Examples:
+        >>> layer = keras.layers.Dense(64, activation="tanh", kernel_initializer="zoo_glorot")
 
     Reference: Glorot & Bengio, "Understanding the difficulty of training deep
     feedforward neural networks", AISTATS 2010.
@@ -216,9 +240,17 @@ class GlorotUniform(_GainPreset):
 class GlorotNormal(_GainPreset):
     """Glorot/Xavier normal: truncated normal with variance ``2 gain**2 / (fan_in + fan_out)``.
 
-    Example:
+    Args:
+        gain: the factor on the standard deviation, a finite number > 0 (default 1.0: variance
+            ``1 / fan_avg``, for linear, tanh, sigmoid and softmax units).
+        seed: None (default: a random seed), an integer or a ``keras.random.SeedGenerator``.
+        input_axes: the axes whose product is ``fan_in`` (default None: read from the shape).
+        output_axes: the axes whose product is ``fan_out``; given with ``input_axes`` or not at all.
+        batch_axes: axes left out of both fans (default ``()``); see :class:`VarianceScaling`.
 
-    >>> layer = keras.layers.Dense(64, activation="tanh", kernel_initializer="zoo_glorot_normal")
+    Examples:
+        >>> layer = keras.layers.Dense(
+        ...     64, activation="tanh", kernel_initializer="zoo_glorot_normal")
 
     Reference: Glorot & Bengio, AISTATS 2010.
     """
@@ -264,10 +296,19 @@ class HeNormal(_He):
     adapts the gain to a leaky ReLU; ``mode="fan_out"`` preserves the
     backward pass instead.
 
-    Example:
+    Args:
+        negative_slope: the leaky ReLU's slope ``a`` for ``x < 0``, a finite number >= 0
+            (default 0.0: plain ReLU, variance ``2 / fan``).
+        mode: ``"fan_in"`` (default: keeps the forward signal's scale) or ``"fan_out"``
+            (keeps the gradients' scale in the backward pass).
+        seed: None (default: a random seed), an integer or a ``keras.random.SeedGenerator``.
+        input_axes: the axes whose product is ``fan_in`` (default None: read from the shape).
+        output_axes: the axes whose product is ``fan_out``; given with ``input_axes`` or not at all.
+        batch_axes: axes left out of both fans (default ``()``); see :class:`VarianceScaling`.
 
-    >>> layer = keras.layers.Dense(64, activation="relu", kernel_initializer="zoo_he")
-    >>> leaky = HeNormal(negative_slope=0.2)
+    Examples:
+        >>> layer = keras.layers.Dense(64, activation="relu", kernel_initializer="zoo_he")
+        >>> leaky = HeNormal(negative_slope=0.2)
 
     Reference: He et al., "Delving Deep into Rectifiers: Surpassing
     Human-Level Performance on ImageNet Classification", ICCV 2015.
@@ -287,9 +328,16 @@ class HeUniform(_He):
 
     Variance ``2 / ((1 + a**2) fan_in)``, as :class:`HeNormal`.
 
-    Example:
+    Args:
+        negative_slope: the leaky ReLU's slope ``a``, a finite number >= 0 (default 0.0: ReLU).
+        mode: ``"fan_in"`` (default, the forward signal) or ``"fan_out"`` (the gradients).
+        seed: None (default: a random seed), an integer or a ``keras.random.SeedGenerator``.
+        input_axes: the axes whose product is ``fan_in`` (default None: read from the shape).
+        output_axes: the axes whose product is ``fan_out``; given with ``input_axes`` or not at all.
+        batch_axes: axes left out of both fans (default ``()``); see :class:`VarianceScaling`.
 
-    >>> layer = keras.layers.Dense(64, activation="relu", kernel_initializer="zoo_he_uniform")
+    Examples:
+        >>> layer = keras.layers.Dense(64, activation="relu", kernel_initializer="zoo_he_uniform")
 
     Reference: He et al., ICCV 2015.
     """
@@ -328,14 +376,19 @@ class TorchDefault(HeUniform):
     gives ``k * out``, which is PyTorch's ``fan_in`` for its
     ``(in, out, *k)`` weight too.
 
-    Example:
+    Args:
+        seed: None (default: a random seed), an integer or a ``keras.random.SeedGenerator``.
+        input_axes: the axes whose product is ``fan_in`` (default None: read from the shape).
+        output_axes: the axes whose product is ``fan_out``; given with ``input_axes`` or not at all.
+        batch_axes: axes left out of both fans (default ``()``); see :class:`VarianceScaling`.
 
-    >>> layer = keras.layers.Dense(64, kernel_initializer="zoo_torch")
-    >>> init = TorchDefault(seed=0)
-    >>> round(init.variance((100, 64)) * 300, 12)   # 1 / (3 fan_in)
-    1.0
-    >>> float(abs(keras.ops.convert_to_numpy(init((100, 64)))).max()) <= 0.1
-    True
+    Examples:
+        >>> layer = keras.layers.Dense(64, kernel_initializer="zoo_torch")
+        >>> init = TorchDefault(seed=0)
+        >>> round(init.variance((100, 64)) * 300, 12)   # 1 / (3 fan_in)
+        1.0
+        >>> float(abs(keras.ops.convert_to_numpy(init((100, 64)))).max()) <= 0.1
+        True
 
     Reference: PyTorch, ``torch/nn/modules/linear.py``,
     ``Linear.reset_parameters`` (``conv.py``, ``_ConvNd.reset_parameters``,
@@ -366,9 +419,16 @@ class LecunNormal(_GainPreset):
     With SELU units (``gain = 1``) it keeps activations at mean 0 and
     variance 1 through depth (self-normalizing networks).
 
-    Example:
+    Args:
+        gain: the factor on the standard deviation, a finite number > 0 (default 1.0: variance
+            ``1 / fan_in``, SELU's fixed point).
+        seed: None (default: a random seed), an integer or a ``keras.random.SeedGenerator``.
+        input_axes: the axes whose product is ``fan_in`` (default None: read from the shape).
+        output_axes: the axes whose product is ``fan_out``; given with ``input_axes`` or not at all.
+        batch_axes: axes left out of both fans (default ``()``); see :class:`VarianceScaling`.
 
-    >>> layer = keras.layers.Dense(64, activation="selu", kernel_initializer="zoo_lecun")
+    Examples:
+        >>> layer = keras.layers.Dense(64, activation="selu", kernel_initializer="zoo_lecun")
 
     References: LeCun et al., "Efficient BackProp", 1998; Klambauer et al.,
     "Self-Normalizing Neural Networks", NeurIPS 2017.
@@ -386,9 +446,16 @@ class LecunNormal(_GainPreset):
 class LecunUniform(_GainPreset):
     """LeCun uniform: ``U[-l, l]``, ``l = gain * sqrt(3 / fan_in)``, variance ``gain**2 / fan_in``.
 
-    Example:
+    Args:
+        gain: the factor on the limit, a finite number > 0 (default 1.0, for SELU).
+        seed: None (default: a random seed), an integer or a ``keras.random.SeedGenerator``.
+        input_axes: the axes whose product is ``fan_in`` (default None: read from the shape).
+        output_axes: the axes whose product is ``fan_out``; given with ``input_axes`` or not at all.
+        batch_axes: axes left out of both fans (default ``()``); see :class:`VarianceScaling`.
 
-    >>> layer = keras.layers.Dense(64, activation="selu", kernel_initializer="zoo_lecun_uniform")
+    Examples:
+        >>> layer = keras.layers.Dense(
+        ...     64, activation="selu", kernel_initializer="zoo_lecun_uniform")
 
     Reference: LeCun et al., "Efficient BackProp", 1998.
     """
@@ -410,9 +477,16 @@ class EpsilonUniform(VarianceScaling):
     width shrinks with the layer's size. With ``epsilon=None`` it equals
     :class:`GlorotUniform`; a given ``epsilon`` fixes the interval.
 
-    Example:
+    Args:
+        epsilon: the half-width of the interval, a finite number > 0, the same for every
+            kernel; default None: ``sqrt(6) / sqrt(fan_in + fan_out)``, from each kernel's fans.
+        seed: None (default: a random seed), an integer or a ``keras.random.SeedGenerator``.
+        input_axes: the axes whose product is ``fan_in`` (default None: read from the shape).
+        output_axes: the axes whose product is ``fan_out``; given with ``input_axes`` or not at all.
+        batch_axes: axes left out of both fans (default ``()``); see :class:`VarianceScaling`.
 
-    >>> layer = keras.layers.Dense(64, kernel_initializer=EpsilonUniform(epsilon=0.12))
+    Examples:
+        >>> layer = keras.layers.Dense(64, kernel_initializer=EpsilonUniform(epsilon=0.12))
 
     Reference: the random-initialization rule for breaking symmetry, as in
     Glorot & Bengio, AISTATS 2010, eq. (16).
@@ -452,20 +526,28 @@ class GainScaled(VarianceScaling):
     drifts in deep stacks (see the README's *Gains*). Use
     :func:`keras_initzoo.lsuv` there.
 
-    Example:
-
-    >>> init = GainScaled("gelu")
-    >>> layer = keras.layers.Dense(64, activation="gelu", kernel_initializer=init)
-    >>> round(init.variance((100, 64)) * 100, 4)   # gain("gelu")**2
-    2.3517
+    Examples:
+        >>> init = GainScaled("gelu")
+        >>> layer = keras.layers.Dense(64, activation="gelu", kernel_initializer=init)
+        >>> round(init.variance((100, 64)) * 100, 4)   # gain("gelu")**2
+        2.3517
 
     Args:
-        activation: a Keras activation name (``keras.activations.get``
-            resolves it).
-        mode, distribution, seed, input_axes, output_axes, batch_axes: as
-            :class:`VarianceScaling`.
+        activation: a Keras activation name that ``keras.activations.get``
+            resolves (default ``"relu"``, which gives He's variance ``2 / fan``);
+            a name, not a callable, so that the config stays code-free (for a
+            callable, ``VarianceScaling(scale=kiz.gain(f) ** 2)``).
+        mode: ``"fan_in"`` (default), ``"fan_out"``, ``"fan_avg"`` or
+            ``"fan_geo_avg"``, as :class:`VarianceScaling`.
+        distribution: ``"truncated_normal"`` (default), ``"normal"`` or
+            ``"uniform"``, as :class:`VarianceScaling`.
+        seed: None (default: a random seed), an integer or a ``keras.random.SeedGenerator``.
+        input_axes: the axes whose product is ``fan_in`` (default None: read from the shape).
+        output_axes: the axes whose product is ``fan_out``; given with ``input_axes`` or not at all.
+        batch_axes: axes left out of both fans (default ``()``); see :class:`VarianceScaling`.
         activation_params: keyword arguments of the activation, e.g.
-            ``{"alpha": 0.5}`` for ``elu`` (JSON numbers, booleans or strings).
+            ``{"alpha": 0.5}`` for ``elu`` (JSON numbers, booleans or strings);
+            default None: the activation's own defaults.
 
     Reference: the second-moment argument of He et al. (2015), eq. (10),
     evaluated exactly by quadrature.

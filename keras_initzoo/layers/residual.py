@@ -23,13 +23,12 @@ class ResidualGain(keras.layers.Layer):
     branch's weights is zero while ``alpha`` is zero; ``alpha`` gets its
     gradient from ``f(x)``, so after one step every branch learns.
 
-    Example:
-
-    >>> layer = ResidualGain()
-    >>> keras.ops.convert_to_numpy(layer(keras.ops.ones((2, 3)))).tolist()
-    [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
-    >>> ResidualGain(initial=0.5).get_config()["initial"]
-    0.5
+    Examples:
+        >>> layer = ResidualGain()
+        >>> keras.ops.convert_to_numpy(layer(keras.ops.ones((2, 3)))).tolist()
+        [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+        >>> ResidualGain(initial=0.5).get_config()["initial"]
+        0.5
 
     Args:
         initial: the starting value of ``alpha``, a finite number (0.0:

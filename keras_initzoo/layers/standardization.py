@@ -50,16 +50,15 @@ def standardize_kernel(
     ``layer.kernel.assign(standardize_kernel(layer.kernel, (0,)))``.
     16-bit kernels are standardized in float32 and the result cast back.
 
-    Example:
-
-    >>> import numpy as np
-    >>> w = np.arange(6.0).reshape(3, 2)          # Dense layout: (fan_in, units)
-    >>> w_hat = keras.ops.convert_to_numpy(standardize_kernel(w, (0,))).astype("float64")
-    >>> w_hat.round(6).tolist()                   # each column: mean 0, N * var = 1
-    [[-0.707107, -0.707107], [0.0, 0.0], [0.707107, 0.707107]]
-    >>> w_hat = standardize_kernel(w, (0,), gain=np.array([1.0, 2.0]))
-    >>> keras.ops.convert_to_numpy(w_hat)[2].astype("float64").round(6).tolist()
-    [0.707107, 1.414214]
+    Examples:
+        >>> import numpy as np
+        >>> w = np.arange(6.0).reshape(3, 2)          # Dense layout: (fan_in, units)
+        >>> w_hat = keras.ops.convert_to_numpy(standardize_kernel(w, (0,))).astype("float64")
+        >>> w_hat.round(6).tolist()                   # each column: mean 0, N * var = 1
+        [[-0.707107, -0.707107], [0.0, 0.0], [0.707107, 0.707107]]
+        >>> w_hat = standardize_kernel(w, (0,), gain=np.array([1.0, 2.0]))
+        >>> keras.ops.convert_to_numpy(w_hat)[2].astype("float64").round(6).tolist()
+        [0.707107, 1.414214]
 
     Args:
         kernel: a float tensor, ``keras.Variable`` or NumPy array.
@@ -189,17 +188,16 @@ class _StandardizedGain:
 
 
 @keras.saving.register_keras_serializable(package="keras_initzoo")
-class WSDense(_StandardizedGain, keras.layers.Dense):
+class WSDense(_StandardizedGain, keras.layers.Dense):  # noqa: D101 (__doc__ below shares notes)
     __doc__ = (
         "``keras.layers.Dense`` with scaled weight standardization and a learnable gain.\n"
         + _LAYER_NOTES.format(axes="the input axis (kernel axis 0)")
         + """
-    Example:
-
-    >>> layer = WSDense(4, gamma=2.0)
-    >>> _ = layer(keras.ops.ones((1, 8)))
-    >>> [v.name for v in layer.weights], tuple(layer.gain.shape)
-    (['kernel', 'bias', 'gain'], (4,))
+    Examples:
+        >>> layer = WSDense(4, gamma=2.0)
+        >>> _ = layer(keras.ops.ones((1, 8)))
+        >>> [v.name for v in layer.weights], tuple(layer.gain.shape)
+        (['kernel', 'bias', 'gain'], (4,))
 
     Args:
         *args: ``keras.layers.Dense``'s positional arguments (``units``, ...).
@@ -228,7 +226,7 @@ class WSDense(_StandardizedGain, keras.layers.Dense):
 
 
 @keras.saving.register_keras_serializable(package="keras_initzoo")
-class WSConv2D(_StandardizedGain, keras.layers.Conv2D):
+class WSConv2D(_StandardizedGain, keras.layers.Conv2D):  # noqa: D101 (__doc__ below shares notes)
     __doc__ = (
         "``keras.layers.Conv2D`` with scaled weight standardization and a learnable gain.\n"
         + _LAYER_NOTES.format(
@@ -237,12 +235,11 @@ class WSConv2D(_StandardizedGain, keras.layers.Conv2D):
             "convolutions standardize over each unit's own fan-in)"
         )
         + """
-    Example:
-
-    >>> layer = WSConv2D(8, 3, gamma=1.7)
-    >>> y = layer(keras.ops.ones((1, 5, 5, 3)))
-    >>> tuple(y.shape), tuple(layer.gain.shape)
-    ((1, 3, 3, 8), (8,))
+    Examples:
+        >>> layer = WSConv2D(8, 3, gamma=1.7)
+        >>> y = layer(keras.ops.ones((1, 5, 5, 3)))
+        >>> tuple(y.shape), tuple(layer.gain.shape)
+        ((1, 3, 3, 8), (8,))
 
     Args:
         *args: ``keras.layers.Conv2D``'s positional arguments (``filters``,

@@ -9,6 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_initzoo._records import refuse_if_parametrized
 from keras_initzoo._validation import check_bool, check_choice
 from keras_initzoo.gains import gain
 from keras_initzoo.initializers import Orthogonal, VarianceScaling
@@ -20,7 +21,6 @@ from keras_initzoo.models.report import Report
 from keras_initzoo.models.residual import trace
 from keras_initzoo.models.trace import leaf_layers, tensors_in
 from keras_initzoo.models.walk import NORMALIZATION, KernelSite, walk
-from keras_initzoo.mup.infshape import refuse_if_parametrized
 
 # Activations whose unit-variance fixed point repels (slope of the variance map
 # at 1: GELU 1.144, SiLU 1.173, Mish 1.076): even the exact gain drifts with
@@ -95,6 +95,14 @@ class SignalKinds:
         self._kinds[id(tensor)] = kind
 
     def record(self, layer: keras.layers.Layer, args: tuple, kwargs: dict, output: Any) -> None:
+        """Marks each tensor of ``output`` with the nonlinearity ``layer`` ends in.
+
+        Args:
+            layer: the layer that was called.
+            args: its positional arguments in that call (the tensors it read).
+            kwargs: its keyword arguments in that call.
+            output: what the call returned, a tensor or a structure of them.
+        """
         kind = output_kind(layer, self.inputs(args, kwargs))
         for tensor in tensors_in(output):
             self._kinds[id(tensor)] = kind
@@ -103,9 +111,22 @@ class SignalKinds:
 def constant_of(
     kind: Kind, constant: Callable[..., float] = gain, label: str = "gain"
 ) -> tuple[float, str]:
-    """``constant`` (:func:`~keras_initzoo.gain`, or :func:`~keras_initzoo.nf_gamma`) of the
-    nonlinearity ``kind`` feeding a kernel, and how it was chosen: 1 after a linear or
-    normalized signal or a function that is not elementwise."""
+    """``constant`` of the nonlinearity ``kind`` feeding a kernel, and how it was chosen.
+
+    ``constant`` is :func:`~keras_initzoo.gain` or :func:`~keras_initzoo.nf_gamma`;
+    it is 1 after a linear or normalized signal or a function that is not
+    elementwise.
+
+    Args:
+        kind: ``(activation name, its parameters as sorted items)``, as
+            :class:`SignalKinds` records it.
+        constant: the function of an activation to take (default
+            :func:`~keras_initzoo.gain`).
+        label: its name in the returned note (default ``"gain"``).
+
+    Returns:
+        ``(value, note)``: the constant, and how it was chosen in words.
+    """
     name, params = kind
     if name in ("linear", "normalized"):
         return 1.0, f"{label} 1"
@@ -141,10 +162,18 @@ def branch_scale(
     above the target gets a branch adding a thousandth of the target instead
     (a zero branch would stop its gradient), so ``s`` is always positive.
 
-    Example:
+    Args:
+        alpha: the skip path's factor.
+        beta: the branch's factor (besides ``s``).
+        skip_moments: ``(q_a, q_b, c)``, the measured moments above.
+        target: the second moment the sum should have, > 0.
 
-    >>> round(branch_scale(1.0, 1.0, (1.0, 4.0, 0.0), 1.25), 6)  # 1 + 4 s**2 = 1.25
-    0.25
+    Returns:
+        ``s``, a Python float > 0.
+
+    Examples:
+        >>> round(branch_scale(1.0, 1.0, (1.0, 4.0, 0.0), 1.25), 6)  # 1 + 4 s**2 = 1.25
+        0.25
     """
     q_a, q_b, c = skip_moments
     if q_b <= 0.0:
@@ -173,10 +202,18 @@ def stream_target(law: str, entry: float, index: int, count: int) -> float:
     Fixup's analyses); ``"nf"``: ``entry (1 + NF_ALPHA**2 index)``, the
     linear growth of NF-ResNets' bookkeeping with ``alpha = 0.2``.
 
-    Example:
+    Args:
+        law: ``"flat"`` or ``"nf"``, as above.
+        entry: the stream's second moment where it enters the first join.
+        index: how many joins the stream has passed, from 1 to ``count``.
+        count: the number of joins on the stream.
 
-    >>> stream_target("flat", 2.0, 10, 20), round(stream_target("nf", 1.0, 10, 20), 6)
-    (2.5, 1.4)
+    Returns:
+        The target second moment, a Python float.
+
+    Examples:
+        >>> stream_target("flat", 2.0, 10, 20), round(stream_target("nf", 1.0, 10, 20), 6)
+        (2.5, 1.4)
     """
     if law == "flat":
         return entry * (1.0 + (FLAT_GROWTH - 1.0) * index / count)
@@ -233,12 +270,11 @@ def auto_initialize(
     made by operations outside any layer (an attention product) count as
     linear.
 
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
-    ...                           keras.layers.Dense(4)])
-    >>> [row["scheme"] for row in auto_initialize(model)]
-    ['gain 1', 'gain(relu) = 1.4142']
+    Examples:
+        >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+        ...                           keras.layers.Dense(4)])
+        >>> [row["scheme"] for row in auto_initialize(model)]
+        ['gain 1', 'gain(relu) = 1.4142']
 
     Args:
         model: a built Keras model.

@@ -54,11 +54,10 @@ class FitBatch:
         y: The targets, in the same forms, or None when the data held none.
         sample_weight: The sample weights, or None when the data held none.
 
-    Example:
-
-    >>> batch = FitBatch(np.zeros((4, 2)), np.ones(4))
-    >>> batch.x.shape, batch.y.shape, batch.sample_weight
-    ((4, 2), (4,), None)
+    Examples:
+        >>> batch = FitBatch(np.zeros((4, 2)), np.ones(4))
+        >>> batch.x.shape, batch.y.shape, batch.sample_weight
+        ((4, 2), (4,), None)
     """
 
     x: Any
@@ -346,19 +345,18 @@ def fit_data(data: Any, name: str = "data", *, model: Any = None) -> FitBatch:
             number, a set, an empty or ragged list), an empty dataset, arrays
             of different numbers of samples, or NaN or inf in ``x`` or ``y``.
 
-    Example:
-
-    >>> batch = fit_data(([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], [0, 1, 1]))
-    >>> batch.x.shape, batch.y.tolist(), batch.sample_weight
-    ((3, 2), [0, 1, 1], None)
-    >>> def batches():
-    ...     for start in range(0, 6, 2):
-    ...         yield np.ones((2, 4)), np.zeros(2)
-    >>> fit_data(batches()).x.shape
-    (6, 4)
-    >>> fit_data("train.csv")
-    Traceback (most recent call last):
-    ValueError: `data` must be a NumPy array or backend tensor, ...; received a str.
+    Examples:
+        >>> batch = fit_data(([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], [0, 1, 1]))
+        >>> batch.x.shape, batch.y.tolist(), batch.sample_weight
+        ((3, 2), [0, 1, 1], None)
+        >>> def batches():
+        ...     for start in range(0, 6, 2):
+        ...         yield np.ones((2, 4)), np.zeros(2)
+        >>> fit_data(batches()).x.shape
+        (6, 4)
+        >>> fit_data("train.csv")
+        Traceback (most recent call last):
+        ValueError: `data` must be a NumPy array or backend tensor, ...; received a str.
     """
     return _fit_data(data, name, model, targets=False)
 
@@ -383,14 +381,13 @@ def as_batch(
     Raises:
         ValueError: as :func:`fit_data`.
 
-    Example:
-
-    >>> as_batch([[0.1, 0.2], [0.3, 0.4]]).shape
-    (2, 2)
-    >>> as_batch((np.ones((3, 4)), np.zeros(3))).shape  # `(x, y)`: the inputs
-    (3, 4)
-    >>> [y.shape for y in as_batch((np.zeros(3), np.ones((3, 2))), name="y")]
-    [(3,), (3, 2)]
+    Examples:
+        >>> as_batch([[0.1, 0.2], [0.3, 0.4]]).shape
+        (2, 2)
+        >>> as_batch((np.ones((3, 4)), np.zeros(3))).shape  # `(x, y)`: the inputs
+        (3, 4)
+        >>> [y.shape for y in as_batch((np.zeros(3), np.ones((3, 2))), name="y")]
+        [(3,), (3, 2)]
     """
     if targets is None:
         targets = name == "y"
@@ -446,6 +443,20 @@ def synthetic_batch(model: keras.Model, batch_size: int = 32, seed: int = 0) -> 
     Float inputs get N(0, 1) values; integer inputs that feed an Embedding get
     ids below its vocabulary size, other integer inputs (padding masks) ones;
     an unknown dimension past the batch axis gets 16.
+
+    Args:
+        model: a built Keras model with declared inputs (a functional model,
+            or a ``Sequential`` that starts with ``keras.Input``).
+        batch_size: the number of examples, an integer > 0 (default 32).
+        seed: the NumPy generator's seed, an integer (default 0: the same
+            batch on every call).
+
+    Returns:
+        NumPy arrays in the structure of ``model``'s inputs: one array, or the
+        list or dict the model was built with.
+
+    Raises:
+        ValueError: if ``model`` has no declared inputs; pass data then.
     """
     inputs = getattr(model, "inputs", None)
     if not inputs:
@@ -477,7 +488,21 @@ class ModelError(ValueError):
 
 def run(model: keras.Model, batch: Any, name: str = "data", training: bool = False) -> Any:
     """``model(batch)`` (in inference mode by default), with a clear error when the batch
-    does not fit."""
+    does not fit.
+
+    Args:
+        model: the Keras model to call.
+        batch: its inputs, an array or the structure the model takes.
+        name: the argument the error names (default ``"data"``).
+        training: the mode to call the model in (default False: inference).
+
+    Returns:
+        The model's output.
+
+    Raises:
+        ValueError: naming ``name``, the batch's shapes and the model's
+            inputs when the call fails for any reason but a ``ModelError``.
+    """
     try:
         return model(batch, training=training)
     except ModelError:

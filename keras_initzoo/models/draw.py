@@ -10,7 +10,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_initzoo.initializers.base import ZooInitializer, _make_seed_generator
+from keras_initzoo.initializers.base import ZooInitializer, make_seed_generator
 from keras_initzoo.initializers.orthogonal import Orthogonal
 from keras_initzoo.initializers.variance_scaling import VarianceScaling
 from keras_initzoo.models.walk import KernelSite
@@ -27,6 +27,18 @@ def resolve(initializer: Any) -> keras.initializers.Initializer:
     integer would return the same tensor on every call, so a copy draws from
     the next stream of that seed instead (as the zoo's do): no two kernels
     come out equal, and the same seed reproduces them.
+
+    Args:
+        initializer: anything :func:`keras_initzoo.get` takes: a ``zoo_*``
+            alias or class name, a config dict, or an instance (Keras' own
+            included, e.g. ``keras.initializers.HeNormal(seed=1)``).
+
+    Returns:
+        A ``keras.initializers.Initializer`` to call once per kernel.
+
+    Raises:
+        ValueError: for None or a name the zoo does not know (the error
+            names the closest alias: ``"he_normal"`` suggests ``zoo_he``).
     """
     init = get(initializer)
     if init is None:
@@ -40,7 +52,7 @@ def resolve(initializer: Any) -> keras.initializers.Initializer:
         return Orthogonal(gain=init.gain, seed=seed)
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
         init = copy.copy(init)
-        init.seed = _make_seed_generator(int(seed) % 2**32)
+        init.seed = make_seed_generator(int(seed) % 2**32)
     return init
 
 
@@ -55,6 +67,15 @@ def draw_kernel(site: KernelSite, initializer: Any) -> tuple[float | None, float
     value ``gain``), ``initializer.variance(block_shape)`` where it has that
     method, and None otherwise. Pass an instance made once by :func:`resolve`
     to draw many kernels from one stream.
+
+    Args:
+        site: the kernel, as :func:`~keras_initzoo.models.walk` found it.
+        initializer: what to draw with, anything :func:`resolve` takes.
+
+    Returns:
+        ``(target variance, actual variance)``: the variance the initializer
+        aims at for this kernel (None where it names none) and the drawn
+        kernel's, both Python floats.
     """
     init = resolve(initializer)
     dtype = site.variable.dtype

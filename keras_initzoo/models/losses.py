@@ -155,11 +155,19 @@ def infer_loss(y: Any, y_pred: Any, activations: dict[str, str | None]) -> Model
     in, where known. Raises a ValueError naming ``y`` and the output shape when
     nothing fits.
 
-    Example:
+    Args:
+        y: the targets, an array or the structure of the model's outputs.
+        y_pred: the model's output on the matching inputs.
+        activations: each output's name mapped to the activation its layer
+            ends in (None where unknown).
 
-    >>> scores = np.array([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]], "float32")
-    >>> infer_loss(np.array([[0], [2]]), scores, {}).description.split(",")[0]
-    'output: sparse categorical cross-entropy'
+    Returns:
+        A :class:`ModelLoss`: the loss function and its description.
+
+    Examples:
+        >>> scores = np.array([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]], "float32")
+        >>> infer_loss(np.array([[0], [2]]), scores, {}).description.split(",")[0]
+        'output: sparse categorical cross-entropy'
     """
     parts = [_one_output(n, t, p, activations.get(n)) for n, t, p in _outputs(y, y_pred)]
     if len(parts) == 1:
@@ -184,6 +192,17 @@ def model_loss(model: keras.Model, x: Any, y: Any, loss: Any = None) -> ModelLos
 
     Inference runs the model once on ``x`` and reads, by identity, which leaf
     layer produced each output and what activation it ends in.
+
+    Args:
+        model: the Keras model.
+        x: a batch of its inputs.
+        y: the matching targets.
+        loss: a loss Keras takes (a name, a function or a ``keras.losses.Loss``);
+            default None: the compiled loss, else the one :func:`infer_loss`
+            finds.
+
+    Returns:
+        A :class:`ModelLoss`.
     """
     if loss is not None:
         function = _mean(check_loss(loss))

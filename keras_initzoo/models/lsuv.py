@@ -9,13 +9,13 @@ from typing import Any
 
 import keras
 
+from keras_initzoo._records import refuse_if_parametrized
 from keras_initzoo._validation import check_int, check_positive
 from keras_initzoo.models.data import ModelError, as_batch, check_built, run
 from keras_initzoo.models.draw import draw_kernel
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.trace import first_tensor, intercept, moments
 from keras_initzoo.models.walk import KernelSite, walk
-from keras_initzoo.mup.infshape import refuse_if_parametrized
 
 # The largest target std whose square (the activations' variance) is finite in float32.
 FLOAT32_STD_MAX = 1.8e19
@@ -60,9 +60,23 @@ def scale_to_std(
 
     Calls only ``layer``, on the inputs it received. Without a bias (or with
     a zero one) the pre-activation is linear in the kernel, so one rescale is
-    exact and is not measured again. Returns the number of calls and the
-    standard deviation before and after. Raises ``ModelError`` when the output
-    is constant (a dead layer) or not finite.
+    exact and is not measured again.
+
+    Args:
+        layer: the layer whose output is measured.
+        call: its original ``call``, to run it on its recorded inputs.
+        args: the positional arguments it received.
+        kwargs: the keyword arguments it received.
+        sites: the layer's kernels, rescaled together.
+        target_std: the standard deviation to reach, > 0.
+        tol: the relative tolerance around ``target_std``.
+        max_iter: the most calls to make.
+
+    Returns:
+        ``(calls, std before, std after)``.
+
+    Raises:
+        ModelError: when the output is constant (a dead layer) or not finite.
     """
     bias = getattr(layer, "bias", None)
     linear = bias is None or not keras.ops.convert_to_numpy(bias).any()
@@ -121,13 +135,12 @@ def lsuv(
     the model's trainable flags stay as they were. Recurrent layers get the
     orthonormal start only; layers the walk does not know are left alone.
 
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((16,))] +
-    ...     [keras.layers.Dense(32, activation="tanh") for _ in range(5)])
-    >>> report = lsuv(model, keras.random.normal((64, 16), seed=0))
-    >>> all(abs(row["std after"] - 1.0) <= 0.1 for row in report)
-    True
+    Examples:
+        >>> model = keras.Sequential([keras.Input((16,))] +
+        ...     [keras.layers.Dense(32, activation="tanh") for _ in range(5)])
+        >>> report = lsuv(model, keras.random.normal((64, 16), seed=0))
+        >>> all(abs(row["std after"] - 1.0) <= 0.1 for row in report)
+        True
 
     Args:
         model: a built Keras model.

@@ -66,11 +66,10 @@ def measured(tensor: Any) -> Moments:
 def through_activation(function: Any, moments: Moments) -> Moments:
     """``E f(h)`` and ``E f(h)**2`` for ``h ~ N(mu, q - mu**2)``, on a fine grid.
 
-    Example:
-
-    >>> mean, second = through_activation(keras.activations.relu, (0.0, 1.0))
-    >>> round(mean, 5), round(second, 5)   # 1/sqrt(2 pi), 1/2
-    (0.39894, 0.5)
+    Examples:
+        >>> mean, second = through_activation(keras.activations.relu, (0.0, 1.0))
+        >>> round(mean, 5), round(second, 5)   # 1/sqrt(2 pi), 1/2
+        (0.39894, 0.5)
     """
     mu, q = moments
     sigma = float(np.sqrt(max(q - mu * mu, 0.0)))
@@ -183,15 +182,14 @@ def propagate(model: keras.layers.Layer, structure: ResidualTrace, training: boo
         ``name``, ``rule`` (how it was predicted, ``"measured"`` where no rule
         applies), ``pred mean``, ``pred var``, ``mean`` and ``var`` (measured).
 
-    Example:
-
-    >>> from keras_initzoo.models.residual import trace
-    >>> model = keras.Sequential([keras.Input((512,)), keras.layers.Dense(512, activation="relu",
-    ...     kernel_initializer="zoo_he", name="hidden")], name="net")
-    >>> x = keras.random.normal((256, 512), seed=1)
-    >>> row = propagate(model, trace(model, x), training=True)[-1]
-    >>> row["name"], row["rule"], abs(row["pred var"] / row["var"] - 1) < 0.1
-    ('net/hidden', 'kernel, then relu', True)
+    Examples:
+        >>> from keras_initzoo.models.residual import trace
+        >>> model = keras.Sequential([keras.Input((512,)), keras.layers.Dense(
+        ...     512, activation="relu", kernel_initializer="zoo_he", name="hidden")], name="net")
+        >>> x = keras.random.normal((256, 512), seed=1)
+        >>> row = propagate(model, trace(model, x), training=True)[-1]
+        >>> row["name"], row["rule"], abs(row["pred var"] / row["var"] - 1) < 0.1
+        ('net/hidden', 'kernel, then relu', True)
     """
     sites: dict[int, list] = {}
     for site in walk(model).kernels:

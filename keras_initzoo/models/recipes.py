@@ -164,6 +164,7 @@ import keras
 import numpy as np
 
 from keras_initzoo import _keras_internals as internals
+from keras_initzoo._records import refuse_if_parametrized
 from keras_initzoo.fans import conv_transpose_axes
 from keras_initzoo.gains import nf_gamma
 from keras_initzoo.initializers import SimpleNormal, TruncatedNormal, VarianceScaling
@@ -175,7 +176,6 @@ from keras_initzoo.models.data import as_batch, check_built, synthetic_batch
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.residual import Join, Node, ResidualTrace, trace
 from keras_initzoo.models.walk import NORMALIZATION, KernelSite, Walk, einsum_axes, walk
-from keras_initzoo.mup.infshape import refuse_if_parametrized
 
 L = keras.layers
 _ACTIVATION_LAYERS = (L.Activation, L.ReLU, L.LeakyReLU, L.ELU, L.Softmax)
@@ -331,7 +331,17 @@ def _is_embedding_sum(join: Join, sites: dict[str, list[KernelSite]]) -> bool:
 def structure_of(
     model: keras.layers.Layer, data: Any = None, *, training: bool = True
 ) -> Structure:
-    """The :class:`Structure` of a built model, from one probed forward pass."""
+    """The :class:`Structure` of a built model, from one probed forward pass.
+
+    Args:
+        model: a built Keras model or layer.
+        data: a batch of its inputs (default None: :func:`synthetic_batch`).
+        training: the mode of the probed pass (default True, as in
+            training). Keyword only.
+
+    Returns:
+        The model's :class:`Structure`.
+    """
     found = walk(model)
     sites: dict[str, list[KernelSite]] = {}
     for site in found.kernels:
@@ -1004,6 +1014,14 @@ class Recipe:
     variables in place and returns one row dict per variable touched; it
     gets the :class:`Structure`, the :class:`~keras_initzoo.models.walk.Walk`
     and a ``keras.random.SeedGenerator`` to draw from.
+
+    Attributes:
+        name: the key in :data:`RECIPES` and ``apply_recipe``'s ``recipe``
+            argument, e.g. ``"fixup"``.
+        paper: the paper, authors and venue.
+        formula: the rule in a line, as :func:`recipes_table` prints it.
+        apply: the function that applies the rule, as above.
+        source: where the authors' code does it (default ``""``: not named).
     """
 
     name: str
@@ -1099,12 +1117,11 @@ RECIPES: dict[str, Recipe] = {
 def recipes_table() -> str:
     """The recipes as a Markdown table (recipe, rule, paper), for the README.
 
-    Example:
-
-    >>> print(recipes_table().splitlines()[0])
-    | recipe | rule | paper |
-    >>> sum(line.startswith("| `") for line in recipes_table().splitlines()) == len(RECIPES)
-    True
+    Examples:
+        >>> print(recipes_table().splitlines()[0])
+        | recipe | rule | paper |
+        >>> sum(line.startswith("| `") for line in recipes_table().splitlines()) == len(RECIPES)
+        True
     """
     lines = ["| recipe | rule | paper |", "|---|---|---|"]
     for recipe in RECIPES.values():
@@ -1142,23 +1159,22 @@ def apply_recipe(
     the rules, and what a built model does not allow, are in this module's
     docstring and ``recipes_table()``.
 
-    Example:
-
-    >>> inputs = keras.Input((16,))
-    >>> x = keras.layers.Dense(16, name="stem")(inputs)
-    >>> for i in range(3):
-    ...     h = keras.layers.Dense(16, activation="relu", name=f"block{i}_in")(x)
-    ...     h = keras.layers.Dense(16, name=f"block{i}_out")(h)
-    ...     x = keras.layers.Add(name=f"block{i}_add")([x, h])
-    >>> model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
-    >>> report = apply_recipe(model, "fixup", seed=0)
-    >>> for row in report.rows[2:5]:
-    ...     print(row["path"], "|", row["role"], "|", row["rule"])
-    block0_in/kernel | branch | He normal x L^(-1/(2m-2)) = 0.5774 (L=3, m=2)
-    block0_in/bias | bias (branch) | 0
-    block0_out/kernel | branch end | 0
-    >>> bool(np.all(keras.ops.convert_to_numpy(model.get_layer("block2_out").kernel) == 0))
-    True
+    Examples:
+        >>> inputs = keras.Input((16,))
+        >>> x = keras.layers.Dense(16, name="stem")(inputs)
+        >>> for i in range(3):
+        ...     h = keras.layers.Dense(16, activation="relu", name=f"block{i}_in")(x)
+        ...     h = keras.layers.Dense(16, name=f"block{i}_out")(h)
+        ...     x = keras.layers.Add(name=f"block{i}_add")([x, h])
+        >>> model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
+        >>> report = apply_recipe(model, "fixup", seed=0)
+        >>> for row in report.rows[2:5]:
+        ...     print(row["path"], "|", row["role"], "|", row["rule"])
+        block0_in/kernel | branch | He normal x L^(-1/(2m-2)) = 0.5774 (L=3, m=2)
+        block0_in/bias | bias (branch) | 0
+        block0_out/kernel | branch end | 0
+        >>> bool(np.all(keras.ops.convert_to_numpy(model.get_layer("block2_out").kernel) == 0))
+        True
 
     Args:
         model: a built Keras model or layer.

@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 
+from keras_initzoo._records import refuse_if_parametrized
 from keras_initzoo._validation import check_biases
 from keras_initzoo.initializers.variance_scaling import TorchDefault
 from keras_initzoo.models import torch_defaults
@@ -13,7 +14,6 @@ from keras_initzoo.models.draw import draw_kernel, resolve
 from keras_initzoo.models.recipes import apply_recipe
 from keras_initzoo.models.report import Report
 from keras_initzoo.models.walk import KernelSite, Skip, walk
-from keras_initzoo.mup.infshape import refuse_if_parametrized
 
 COLUMNS = ("path", "layer", "shape", "fan_in", "fan_out", "target var", "actual var", "note")
 # With torch's rules: the bound each draw stays within, and PyTorch's fans.
@@ -97,18 +97,17 @@ def reinitialize(
     the others), while the layer's config keeps the flag. The report then
     has PyTorch's fans and each draw's bound.
 
-    Example:
-
-    >>> model = keras.Sequential(
-    ...     [keras.Input((16,)), keras.layers.Dense(256, name="hidden")], name="net")
-    >>> row = reinitialize(model, "zoo_he")[0]
-    >>> row["path"], row["fan_in"], round(row["target var"], 6)
-    ('net/hidden/kernel', 16, 0.125)
-    >>> abs(row["actual var"] / row["target var"] - 1) < 0.15   # 4096 draws: 2.2 % std error
-    True
-    >>> kernel, bias = reinitialize(model, "zoo_torch", biases="torch")
-    >>> bias["path"], bias["bound"]   # torch's nn.Linear(16, 256): U[-1/4, 1/4]
-    ('net/hidden/bias', 0.25)
+    Examples:
+        >>> model = keras.Sequential(
+        ...     [keras.Input((16,)), keras.layers.Dense(256, name="hidden")], name="net")
+        >>> row = reinitialize(model, "zoo_he")[0]
+        >>> row["path"], row["fan_in"], round(row["target var"], 6)
+        ('net/hidden/kernel', 16, 0.125)
+        >>> abs(row["actual var"] / row["target var"] - 1) < 0.15   # 4096 draws: 2.2 % std error
+        True
+        >>> kernel, bias = reinitialize(model, "zoo_torch", biases="torch")
+        >>> bias["path"], bias["bound"]   # torch's nn.Linear(16, 256): U[-1/4, 1/4]
+        ('net/hidden/bias', 0.25)
 
     Args:
         model: a built ``keras.Model`` or layer.

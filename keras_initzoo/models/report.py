@@ -14,10 +14,9 @@ def format_value(value: Any) -> str:
     Floats below ``1e-2`` or from ``1e5`` in magnitude take e-notation with 3
     significant digits, the precision a variance is compared at.
 
-    Example:
-
-    >>> [format_value(v) for v in (None, 0.0, 0.0034722, 0.03125, 2.0, 12345678.0, (3, 3), 7)]
-    ['—', '0', '3.47e-03', '0.03125', '2', '1.23e+07', '(3, 3)', '7']
+    Examples:
+        >>> [format_value(v) for v in (None, 0.0, 0.0034722, 0.03125, 2.0, 12345678.0, (3, 3), 7)]
+        ['—', '0', '3.47e-03', '0.03125', '2', '1.23e+07', '(3, 3)', '7']
     """
     if value is None:
         return "—"
@@ -66,24 +65,37 @@ class Report(Sequence):
     Tools fill a report row by row with :meth:`add`; subclasses add their own
     summary (``signal_report``'s verdict) by extending ``notes`` or ``__str__``.
 
-    Example:
+    Args:
+        rows: the rows, each a mapping from column name to cell (a number,
+            string, tuple or None, printed as ``—``); default ``()``: none yet.
+        columns: the column names to print, in order; default None: every
+            key of the rows, in first-seen order.
+        title: the line printed above the table, a string (default ``""``:
+            none). Keyword only.
+        notes: strings printed below the table, one ``note:`` line each
+            (default ``()``: none). Keyword only.
 
-    >>> report = Report(
-    ...     [{"path": "dense/kernel", "target": 0.02, "actual": 0.0199},
-    ...      {"path": "out/kernel", "target": 0.00012, "actual": None}],
-    ...     title="demo", notes=["out: one note"])
-    >>> print(report)
-    demo
-    path          target    actual
-    ------------  --------  ------
-    dense/kernel      0.02  0.0199
-    out/kernel    1.20e-04       —
-    note: out: one note
-    >>> report[0]["actual"], len(report), report.column("path")
-    (0.0199, 2, ['dense/kernel', 'out/kernel'])
-    >>> report.add(path="head/kernel", target=0.5, actual=0.49)
-    >>> len(report)
-    3
+    Raises:
+        TypeError: if a row is not a mapping, or ``columns``, ``title`` or
+            ``notes`` are not strings.
+
+    Examples:
+        >>> report = Report(
+        ...     [{"path": "dense/kernel", "target": 0.02, "actual": 0.0199},
+        ...      {"path": "out/kernel", "target": 0.00012, "actual": None}],
+        ...     title="demo", notes=["out: one note"])
+        >>> print(report)
+        demo
+        path          target    actual
+        ------------  --------  ------
+        dense/kernel      0.02  0.0199
+        out/kernel    1.20e-04       —
+        note: out: one note
+        >>> report[0]["actual"], len(report), report.column("path")
+        (0.0199, 2, ['dense/kernel', 'out/kernel'])
+        >>> report.add(path="head/kernel", target=0.5, actual=0.49)
+        >>> len(report)
+        3
     """
 
     def __init__(

@@ -507,16 +507,16 @@ def residual_structure(
     keras.applications' ResNet blocks) by a probed forward pass: see the
     module's docstring for the method and what it cannot find.
 
-    Example:
-
-    >>> inputs = keras.Input((16,))
-    >>> x = inputs
-    >>> for i in range(3):
-    ...     x = keras.layers.Add(name=f"block{i}_add")(
-    ...         [x, keras.layers.Dense(16, activation="relu", name=f"block{i}_dense")(x)])
-    >>> report = residual_structure(keras.Model(inputs, x))
-    >>> [(row["block"], row["depth"], row["branch end"]) for row in report]
-    [('block0', 1, 'block0_dense'), ('block1', 2, 'block1_dense'), ('block2', 3, 'block2_dense')]
+    Examples:
+        >>> inputs = keras.Input((16,))
+        >>> x = inputs
+        >>> for i in range(3):
+        ...     x = keras.layers.Add(name=f"block{i}_add")(
+        ...         [x, keras.layers.Dense(16, activation="relu", name=f"block{i}_dense")(x)])
+        >>> report = residual_structure(keras.Model(inputs, x))
+        >>> [(row["block"], row["depth"], row["branch end"]) for row in report]
+        [('block0', 1, 'block0_dense'), ('block1', 2, 'block1_dense'),
+         ('block2', 3, 'block2_dense')]
 
     Args:
         model: a built Keras model or layer.

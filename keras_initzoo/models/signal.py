@@ -8,6 +8,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_initzoo._records import infshape_of
 from keras_initzoo._validation import check_bool
 from keras_initzoo.models.auto import Kind, SignalKinds, gain_of
 from keras_initzoo.models.data import as_batch, check_built, fit_data
@@ -17,7 +18,6 @@ from keras_initzoo.models.report import Report
 from keras_initzoo.models.residual import ResidualTrace, trace
 from keras_initzoo.models.trace import first_tensor, intercept, leaf_layers, state_kept
 from keras_initzoo.models.walk import walk
-from keras_initzoo.mup.infshape import infshape_of
 
 # A signal whose RMS moves by more than 2**DRIFT_OCTAVES from the first layer's is not healthy.
 DRIFT_OCTAVES = 4.0
@@ -28,7 +28,18 @@ _SATURATING_SHARE = 0.5  # a tanh/sigmoid layer with more saturated units than t
 
 
 class SignalReport(Report):
-    """A :class:`Report` with a ``verdict``, the layer ``where`` trouble starts, and ``plot``."""
+    """A :class:`Report` with a ``verdict``, the layer ``where`` trouble starts, and ``plot``.
+
+    :func:`signal_report` makes it; ``verdict`` is ``"healthy"`` or the trouble
+    found, ``where`` the layer it starts at (None when healthy), ``stream`` one
+    row per residual join and ``loss`` which loss the gradients are of.
+
+    Args:
+        rows: the per-layer rows, as :class:`Report` (default ``()``).
+        columns: the columns to print (default None: every key of the rows).
+        title: the line above the table (default ``""``). Keyword only.
+        notes: the lines below it (default ``()``). Keyword only.
+    """
 
     verdict: str = "healthy"
     where: str | None = None
@@ -309,14 +320,28 @@ def layer_signals(
     model's state (moving statistics, dropout seeds) is put back afterwards.
     Rows come in the order the layers are first called.
 
-    Example:
+    Args:
+        model: a built Keras model.
+        x: a batch of its inputs.
+        y: the matching targets (default None: no backward pass).
+        loss: the loss to differentiate (default None: the compiled one, or
+            the one that fits ``y``).
+        output_gradients: also give each layer's ``out grad norm`` (default
+            False). Keyword only, as the rest.
+        keep: how many values of each output to keep as ``sample`` (default
+            0: none).
+        training: the mode the model runs in (default False: inference).
 
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden"),
-    ...                           keras.layers.Dense(1, name="head")], name="net")
-    >>> rows = layer_signals(model, np.ones((2, 4)), np.zeros((2, 1)),
-    ...                      loss=lambda y, y_pred: keras.ops.sum(y_pred), output_gradients=True)
-    >>> [row["layer"] for row in rows], rows[-1]["out grad norm"]  # dL/d head = ones((2, 1))
-    (['net/hidden', 'net/head'], 1.414...)
+    Returns:
+        One row dict per layer that ran, in forward order.
+
+    Examples:
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden"),
+        ...                           keras.layers.Dense(1, name="head")], name="net")
+        >>> rows = layer_signals(model, np.ones((2, 4)), np.zeros((2, 1)),
+        ...     loss=lambda y, y_pred: keras.ops.sum(y_pred), output_gradients=True)
+        >>> [row["layer"] for row in rows], rows[-1]["out grad norm"]  # dL/d head = ones((2, 1))
+        (['net/hidden', 'net/head'], 1.414...)
     """
     check_built(model)
     batch = as_batch(x, name="x")
@@ -406,12 +431,11 @@ def signal_report(
 
     ``where`` names the first layer or block past ``2**1`` in that direction.
 
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((32,))] + [keras.layers.Dense(
-    ...     32, activation="relu", kernel_initializer="zoo_small") for _ in range(10)])
-    >>> signal_report(model, keras.random.normal((64, 32), seed=0)).verdict
-    'vanishing'
+    Examples:
+        >>> model = keras.Sequential([keras.Input((32,))] + [keras.layers.Dense(
+        ...     32, activation="relu", kernel_initializer="zoo_small") for _ in range(10)])
+        >>> signal_report(model, keras.random.normal((64, 32), seed=0)).verdict
+        'vanishing'
 
     Args:
         model: a built Keras model.

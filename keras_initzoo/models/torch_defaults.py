@@ -65,11 +65,10 @@ class Draw:
     ``"constant"`` (``value``). ``terms`` independent draws are summed
     (PyTorch's ``b_ih + b_hh`` in one Keras bias).
 
-    Example:
-
-    >>> lstm_bias = Draw("uniform", fan_in=64, terms=2)
-    >>> lstm_bias.bound, round(lstm_bias.variance * 3 * 64, 9)   # 2/sqrt(64); 2 / (3 units)
-    (0.25, 2.0)
+    Examples:
+        >>> lstm_bias = Draw("uniform", fan_in=64, terms=2)
+        >>> lstm_bias.bound, round(lstm_bias.variance * 3 * 64, 9)   # 2/sqrt(64); 2 / (3 units)
+        (0.25, 2.0)
     """
 
     kind: str
@@ -98,7 +97,16 @@ class Draw:
         return self.terms * math.sqrt(3.0 * self.variance / self.terms)
 
     def sample(self, shape: tuple[int, ...], dtype: str, seed: keras.random.SeedGenerator):
-        """A tensor of ``shape`` and ``dtype`` drawn from ``seed``'s stream."""
+        """A tensor of ``shape`` and ``dtype`` drawn from ``seed``'s stream.
+
+        Args:
+            shape: the parameter's shape.
+            dtype: its floating-point dtype.
+            seed: the ``keras.random.SeedGenerator`` to draw from.
+
+        Returns:
+            The drawn tensor (the sum of ``terms`` draws).
+        """
         if self.kind == "constant":
             return keras.ops.full(shape, self.value, dtype=dtype)
         init = _SCHEMES[self.kind](seed=seed)

@@ -81,6 +81,20 @@ class KernelSite:
     ``"pointwise_kernel"``, ``"embeddings"`` or ``"reverse_embeddings"``
     (KerasHub's untied output projection). ``fan_in`` and ``fan_out`` are
     those of one of the ``blocks`` kernels stacked on the last axis.
+
+    Attributes:
+        path: the variable's path in the model, e.g. ``"block1_conv/kernel"``.
+        layer: the layer that owns the variable.
+        variable: the kernel itself, a ``keras.Variable``.
+        role: which kernel of its layer it is, one of the names above.
+        fan_in: the fan-in of one block, as the layer sees it (a depthwise
+            kernel's is its receptive field, an ``EinsumDense`` kernel's comes
+            from its equation).
+        fan_out: the fan-out of one block.
+        blocks: how many kernels are stacked on the last axis, an integer
+            >= 1 (default 1; an LSTM's ``kernel`` holds 4, one per gate).
+        note: how the fans were read, for the report: the layout, e.g.
+            ``"(*k, in, out)"``, or ``"4 gates, fans per gate"`` (default ``""``).
     """
 
     path: str
@@ -104,7 +118,14 @@ class KernelSite:
 
 @dataclass(frozen=True, eq=False)
 class LeftAlone:
-    """Variables of one layer that are not kernels, or a skipped layer, and why."""
+    """Variables of one layer that are not kernels, or a skipped layer, and why.
+
+    Attributes:
+        path: the layer's path in the model.
+        layer: the layer.
+        variables: the names of the variables left alone.
+        reason: why, in words (a normalization's scale, a layer ``skip`` named).
+    """
 
     path: str
     layer: keras.layers.Layer = field(repr=False)
@@ -124,7 +145,14 @@ class LeftAlone:
 
 @dataclass(frozen=True, eq=False)
 class Walk:
-    """What :func:`walk` found: kernels in forward order, biases, and what it left alone."""
+    """What :func:`walk` found: kernels in forward order, biases, and what it left alone.
+
+    Attributes:
+        kernels: one :class:`KernelSite` per kernel, in forward (call) order.
+        biases: the biases of the layers whose kernels were found.
+        left_alone: one :class:`LeftAlone` per layer with variables that are
+            not kernels, or that ``skip`` named.
+    """
 
     kernels: tuple[KernelSite, ...]
     biases: tuple[keras.Variable, ...] = field(repr=False)
@@ -144,14 +172,23 @@ def einsum_axes(equation: str) -> dict[str, list[int]]:
     axis. One found only in the output is an output axis. One found in both
     indexes independent kernels (a batch axis) and counts in neither fan.
 
-    Example:
+    Args:
+        equation: the layer's ``equation``, e.g. ``"abc,cde->abde"``.
 
-    >>> einsum_axes("abc,cde->abde")          # MultiHeadAttention's query
-    {'input_axes': [0], 'output_axes': [1, 2]}
-    >>> einsum_axes("...b,bc->...c")
-    {'input_axes': [0], 'output_axes': [1]}
-    >>> einsum_axes("abc,acd->abd")           # a per-``a`` kernel
-    {'input_axes': [1], 'output_axes': [2]}
+    Returns:
+        ``{"input_axes": [...], "output_axes": [...]}``, kernel axes to pass to
+        :func:`keras_initzoo.compute_fans` or a fan-scaled initializer.
+
+    Raises:
+        ValueError: for an equation not of that form.
+
+    Examples:
+        >>> einsum_axes("abc,cde->abde")          # MultiHeadAttention's query
+        {'input_axes': [0], 'output_axes': [1, 2]}
+        >>> einsum_axes("...b,bc->...c")
+        {'input_axes': [0], 'output_axes': [1]}
+        >>> einsum_axes("abc,acd->abd")           # a per-``a`` kernel
+        {'input_axes': [1], 'output_axes': [2]}
     """
     match = re.fullmatch(r"([a-zA-Z.]+),([a-zA-Z]+)->([a-zA-Z.]+)", equation.replace(" ", ""))
     if match is None:
@@ -250,18 +287,25 @@ def walk(model: keras.layers.Layer, skip: Skip = None) -> Walk:
     kernel) are reported in ``left_alone`` with the reason; non-trainable
     state (moving averages) is not mentioned.
 
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((8, 16)), keras.layers.LSTM(32)])
-    >>> [(k.role, k.fan_in, k.fan_out, k.blocks) for k in walk(model).kernels]
-    [('kernel', 16, 32, 4), ('recurrent_kernel', 32, 32, 4)]
+    Examples:
+        >>> model = keras.Sequential([keras.Input((8, 16)), keras.layers.LSTM(32)])
+        >>> [(k.role, k.fan_in, k.fan_out, k.blocks) for k in walk(model).kernels]
+        [('kernel', 16, 32, 4), ('recurrent_kernel', 32, 32, 4)]
 
     Args:
         model: a built ``keras.Model`` or layer.
         skip: layers to leave alone, with everything inside them: None; a
             regex searched in each layer's path (``"attention"``); a callable
             ``(layer) -> bool``; or a list of layer names or paths, each of
-            which must exist.
+            which must exist. Default None: every layer is walked.
+
+    Returns:
+        A :class:`Walk`: the kernels with their fans, the biases and what was
+        left alone.
+
+    Raises:
+        ValueError: if ``model`` is not a built Keras model or layer, ``skip``
+            is of another type, or a name in ``skip`` matches no layer.
     """
     if not isinstance(model, keras.layers.Layer):
         raise ValueError(

@@ -1,35 +1,32 @@
-"""Width transfer: the maximal update parametrization (muP) for Keras models.
+"""Width and depth transfer: muP, CompleteP and depth-muP for Keras models.
 
 :func:`parametrize` records which axes of each variable grow with width and
-re-draws the kernels; :class:`Adam`, :class:`AdamW` and :class:`SGD` apply
-the per-variable multipliers; :func:`coord_check` shows whether activations
-stay the same size across widths during the first steps.
+where each variable sits in the residual stream, and re-draws the kernels;
+:class:`Adam`, :class:`AdamW` and :class:`SGD` apply the per-variable
+multipliers; :func:`coord_check` shows whether activations stay the same
+size across widths (and depths) during the first steps.
 
-The optimizers load with the package, so that Keras finds them when it
-loads a saved model; the rest loads on first use: the whole-model tools
-import :mod:`keras_initzoo.mup.infshape` (to refuse a parametrized model),
-which must not pull in the tools themselves.
+The per-variable records live in :mod:`keras_initzoo._records`, which the
+whole-model tools read without importing this package: ``mup`` is built on
+``models``, never the other way.
 """
 
-import importlib
-
-from keras_initzoo.mup.infshape import InfShape, infshape_of
+from keras_initzoo._records import DepthRecord, InfShape, infshape_of
+from keras_initzoo.mup.coordinates import CoordReport, coord_check
 from keras_initzoo.mup.optimizers import SGD, Adam, AdamW, MupOptimizer
+from keras_initzoo.mup.parametrization import DEPTH_RULES, is_parametrized, parametrize
 
-# (the modules are not named after the functions: importing a submodule sets
-# the package attribute of its name)
-_HOMES = {
-    "parametrize": "parametrization",
-    "is_parametrized": "parametrization",
-    "coord_check": "coordinates",
-    "CoordReport": "coordinates",
-}
-__all__ = sorted([*_HOMES, "InfShape", "infshape_of", "SGD", "Adam", "AdamW", "MupOptimizer"])
-
-
-def __getattr__(name: str):
-    if name in _HOMES:
-        value = getattr(importlib.import_module(f"keras_initzoo.mup.{_HOMES[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'keras_initzoo.mup' has no attribute {name!r}")
+__all__ = [
+    "DEPTH_RULES",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "CoordReport",
+    "DepthRecord",
+    "InfShape",
+    "MupOptimizer",
+    "coord_check",
+    "infshape_of",
+    "is_parametrized",
+    "parametrize",
+]

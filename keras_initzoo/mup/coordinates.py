@@ -14,6 +14,7 @@ import numpy as np
 from tensorboard.compat.proto import summary_pb2
 
 from keras_initzoo import _keras_internals as internals
+from keras_initzoo._records import infshape_of
 from keras_initzoo._validation import (
     check_choice,
     check_int,
@@ -21,15 +22,19 @@ from keras_initzoo._validation import (
 )
 from keras_initzoo.models.data import as_batch
 from keras_initzoo.models.report import Report
+from keras_initzoo.models.residual import trace
 from keras_initzoo.models.trace import first_tensor, intercept, leaf_layers
 from keras_initzoo.models.walk import walk
-from keras_initzoo.mup.infshape import infshape_of
+from keras_initzoo.mup.depth import DEPTH_RULES
 from keras_initzoo.mup.optimizers import SGD, Adam
 from keras_initzoo.mup.parametrization import infshapes, parametrize, redraw
 
 # microsoft/mup's bound: under muP each layer's mean |output| at widths 4x
 # apart agrees within this factor (widest over narrowest, either way).
 TOLERANCE = 1.2
+# the depth check's bound (deepest over shallowest, either way): CompleteP's stream
+# stays within it from 2 to 32 blocks, width-only muP's leaves it
+DEPTH_TOLERANCE = 1.5
 DEFAULT_LEARNING_RATE = {"adam": 1e-3, "sgd": 0.1}  # mup's coord-check defaults
 _SEED_STRIDE = 100_003  # seeds of (seed, width) pairs stay distinct for widths below it
 _OPTIMIZERS = {"adam": (Adam, keras.optimizers.Adam), "sgd": (SGD, keras.optimizers.SGD)}
@@ -40,11 +45,19 @@ class CoordReport(Report):
 
     ``t = 1`` is before the first step, ``t = k + 1`` after step ``k``.
     ``values`` holds every measurement, shape ``(widths, seeds, steps + 1,
-    layers)``.
+    layers)``. :func:`coord_check` makes it.
+
+    Args:
+        rows: the ``(layer, t)`` rows, as :class:`~keras_initzoo.Report`
+            (default ``()``).
+        columns: the columns to print (default None: every key of the rows).
+        title: the line above the table (default ``""``). Keyword only.
+        notes: the lines below it (default ``()``). Keyword only.
     """
 
     verdict: str = "stable"
     where: str | None = None
+    axis: str = "width"  # what the columns vary: "width", or "depth" for the depth check
     widths: tuple[int, ...] = ()
     layers: tuple[str, ...] = ()
     values: np.ndarray | None = None
@@ -80,7 +93,7 @@ class CoordReport(Report):
             axis.minorticks_off()
             axis.set_yscale("log")
             axis.set_title(f"t = {t + 1}")
-            axis.set_xlabel("width")
+            axis.set_xlabel(self.axis)
             axis.grid(True, which="both", alpha=0.3)
         axes[0][0].set_ylabel("mean |output|")
         axes[0][-1].legend(fontsize=6, loc="best")
@@ -128,7 +141,8 @@ class CoordReport(Report):
         tags = [f"coord/{name}" for name in self.layers]
         runs = []
         for w_index, width in enumerate(self.widths):
-            writer = EventWriter(fresh_run_dir(os.path.join(log_dir, f"width_{width:0{digits}d}")))
+            run = f"{self.axis}_{width:0{digits}d}"
+            writer = EventWriter(fresh_run_dir(os.path.join(log_dir, run)))
             for t, sizes in enumerate(means[w_index]):
                 values = [
                     summary_pb2.Summary.Value(tag=tag, simple_value=size)
@@ -166,19 +180,20 @@ class CoordReport(Report):
         return f"{self.title}: {self.verdict}" + (f" at {self.where}" if self.where else "")
 
 
-def _check_widths(widths: object) -> tuple[int, ...]:
+def _check_sizes(name: str, sizes: object) -> tuple[int, ...]:
+    """``widths`` or ``depths``: at least two different integers > 0, sorted."""
     if (
-        not isinstance(widths, Sequence)
-        or isinstance(widths, str)
-        or len(set(widths)) < 2
+        not isinstance(sizes, Sequence)
+        or isinstance(sizes, str)
+        or len(set(sizes)) < 2
         or not all(
-            isinstance(w, numbers.Integral) and not isinstance(w, bool) and w > 0 for w in widths
+            isinstance(w, numbers.Integral) and not isinstance(w, bool) and w > 0 for w in sizes
         )
     ):
         raise ValueError(
-            f"`widths` must list at least two different integers > 0; received widths={widths!r}."
+            f"`{name}` must list at least two different integers > 0; received {name}={sizes!r}."
         )
-    return tuple(sorted({int(w) for w in widths}))
+    return tuple(sorted({int(w) for w in sizes}))
 
 
 def _loss_for(y: Any, loss: Any) -> Any:
@@ -197,7 +212,7 @@ def _attention_factor(layer: keras.layers.Layer) -> float:
 
 
 def _mean_abs_outputs(model: keras.Model, layers: list, x: Any) -> list[float]:
-    """mean |output| of each of ``layers`` in one eager forward pass (nan if not called).
+    """The mean |output| of each of ``layers`` in one eager forward pass (nan if not called).
 
     A query's output is divided by its ``alpha``: muP's own coordinate, whose
     logits are ``q.k / d`` (the query here carries ``alpha`` for Keras'
@@ -272,8 +287,10 @@ def coord_check(
     seeds: int = 2,
     zero_readout: bool = False,
     zero_query: bool = False,
+    depths: Sequence[int] | None = None,
+    depth: str | None = "completep",
 ) -> CoordReport:
-    """The coordinate check of microsoft/mup: mean |output| per layer against width.
+    """The coordinate check of microsoft/mup: mean |output| per layer against width (or depth).
 
     For each seed and width, ``build(width)`` is parametrized against
     ``build(base_width)`` (default: the narrowest), compiled with the
@@ -297,21 +314,62 @@ def coord_check(
     starts it at exactly 0; ``zero_query`` is :func:`parametrize`'s). The
     query of attention is measured divided by the ``alpha`` it carries.
 
-    Example:
+    **Across depth** (``depths`` given): ``build(width, depth)`` is
+    parametrized against ``build(widths[0], depths[0])`` with the ``depth``
+    rule (``"completep"``, ``"depth_mup"``, or None for width-only muP) and
+    trained as above; at each ``t`` one probed pass
+    (:func:`keras_initzoo.models.residual.trace`) reads the residual stream:
+    its RMS after the last block (``stream``), how far that moved since
+    ``t = 1`` (``stream change``, RMS of the difference), and the mean over
+    blocks of how far each block's branch output moved (``block update``,
+    which should shrink as ``1/L`` under CompleteP, each block's share).
+    Rows are ``(quantity @ width, t)``, columns the depths; the verdict
+    holds ``stream`` and ``stream change`` to a factor :data:`DEPTH_TOLERANCE`
+    (1.5) between the deepest and the shallowest.
 
-    >>> def build(width):
-    ...     return keras.Sequential([keras.Input((8,)),
-    ...         keras.layers.Dense(width, activation="relu"), keras.layers.Dense(8)])
-    >>> x = np.random.default_rng(0).standard_normal((32, 8)).astype("float32")
-    >>> report = coord_check(build, [64, 256], x, x, steps=1, seeds=2, zero_readout=True)
-    >>> report.verdict
-    'stable'
+    Examples:
+        >>> def build(width):
+        ...     return keras.Sequential([keras.Input((8,)),
+        ...         keras.layers.Dense(width, activation="relu"), keras.layers.Dense(8)])
+        >>> x = np.random.default_rng(0).standard_normal((32, 8)).astype("float32")
+        >>> report = coord_check(build, [64, 256], x, x, steps=1, seeds=2, zero_readout=True)
+        >>> report.verdict
+        'stable'
+
+    Args:
+        build: ``build(width)`` (``build(width, depth)`` with ``depths``) makes
+            a new, built model.
+        widths: the widths (at least two; with ``depths``, one is enough).
+        x: one batch of inputs.
+        y: its targets.
+        base_width: the width the model is parametrized against (the
+            narrowest by default).
+        parametrization: ``"mup"`` (default) or ``"standard"``.
+        optimizer: ``"adam"`` (default) or ``"sgd"``.
+        learning_rate: the base rate (default None: mup's defaults, 1e-3 Adam,
+            0.1 SGD).
+        loss: a Keras loss (default None: chosen from ``y``'s dtype).
+        steps: optimizer steps after ``t = 1`` (default 3).
+        seeds: repeats, averaged (default 2).
+        zero_readout: start the readout at 0 (default False).
+        zero_query: start each attention query at 0 (default False).
+        depths: the numbers of blocks to compare (at least two), or None
+            (default) for the check across width.
+        depth: the depth rule of :func:`parametrize` for the check across depth
+            (default ``"completep"``).
 
     Returns:
         A :class:`CoordReport`: one row per layer and ``t`` with the mean over
-        seeds at each width and the widest-to-narrowest ratio.
+        seeds at each width and the widest-to-narrowest ratio (across depth:
+        one row per quantity, width and ``t``, the depths as columns).
     """
-    widths = _check_widths(widths)
+    if depths is not None:
+        return depth_check(
+            build, widths, depths, x, y, depth=depth, optimizer=optimizer,
+            learning_rate=learning_rate, loss=loss, steps=steps, seeds=seeds,
+            zero_readout=zero_readout,
+        )  # fmt: skip
+    widths = _check_sizes("widths", widths)
     parametrization = check_choice("parametrization", parametrization, ("mup", "standard"))
     optimizer = check_choice("optimizer", optimizer, tuple(_OPTIMIZERS))
     rate = DEFAULT_LEARNING_RATE[optimizer] if learning_rate is None else learning_rate
@@ -379,13 +437,27 @@ def coord_check(
     return _report(values, widths, names, readouts, parametrization, optimizer, rate, zero_readout)
 
 
-def _report(values, widths, names, readouts, parametrization, optimizer, rate, zero_readout):
+def _report(
+    values,
+    widths,
+    names,
+    readouts,
+    parametrization,
+    optimizer,
+    rate,
+    zero_readout,
+    *,
+    axis: str = "width",
+    tolerance: float = TOLERANCE,
+):
     means = values.mean(axis=1)  # (widths, t, layers)
-    columns = ("layer", "t", *(f"width {w}" for w in widths), "ratio")
+    columns = ("layer", "t", *(f"{axis} {w}" for w in widths), "ratio")
     report = CoordReport(
         columns=columns,
-        title=f"coordinate check: {parametrization}, {optimizer} at {rate:g}",
+        title=f"coordinate check{' across depth' if axis == 'depth' else ''}: "
+        f"{parametrization}, {optimizer} at {rate:g}",
     )
+    report.axis = axis
     worst, worst_octaves = None, 0.0
     for index, name in enumerate(names):
         for t in range(means.shape[1]):
@@ -394,18 +466,18 @@ def _report(values, widths, names, readouts, parametrization, optimizer, rate, z
                 layer=name,
                 t=t + 1,
                 ratio=ratio,
-                **{f"width {w}": means[i, t, index] for i, w in enumerate(widths)},
+                **{f"{axis} {w}": means[i, t, index] for i, w in enumerate(widths)},
             )
             by_design = (
                 parametrization == "mup" and not zero_readout and index in readouts and ratio < 1
             )
             octaves = math.inf if ratio in (0.0, math.inf) else abs(math.log2(ratio))
-            if not by_design and octaves > math.log2(TOLERANCE) and octaves > worst_octaves:
+            if not by_design and octaves > math.log2(tolerance) and octaves > worst_octaves:
                 worst, worst_octaves = (name, t + 1, ratio), octaves
     if worst is not None:
         name, t, ratio = worst
         report.verdict = "blows up" if ratio > 1 else "vanishes"
-        report.where = f"{name} (t={t}: x{ratio:.3g} from width {widths[0]} to {widths[-1]})"
+        report.where = f"{name} (t={t}: x{ratio:.3g} from {axis} {widths[0]} to {widths[-1]})"
     if parametrization == "mup" and not zero_readout and readouts:
         report.notes.append(
             "the readout starts at 1/sqrt(width) of the base's, by design: its shrinking "
@@ -413,3 +485,141 @@ def _report(values, widths, names, readouts, parametrization, optimizer, rate, z
         )
     report.widths, report.layers, report.values = tuple(widths), tuple(names), values
     return report
+
+
+DEPTH_QUANTITIES = ("stream", "stream change", "block update")
+
+
+def _rms(array: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(array, dtype="float64"))))
+
+
+def _stream_tensors(model: keras.Model, x: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The stream after the last join, and each join's branch term, in one probed pass."""
+    branches: list[np.ndarray] = []
+    last: list[np.ndarray] = []
+
+    def on_join(join, skip, branch):
+        skip_value = np.asarray(keras.ops.convert_to_numpy(skip), dtype="float64")
+        term = join.beta * np.asarray(keras.ops.convert_to_numpy(branch), dtype="float64")
+        branches.append(term)
+        last[:] = [join.alpha * skip_value + term]
+        return None
+
+    trace(model, x, training=False, on_join=on_join)
+    if not branches:
+        raise ValueError(
+            f"the model `build` made ({model.name!r}) has no residual join: the check across "
+            "depth reads the residual stream (see kiz.residual_structure)."
+        )
+    return last[0], branches
+
+
+def depth_check(
+    build: Callable[[int, int], keras.Model],
+    widths: Sequence[int],
+    depths: Sequence[int],
+    x: Any,
+    y: Any,
+    *,
+    depth: str | None = "completep",
+    optimizer: str = "adam",
+    learning_rate: float | None = None,
+    loss: Any = None,
+    steps: int = 3,
+    seeds: int = 2,
+    zero_readout: bool = False,
+) -> CoordReport:
+    """The coordinate check across depth (:func:`coord_check` with ``depths``; see there).
+
+    Args:
+        build: ``build(width, depth)`` makes a new, built model with ``depth`` blocks.
+        widths: one or more widths.
+        depths: at least two numbers of blocks; the smallest is the base's.
+        x: one batch of inputs.
+        y: its targets.
+        depth: ``"completep"``, ``"depth_mup"`` or None (width-only muP).
+        optimizer: ``"adam"`` or ``"sgd"``.
+        learning_rate: the base rate.
+        loss: a Keras loss (default from ``y``'s dtype).
+        steps: optimizer steps after ``t = 1``.
+        seeds: repeats, averaged.
+        zero_readout: start the readout at 0.
+
+    Returns:
+        A :class:`CoordReport` with ``axis == "depth"``: rows ``(quantity @
+        width, t)``, a column per depth, and ``values`` of shape ``(depths,
+        seeds, steps + 1, quantities x widths)``.
+    """
+    if not isinstance(widths, Sequence) or isinstance(widths, str) or not widths:
+        raise ValueError(f"`widths` must list one or more integers > 0; received {widths!r}.")
+    widths = tuple(sorted({check_int("widths", w, minimum=1) for w in widths}))
+    depths = _check_sizes("depths", depths)
+    if depth is not None:
+        check_choice("depth", depth, DEPTH_RULES)
+    optimizer = check_choice("optimizer", optimizer, tuple(_OPTIMIZERS))
+    rate = DEFAULT_LEARNING_RATE[optimizer] if learning_rate is None else learning_rate
+    rate = check_positive_float32("learning_rate", rate)
+    steps = check_int("steps", steps, minimum=0)
+    seeds = check_int("seeds", seeds, minimum=1)
+    batch, targets = as_batch(x, name="x"), as_batch(y, name="y")
+    mup_class = _OPTIMIZERS[optimizer][0]
+    names = [f"{q} @ width {w}" for q in DEPTH_QUANTITIES for w in widths]
+    values = np.full((len(depths), seeds, steps + 1, len(names)), math.nan)
+    for seed in range(seeds):
+        base = build(widths[0], depths[0])
+        for w_index, width in enumerate(widths):
+            delta = build(widths[1], depths[0]) if width == widths[0] and len(widths) > 1 else None
+            for d_index, blocks in enumerate(depths):
+                model = build(width, blocks)
+                draw_seed = keras.random.SeedGenerator(_SEED_STRIDE * seed + 7919 * blocks + width)
+                parametrize(
+                    model, base, delta, zero_readout=zero_readout, seed=draw_seed, depth=depth
+                )
+                # Eager: a few steps of a deep model cost far less to run than to trace.
+                model.compile(
+                    optimizer=mup_class(learning_rate=rate),
+                    loss=_loss_for(targets, loss),
+                    run_eagerly=True,
+                )
+                first_stream, first_branches = _stream_tensors(model, batch)
+                for t in range(steps + 1):
+                    if t:
+                        model.train_on_batch(batch, targets)
+                        stream, branches = _stream_tensors(model, batch)
+                    else:
+                        stream, branches = first_stream, first_branches
+                    updates = [_rms(b - b0) for b, b0 in zip(branches, first_branches, strict=True)]
+                    measured = (_rms(stream), _rms(stream - first_stream), float(np.mean(updates)))
+                    for q_index, value in enumerate(measured):
+                        values[d_index, seed, t, q_index * len(widths) + w_index] = value
+    rule = depth if depth is not None else "width-only muP"
+    report = _report(
+        values, depths, names, set(), rule, optimizer, rate, True,
+        axis="depth", tolerance=DEPTH_TOLERANCE,
+    )  # fmt: skip
+    # a block's own update shrinks with depth by design (1/L under CompleteP): not judged
+    judged = [i for i, name in enumerate(names) if not name.startswith("block update")]
+    _depth_verdict(report, values, depths, names, judged)
+    return report
+
+
+def _depth_verdict(report, values, depths, names, judged) -> None:
+    """The verdict from ``stream`` and ``stream change`` only, every depth against every other."""
+    means = values.mean(axis=1)  # (depths, t, quantities)
+    report.verdict, report.where = "stable", None
+    worst = 0.0
+    for index in judged:
+        for t in range(means.shape[1]):
+            column = means[:, t, index]
+            if np.all(column == 0.0):  # no change yet at t = 1
+                continue
+            spread = math.inf if np.any(column <= 0) else float(column.max() / column.min())
+            if spread > DEPTH_TOLERANCE and spread > worst:
+                worst = spread
+                grows = column[-1] > column[0]
+                report.verdict = "blows up" if grows else "vanishes"
+                report.where = (
+                    f"{names[index]} (t={t + 1}: x{spread:.3g} between depths "
+                    f"{depths[int(column.argmin())]} and {depths[int(column.argmax())]})"
+                )

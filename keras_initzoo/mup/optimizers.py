@@ -1,13 +1,13 @@
 """Keras' Adam, AdamW and SGD with muP's per-variable learning-rate (and epsilon) multipliers.
 
-Each optimizer reads the :class:`~keras_initzoo.mup.infshape.InfShape` that
+Each optimizer reads the :class:`~keras_initzoo._records.InfShape` that
 :func:`~keras_initzoo.mup.parametrize` left on every variable when it is
 built, and keeps each variable's learning-rate and epsilon multipliers, in
 the order of the variables it is built on, in its config: Keras saves a
 compiled model's optimizer config and rebuilds the optimizer from it on load
 (variable attributes are not saved, and variable paths change on loading),
 so a loaded model trains on with the same multipliers. Each entry also
-keeps the variable's :class:`~keras_initzoo.mup.infshape.InfShape` (kind,
+keeps the variable's :class:`~keras_initzoo._records.InfShape` (kind,
 base shape, width multipliers), which ``build`` puts back on the variables
 of a loaded model: the whole-model tools then refuse it, and
 ``signal_report`` knows its zero readout, as in the process that
@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 import keras
 
 from keras_initzoo import _keras_internals as internals
-from keras_initzoo.mup.infshape import ATTRIBUTE, InfShape, infshape_of
+from keras_initzoo._records import ATTRIBUTE, InfShape, infshape_of
 
 
 def _check_multipliers(multipliers: object) -> list[dict]:
@@ -101,7 +101,19 @@ def _torch_fused_step(optimizer: keras.optimizers.Optimizer):
 
 
 class MupOptimizer:
-    """The muP part of :class:`Adam`, :class:`AdamW` and :class:`SGD` (a mixin)."""
+    """The muP part of :class:`Adam`, :class:`AdamW` and :class:`SGD` (a mixin).
+
+    Args:
+        *args (Any): the Keras optimizer's positional arguments.
+        multipliers: the per-variable multipliers a saved config holds
+            (default None: taken at ``compile`` from the parametrized model).
+            Keyword only.
+        **kwargs (Any): the Keras optimizer's keyword arguments.
+
+    Raises:
+        ValueError: if ``multipliers`` is not a list of entries with finite
+            multipliers > 0.
+    """
 
     def _multipliers_of(self, record: InfShape) -> list[float]:
         raise NotImplementedError
@@ -235,24 +247,41 @@ class _AdamType(MupOptimizer):
 
 
 _NOTES = """
-    muP's multipliers (see :mod:`keras_initzoo.mup.infshape`) scale the
+    muP's multipliers (see :mod:`keras_initzoo._records`) scale the
     learning rate (a float, a schedule or a callable) per variable{eps}.
     ``weight_decay`` is decoupled, as in all Keras optimizers: every step
     multiplies each variable by ``1 - learning_rate * weight_decay`` with the
     *base* learning rate, not the variable's scaled one, so the decay per
-    step is the same at every width. This is microsoft/mup's convention
+    step is the same at every width and depth. This is microsoft/mup's convention
     (``MuAdamW`` divides a hidden weight's rate by ``m`` and multiplies its
     decay by ``m``; the warning of mup's PR #73 is against coupled L2 decay in
-    the gradient, which Keras does not do). ``clipnorm``, ``global_clipnorm``
+    the gradient, which Keras does not do), and CompleteP's for ``alpha = 1``
+    (nanoGPT-mup's ``completep`` branch multiplies a hidden weight's decay by
+    ``m_N`` as its rate is divided by ``m_N``, keeping ``lr * weight_decay``;
+    for ``alpha < 1`` it lets that product shrink as ``m_L**(alpha-1)``, which
+    is not followed here: the decay per step never depends on depth). The
+    depth factors of a model parametrized against a shallower base (rate,
+    eps, LayerNorm and bias rates of every variable in a residual branch;
+    see :mod:`keras_initzoo._records`) are part of each variable's
+    multipliers and applied the same way. ``clipnorm``, ``global_clipnorm``
     and ``clipvalue`` act on gradients whose size changes with width under
     muP: a threshold tuned at the base width does not carry over.
     ``multipliers`` is filled in by :func:`kiz.mup.parametrize` and
     ``model.compile``; it is in the config so that saving keeps it.
+
+    Args:
+        *args: the Keras optimizer's positional arguments (``learning_rate``, ...).
+        multipliers: per variable, in the order the optimizer is built on,
+            ``{{"variable", "shape", "learning_rate", "epsilon", "infshape"}}``;
+            default None: taken from the parametrized model when it is
+            compiled (pass it only to rebuild a saved optimizer). Keyword only.
+        **kwargs: the Keras optimizer's keyword arguments (``weight_decay``,
+            ``clipnorm``, ...), with Keras' defaults.
 """
 
 
 @keras.saving.register_keras_serializable(package="keras_initzoo.mup")
-class Adam(_AdamType, keras.optimizers.Adam):
+class Adam(_AdamType, keras.optimizers.Adam):  # noqa: D101 (__doc__ below shares notes)
     __doc__ = (
         "Keras' Adam with muP's per-variable multipliers; Keras' arguments.\n"
         + _NOTES.format(
@@ -263,24 +292,23 @@ class Adam(_AdamType, keras.optimizers.Adam):
             )
         )
         + """
-    Example:
-
-    >>> import keras_initzoo as kiz
-    >>> def build(width):
-    ...     return keras.Sequential([keras.Input((8,)),
-    ...         keras.layers.Dense(width, activation="relu"), keras.layers.Dense(2)])
-    >>> model = build(64)
-    >>> _ = kiz.mup.parametrize(model, base=build(16))
-    >>> model.compile(optimizer=kiz.mup.Adam(learning_rate=1e-3), loss="mse")
-    >>> entry = model.optimizer.get_config()["multipliers"][2]   # the readout's kernel
-    >>> entry["variable"], entry["shape"], entry["learning_rate"], entry["epsilon"]
-    ('kernel', [64, 2], 0.25, 1.0)
+    Examples:
+        >>> import keras_initzoo as kiz
+        >>> def build(width):
+        ...     return keras.Sequential([keras.Input((8,)),
+        ...         keras.layers.Dense(width, activation="relu"), keras.layers.Dense(2)])
+        >>> model = build(64)
+        >>> _ = kiz.mup.parametrize(model, base=build(16))
+        >>> model.compile(optimizer=kiz.mup.Adam(learning_rate=1e-3), loss="mse")
+        >>> entry = model.optimizer.get_config()["multipliers"][2]   # the readout's kernel
+        >>> entry["variable"], entry["shape"], entry["learning_rate"], entry["epsilon"]
+        ('kernel', [64, 2], 0.25, 1.0)
 """
     )
 
 
 @keras.saving.register_keras_serializable(package="keras_initzoo.mup")
-class AdamW(_AdamType, keras.optimizers.AdamW):
+class AdamW(_AdamType, keras.optimizers.AdamW):  # noqa: D101 (__doc__ below shares notes)
     __doc__ = (
         "Keras' AdamW (default ``weight_decay=0.004``) with muP's multipliers.\n"
         + _NOTES.format(eps=" and ``epsilon`` by its gradient's scale, as :class:`Adam`")
@@ -288,7 +316,7 @@ class AdamW(_AdamType, keras.optimizers.AdamW):
 
 
 @keras.saving.register_keras_serializable(package="keras_initzoo.mup")
-class SGD(MupOptimizer, keras.optimizers.SGD):
+class SGD(MupOptimizer, keras.optimizers.SGD):  # noqa: D101 (__doc__ below shares notes)
     __doc__ = "Keras' SGD (with momentum and Nesterov) with muP's multipliers.\n" + _NOTES.format(
         eps=" (``alpha**2 m_out / m_in``: input weights and biases step faster as width grows)"
     )

@@ -151,6 +151,19 @@ def infshapes(
     branches than the model and ``depth`` names a rule of
     :data:`DEPTH_RULES`, each variable in a branch gets its
     :class:`~keras_initzoo._records.DepthRecord` too.
+
+    Args:
+        model: the built model to parametrize.
+        base: the same architecture at the base width (and depth).
+        delta: the same architecture at another width (default None: the
+            axes that grow are those where ``model`` and ``base`` differ).
+        depth: a key of :data:`DEPTH_RULES`, or None for no depth scaling
+            (default). Keyword only.
+        data: a batch for the probe that finds the residual stream (default
+            None: a synthetic batch). Keyword only.
+
+    Returns:
+        Each trainable variable's :class:`InfShape`, by ``id(variable)``.
     """
     base_vars, mine, theirs = _matched(model, base, "base", data)
     other_vars = list(model.weights) if delta is None else _matched(model, delta, "delta", data)[0]
@@ -280,6 +293,20 @@ def redraw(
     With ``standard=True`` every ``init_std`` counts as 1: the standard
     parametrization with the same fan-in draw (Tensor Programs V, Table 3's
     parenthesized column), for comparisons.
+
+    Args:
+        sites: the kernels to re-draw.
+        records: each variable's :class:`InfShape`, by ``id(variable)``.
+        zeros: kernels set to zero instead, variable id to the reason
+            (default None: none). Keyword only, as the rest.
+        standard: draw the standard parametrization (default False: muP).
+        initializer: a fan-based initializer whose scale and distribution
+            every kernel takes (default None: each kernel's own).
+        seed: None (default: a random seed), an integer or a
+            ``keras.random.SeedGenerator``.
+
+    Returns:
+        A note per re-drawn kernel, by ``id(variable)``.
     """
     generator = make_seed_generator(seed)
     zeros = zeros or {}
@@ -429,16 +456,19 @@ def parametrize(
         base: the same architecture at the width the hyperparameters were
             tuned at.
         delta: the same architecture at another width, naming the axes that
-            grow (needed when ``model`` is as wide as ``base``).
+            grow (needed when ``model`` is as wide as ``base``; default None:
+            the axes where ``model`` and ``base`` differ).
         zero_readout: initialize the readout to zero (its output is then
-            exactly 0 at the start).
+            exactly 0 at the start); default False. Keyword only, as the rest.
         zero_query: initialize each attention query kernel to zero, as
             microsoft/mup's Transformer examples do: attention starts uniform
-            at every width (muP's limit), not peaked at narrow widths.
+            at every width (muP's limit), not peaked at narrow widths
+            (default False).
         initializer: a fan-based initializer for every kernel (its scale and
-            distribution, drawn with ``fan_in``), instead of each kernel's own.
-        seed: None, an integer or a ``keras.random.SeedGenerator`` for the
-            re-draw.
+            distribution, drawn with ``fan_in``), instead of each kernel's own
+            (default None: each kernel's own).
+        seed: None (default: a random seed), an integer or a
+            ``keras.random.SeedGenerator`` for the re-draw.
         depth: ``"completep"`` (the default, ``alpha = 1``), ``"depth_mup"``
             (``alpha = 1/2``) or None (no depth scaling): the rule for a
             ``base`` with fewer blocks. With a base of the model's depth

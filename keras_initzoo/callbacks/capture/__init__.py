@@ -21,7 +21,19 @@ __all__ = ["NOTHING", "Capture", "Record", "capture_for", "innermost_optimizer",
 
 
 def capture_for(model, options: LoggerOptions, **settings) -> Capture:
-    """The capture of Keras' running backend for ``model`` (see :class:`Capture`)."""
+    """The capture of Keras' running backend for ``model`` (see :class:`Capture`).
+
+    Args:
+        model: the model whose train step records (see :class:`Capture`).
+        options: what to record, the logger's checked options.
+        **settings: :class:`Capture`'s keyword arguments: ``rows``, ``gate_in_graph``.
+
+    Returns:
+        A :class:`TensorFlowCapture`, :class:`JaxCapture` or :class:`TorchCapture`.
+
+    Raises:
+        RuntimeError: on another Keras backend.
+    """
     backend = keras.backend.backend()
     if backend == "tensorflow":
         from keras_initzoo.callbacks.capture.tensorflow import TensorFlowCapture as cls

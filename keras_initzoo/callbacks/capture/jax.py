@@ -100,7 +100,13 @@ def _nonfinite(tensors: Sequence) -> jax.Array:
 
 
 class JaxCapture(QueuedCapture):
-    """Rows returned by the jitted train step, kept as device arrays until read."""
+    """Rows returned by the jitted train step, kept as device arrays until read.
+
+    Args:
+        model: the model whose train step records (see :class:`Capture`).
+        options: what to record, the logger's checked options.
+        **settings: :class:`Capture`'s keyword arguments: ``rows``, ``gate_in_graph``.
+    """
 
     def __init__(self, model, options, **settings) -> None:
         super().__init__(model, options, **settings)

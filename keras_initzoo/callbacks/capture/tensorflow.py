@@ -210,7 +210,13 @@ def _sum_replicas(strategy) -> Callable:
 
 
 class TensorFlowCapture(Capture):
-    """Device buffers (``tf.Variable``) and the wrapper around ``optimizer.apply``."""
+    """Device buffers (``tf.Variable``) and the wrapper around ``optimizer.apply``.
+
+    Args:
+        model: the model whose train step records (see :class:`Capture`).
+        options: what to record, the logger's checked options.
+        **settings: :class:`Capture`'s keyword arguments: ``rows``, ``gate_in_graph``.
+    """
 
     def __init__(self, model, options, **settings) -> None:
         super().__init__(model, options, **settings)

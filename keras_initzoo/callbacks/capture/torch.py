@@ -91,7 +91,13 @@ class _TorchRowOps:
 
 
 class TorchCapture(QueuedCapture):
-    """Rows computed eagerly on the device in ``apply``, kept there until read."""
+    """Rows computed eagerly on the device in ``apply``, kept there until read.
+
+    Args:
+        model: the model whose train step records (see :class:`Capture`).
+        options: what to record, the logger's checked options.
+        **settings: :class:`Capture`'s keyword arguments: ``rows``, ``gate_in_graph``.
+    """
 
     def __init__(self, model, options, **settings) -> None:
         super().__init__(model, options, **settings)
