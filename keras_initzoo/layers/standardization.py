@@ -135,19 +135,6 @@ def _check_gamma_eps(gamma: float, eps: float) -> tuple[float, float]:
     return check_finite("gamma", gamma), check_positive("eps", eps)
 
 
-_LAYER_NOTES = """
-    The kernel variable keeps the raw weights ``W``; ``call`` uses
-    ``W_hat = gain * (W - mean) / sqrt(max(fan_in * var, eps))`` (see
-    :func:`standardize_kernel`), mean and variance per output unit over
-    {axes}. ``gain`` is a trainable vector, one entry per output unit,
-    initialized to ``gamma``; it is saved with the kernel and bias. The
-    kernel's own scale does not matter (any initializer gives the same
-    ``W_hat`` up to the draw), which is why NF nets can use a plain
-    fan-in normal. Quantization is not supported: the kernel is transformed
-    in every call.
-"""
-
-
 class _StandardizedGain:
     """What ``WSDense`` and ``WSConv2D`` share: ``gamma``/``eps``, the per-unit ``gain``
     variable and its saving (Keras' Dense and convolutions save only kernel and bias, by
@@ -188,11 +175,17 @@ class _StandardizedGain:
 
 
 @keras.saving.register_keras_serializable(package="keras_initzoo")
-class WSDense(_StandardizedGain, keras.layers.Dense):  # noqa: D101 (__doc__ below shares notes)
-    __doc__ = (
-        "``keras.layers.Dense`` with scaled weight standardization and a learnable gain.\n"
-        + _LAYER_NOTES.format(axes="the input axis (kernel axis 0)")
-        + """
+class WSDense(_StandardizedGain, keras.layers.Dense):
+    """``keras.layers.Dense`` with scaled weight standardization and a learnable gain.
+
+    The kernel variable keeps the raw weights ``W``; ``call`` uses
+    ``W_hat = gain * (W - mean) / sqrt(max(fan_in * var, eps))``
+    (:func:`standardize_kernel`), per output unit over the input axis (kernel
+    axis 0). ``gain``, one trainable entry per output unit initialized to
+    ``gamma``, is saved beside kernel and bias. The kernel's own scale does not
+    matter (any initializer gives the same ``W_hat`` up to the draw), which is
+    why NF nets can use a plain fan-in normal. Quantization is not supported.
+
     Examples:
         >>> layer = WSDense(4, gamma=2.0)
         >>> _ = layer(keras.ops.ones((1, 8)))
@@ -200,20 +193,19 @@ class WSDense(_StandardizedGain, keras.layers.Dense):  # noqa: D101 (__doc__ bel
         (['kernel', 'bias', 'gain'], (4,))
 
     Args:
-        *args: ``keras.layers.Dense``'s positional arguments (``units``, ...).
+        *args (Any): ``keras.layers.Dense``'s positional arguments (``units``, ...).
         gamma: the gain's initial value, a finite number (default 1.0; a
             recipe passes ``kiz.nf_gamma(activation)``). Keyword only.
         eps: the floor of ``fan_in * var``, a number > 0 (default 1e-4, as
             NFNets). Keyword only.
-        **kwargs: ``keras.layers.Dense``'s keyword arguments.
+        **kwargs (Any): ``keras.layers.Dense``'s keyword arguments.
 
     Raises:
         ValueError: if ``gamma`` is not finite or ``eps`` not > 0.
 
     Reference: Qiao et al. 2019 (arXiv 1903.10520); Brock, De and Smith,
     ICLR 2021 (scaled WS, NF-ResNets).
-"""
-    )
+    """
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         kernel = standardize_kernel(self.kernel, (0,), gain=self.gain, eps=self.eps)
@@ -226,15 +218,14 @@ class WSDense(_StandardizedGain, keras.layers.Dense):  # noqa: D101 (__doc__ bel
 
 
 @keras.saving.register_keras_serializable(package="keras_initzoo")
-class WSConv2D(_StandardizedGain, keras.layers.Conv2D):  # noqa: D101 (__doc__ below shares notes)
-    __doc__ = (
-        "``keras.layers.Conv2D`` with scaled weight standardization and a learnable gain.\n"
-        + _LAYER_NOTES.format(
-            axes="the kernel's height, width and input axes (0, 1, 2; Keras keeps the "
-            "kernel as (h, w, in / groups, out) for either data_format, so grouped "
-            "convolutions standardize over each unit's own fan-in)"
-        )
-        + """
+class WSConv2D(_StandardizedGain, keras.layers.Conv2D):
+    """``keras.layers.Conv2D`` with scaled weight standardization and a learnable gain.
+
+    As :class:`WSDense`, standardized per output unit over the kernel's height,
+    width and input axes (0, 1, 2; Keras keeps the kernel as
+    ``(h, w, in / groups, out)`` for either data_format, so grouped
+    convolutions standardize over each unit's own fan-in).
+
     Examples:
         >>> layer = WSConv2D(8, 3, gamma=1.7)
         >>> y = layer(keras.ops.ones((1, 5, 5, 3)))
@@ -242,13 +233,13 @@ class WSConv2D(_StandardizedGain, keras.layers.Conv2D):  # noqa: D101 (__doc__ b
         ((1, 3, 3, 8), (8,))
 
     Args:
-        *args: ``keras.layers.Conv2D``'s positional arguments (``filters``,
+        *args (Any): ``keras.layers.Conv2D``'s positional arguments (``filters``,
             ``kernel_size``, ...).
         gamma: the gain's initial value, a finite number (default 1.0; a
             recipe passes ``kiz.nf_gamma(activation)``). Keyword only.
         eps: the floor of ``fan_in * var``, a number > 0 (default 1e-4, as
             NFNets). Keyword only.
-        **kwargs: ``keras.layers.Conv2D``'s keyword arguments.
+        **kwargs (Any): ``keras.layers.Conv2D``'s keyword arguments.
 
     Raises:
         ValueError: if ``gamma`` is not finite or ``eps`` not > 0.
@@ -257,8 +248,7 @@ class WSConv2D(_StandardizedGain, keras.layers.Conv2D):  # noqa: D101 (__doc__ b
     ICLR 2021; Brock et al., "High-Performance Large-Scale Image Recognition
     Without Normalization", ICML 2021 (NFNets; ``WSConv2D`` in
     ``nfnets/base.py`` of google-deepmind/deepmind-research).
-"""
-    )
+    """
 
     def convolution_op(self, inputs: Any, kernel: Any) -> Any:
         kernel = standardize_kernel(kernel, (0, 1, 2), gain=self.gain, eps=self.eps)

@@ -103,11 +103,36 @@ def _torch_fused_step(optimizer: keras.optimizers.Optimizer):
 class MupOptimizer:
     """The muP part of :class:`Adam`, :class:`AdamW` and :class:`SGD` (a mixin).
 
+    muP's multipliers (see :mod:`keras_initzoo._records`) scale the
+    learning rate (a float, a schedule or a callable) per variable, and for
+    Adam and AdamW the epsilon too.
+    ``weight_decay`` is decoupled, as in all Keras optimizers: every step
+    multiplies each variable by ``1 - learning_rate * weight_decay`` with the
+    *base* learning rate, not the variable's scaled one, so the decay per
+    step is the same at every width and depth. This is microsoft/mup's convention
+    (``MuAdamW`` divides a hidden weight's rate by ``m`` and multiplies its
+    decay by ``m``; the warning of mup's PR #73 is against coupled L2 decay in
+    the gradient, which Keras does not do), and CompleteP's for ``alpha = 1``
+    (nanoGPT-mup's ``completep`` branch multiplies a hidden weight's decay by
+    ``m_N`` as its rate is divided by ``m_N``, keeping ``lr * weight_decay``;
+    for ``alpha < 1`` it lets that product shrink as ``m_L**(alpha-1)``, which
+    is not followed here: the decay per step never depends on depth). The
+    depth factors of a model parametrized against a shallower base (rate,
+    eps, LayerNorm and bias rates of every variable in a residual branch;
+    see :mod:`keras_initzoo._records`) are part of each variable's
+    multipliers and applied the same way. ``clipnorm``, ``global_clipnorm``
+    and ``clipvalue`` act on gradients whose size changes with width under
+    muP: a threshold tuned at the base width does not carry over.
+    ``multipliers`` is filled in by :func:`kiz.mup.parametrize` and
+    ``model.compile``; it is in the config so that saving keeps it.
+
     Args:
         *args (Any): the Keras optimizer's positional arguments.
-        multipliers: the per-variable multipliers a saved config holds
-            (default None: taken at ``compile`` from the parametrized model).
-            Keyword only.
+        multipliers: the per-variable multipliers a saved config holds, one
+            ``{"variable", "shape", "learning_rate", "epsilon", "infshape"}``
+            entry per variable in the order the optimizer is built on
+            (default None: taken at ``compile`` from the parametrized model;
+            pass it only to rebuild a saved optimizer). Keyword only.
         **kwargs (Any): the Keras optimizer's keyword arguments.
 
     Raises:
@@ -246,52 +271,21 @@ class _AdamType(MupOptimizer):
         return [record.adam_lr, record.epsilon]
 
 
-_NOTES = """
-    muP's multipliers (see :mod:`keras_initzoo._records`) scale the
-    learning rate (a float, a schedule or a callable) per variable{eps}.
-    ``weight_decay`` is decoupled, as in all Keras optimizers: every step
-    multiplies each variable by ``1 - learning_rate * weight_decay`` with the
-    *base* learning rate, not the variable's scaled one, so the decay per
-    step is the same at every width and depth. This is microsoft/mup's convention
-    (``MuAdamW`` divides a hidden weight's rate by ``m`` and multiplies its
-    decay by ``m``; the warning of mup's PR #73 is against coupled L2 decay in
-    the gradient, which Keras does not do), and CompleteP's for ``alpha = 1``
-    (nanoGPT-mup's ``completep`` branch multiplies a hidden weight's decay by
-    ``m_N`` as its rate is divided by ``m_N``, keeping ``lr * weight_decay``;
-    for ``alpha < 1`` it lets that product shrink as ``m_L**(alpha-1)``, which
-    is not followed here: the decay per step never depends on depth). The
-    depth factors of a model parametrized against a shallower base (rate,
-    eps, LayerNorm and bias rates of every variable in a residual branch;
-    see :mod:`keras_initzoo._records`) are part of each variable's
-    multipliers and applied the same way. ``clipnorm``, ``global_clipnorm``
-    and ``clipvalue`` act on gradients whose size changes with width under
-    muP: a threshold tuned at the base width does not carry over.
-    ``multipliers`` is filled in by :func:`kiz.mup.parametrize` and
-    ``model.compile``; it is in the config so that saving keeps it.
+@keras.saving.register_keras_serializable(package="keras_initzoo.mup")
+class Adam(_AdamType, keras.optimizers.Adam):
+    """Keras' Adam with muP's per-variable multipliers; Keras' arguments.
+
+    The learning rate and ``epsilon`` are scaled per variable, ``epsilon`` by
+    the scale of its gradient (``1/m_out``: muP shrinks the gradients of every
+    variable that feeds a wide layer, and a fixed epsilon would stop being
+    negligible as width grows). Weight decay, depth factors, clipping and
+    ``multipliers``: :class:`MupOptimizer`.
 
     Args:
-        *args: the Keras optimizer's positional arguments (``learning_rate``, ...).
-        multipliers: per variable, in the order the optimizer is built on,
-            ``{{"variable", "shape", "learning_rate", "epsilon", "infshape"}}``;
-            default None: taken from the parametrized model when it is
-            compiled (pass it only to rebuild a saved optimizer). Keyword only.
-        **kwargs: the Keras optimizer's keyword arguments (``weight_decay``,
-            ``clipnorm``, ...), with Keras' defaults.
-"""
+        *args (Any): the Keras optimizer's positional arguments (``learning_rate``, ...).
+        multipliers: as :class:`MupOptimizer`'s (default None). Keyword only.
+        **kwargs (Any): the Keras optimizer's keyword arguments, with Keras' defaults.
 
-
-@keras.saving.register_keras_serializable(package="keras_initzoo.mup")
-class Adam(_AdamType, keras.optimizers.Adam):  # noqa: D101 (__doc__ below shares notes)
-    __doc__ = (
-        "Keras' Adam with muP's per-variable multipliers; Keras' arguments.\n"
-        + _NOTES.format(
-            eps=(
-                " and ``epsilon`` per variable by the scale of its gradient (``1/m_out``: "
-                "muP shrinks the gradients of every variable that feeds a wide layer, and "
-                "a fixed epsilon would stop being negligible as width grows)"
-            )
-        )
-        + """
     Examples:
         >>> import keras_initzoo as kiz
         >>> def build(width):
@@ -303,23 +297,37 @@ class Adam(_AdamType, keras.optimizers.Adam):  # noqa: D101 (__doc__ below share
         >>> entry = model.optimizer.get_config()["multipliers"][2]   # the readout's kernel
         >>> entry["variable"], entry["shape"], entry["learning_rate"], entry["epsilon"]
         ('kernel', [64, 2], 0.25, 1.0)
-"""
-    )
+    """
 
 
 @keras.saving.register_keras_serializable(package="keras_initzoo.mup")
-class AdamW(_AdamType, keras.optimizers.AdamW):  # noqa: D101 (__doc__ below shares notes)
-    __doc__ = (
-        "Keras' AdamW (default ``weight_decay=0.004``) with muP's multipliers.\n"
-        + _NOTES.format(eps=" and ``epsilon`` by its gradient's scale, as :class:`Adam`")
-    )
+class AdamW(_AdamType, keras.optimizers.AdamW):
+    """Keras' AdamW (default ``weight_decay=0.004``) with muP's multipliers.
+
+    The learning rate and ``epsilon`` are scaled per variable, as :class:`Adam`
+    scales them. Weight decay, depth factors, clipping and ``multipliers``:
+    :class:`MupOptimizer`.
+
+    Args:
+        *args (Any): the Keras optimizer's positional arguments (``learning_rate``, ...).
+        multipliers: as :class:`MupOptimizer`'s (default None). Keyword only.
+        **kwargs (Any): the Keras optimizer's keyword arguments, with Keras' defaults.
+    """
 
 
 @keras.saving.register_keras_serializable(package="keras_initzoo.mup")
-class SGD(MupOptimizer, keras.optimizers.SGD):  # noqa: D101 (__doc__ below shares notes)
-    __doc__ = "Keras' SGD (with momentum and Nesterov) with muP's multipliers.\n" + _NOTES.format(
-        eps=" (``alpha**2 m_out / m_in``: input weights and biases step faster as width grows)"
-    )
+class SGD(MupOptimizer, keras.optimizers.SGD):
+    """Keras' SGD (with momentum and Nesterov) with muP's multipliers.
+
+    The learning rate is scaled per variable (``alpha**2 m_out / m_in``: input
+    weights and biases step faster as width grows). Weight decay, depth
+    factors, clipping and ``multipliers``: :class:`MupOptimizer`.
+
+    Args:
+        *args (Any): the Keras optimizer's positional arguments (``learning_rate``, ...).
+        multipliers: as :class:`MupOptimizer`'s (default None). Keyword only.
+        **kwargs (Any): the Keras optimizer's keyword arguments, with Keras' defaults.
+    """
 
     def _multipliers_of(self, record: InfShape) -> list[float]:
         return [record.sgd_lr, 1.0]
