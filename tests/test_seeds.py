@@ -56,7 +56,7 @@ def test_every_seed_stream_fits_the_backends_seed_state():
     streams = [base._next_stream(7) for _ in range(32)]
     assert max(streams) >= 2**31 > min(streams)
     keras.backend.clear_session()
-    generators = [base._make_seed_generator(7) for _ in range(32)]
+    generators = [base.make_seed_generator(7) for _ in range(32)]
     states = [int(keras.ops.convert_to_numpy(g.state)[0]) % 2**32 for g in generators]
     assert states == streams
     keras.backend.clear_session()

@@ -96,9 +96,6 @@ def make_seed_generator(seed: object) -> keras.random.SeedGenerator:
     return keras.random.SeedGenerator(_first_state(seed))
 
 
-_make_seed_generator = make_seed_generator  # the old private name (tests/test_seeds.py reads it)
-
-
 def _outside_traces():
     """A context where seed bookkeeping runs eagerly, even while JAX traces the draw.
 
