@@ -142,8 +142,9 @@ def test_spectral_update_size_is_within_a_tenth_of_a_percent_of_numpy(tmp_path):
 def test_lanczos_on_hard_spectra():
     """Two singular values 10 % apart (slow for the power method), a dense sign matrix
     (Adam-like: a flat top of the spectrum) and a rank-2 matrix (the Krylov space ends
-    early): LANCZOS_STEPS steps are within 0.1 % of numpy, and never above it.
-    Control: one step (the power method's first estimate) is well off."""
+    early): LANCZOS_STEPS steps are within 0.1 % of numpy, and never above it, apart
+    and zero-padded into one batch. Control: one step (the power method's first
+    estimate) is well off."""
     from keras_initzoo.callbacks.capture.base import LANCZOS_STEPS, spectral_norms
 
     rng = np.random.default_rng(3)
@@ -158,5 +159,9 @@ def test_lanczos_on_hard_spectra():
     found = keras.ops.convert_to_numpy(spectral_norms(matrices, LANCZOS_STEPS))
     np.testing.assert_allclose(found, expected, rtol=1e-3)
     assert np.all(found <= np.asarray(expected) * (1 + 1e-5))
+    # One padded batch: a matrix, its transpose and a larger one (at most twice the entries).
+    mixed = [gapped, gapped.T, rank_two]
+    found = keras.ops.convert_to_numpy(spectral_norms(mixed, LANCZOS_STEPS))
+    np.testing.assert_allclose(found, [np.linalg.norm(m, 2) for m in mixed], rtol=1e-3)
     rough = keras.ops.convert_to_numpy(spectral_norms(matrices[:2], 1))
     assert np.all(rough < 0.98 * np.asarray(expected[:2]))

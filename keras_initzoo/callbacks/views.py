@@ -45,6 +45,7 @@ _PALETTE = np.array(
 )
 _NONFINITE = (255, 0, 0)  # a NaN or inf norm: red
 _ZERO = (0, 0, 0)  # a zero norm (log10 = -inf): black
+_INK = (40, 40, 40)  # text
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -124,8 +125,30 @@ def _font(size: int = 12):
         return ImageFont.load_default()  # the built-in bitmap font
 
 
-def _text_width(font, text: str) -> int:
-    return int(np.ceil(font.getbbox(text)[2])) if text else 0
+@functools.lru_cache(maxsize=2048)
+def _glyphs(text: str, anchor: str = "la"):
+    """``text`` rendered once as an 8-bit mask, and the mask's offset from the anchor point.
+
+    A heatmap redraws the same layer names at every epoch and train end; rendering
+    them is most of its cost, so each text is rendered once per process.
+    """
+    from PIL import Image, ImageDraw
+
+    font = _font()
+    x0, y0, x1, y1 = (int(np.floor(v)) for v in font.getbbox(text, anchor=anchor))
+    mask = Image.new("L", (max(1, x1 - x0 + 1), max(1, y1 - y0 + 1)), 0)
+    ImageDraw.Draw(mask).text((-x0, -y0), text, fill=255, font=font, anchor=anchor)
+    return mask, (x0, y0)
+
+
+def _text_width(text: str) -> int:
+    return _glyphs(text)[0].width if text else 0
+
+
+def _write(canvas, xy: tuple[int, int], text: str, anchor: str = "la") -> None:
+    """Writes ``text`` on ``canvas`` as ``ImageDraw.text(xy, text, anchor=anchor)`` would."""
+    mask, (dx, dy) = _glyphs(text, anchor)
+    canvas.paste(_INK, (int(xy[0]) + dx, int(xy[1]) + dy), mask)
 
 
 def _short(name: str, chars: int = LABEL_CHARS) -> str:
@@ -158,10 +181,9 @@ def _framed(
     note: str = "",
 ) -> np.ndarray:
     """``heat`` (one block of pixels per cell) with its title, axis labels and colour bar."""
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     font = _font()
-    ink = (40, 40, 40)
     line = int(font.getbbox("Ag")[3]) + 4  # one line of text, with room between lines
     heat_h, heat_w = heat.shape[:2]
     every = max(1, int(np.ceil(line / cell_h)))  # rows per label, so labels do not overlap
@@ -175,37 +197,33 @@ def _framed(
     ticks = _bar_ticks(low, high, heat_h, line)
     tick_text = {y: plain_number(10**value) for y, value in ticks}
     axis_label, step_label = "layer", "logged step"
-    left = 4 + line + 4 + max(_text_width(font, n) for n in names.values()) + 6
+    left = 4 + line + 4 + max(_text_width(n) for n in names.values()) + 6
     top = 4 + line + 4
     bar_x = left + heat_w + 10
-    right = bar_x + 14 + 4 + max(_text_width(font, t) for t in tick_text.values()) + 4
-    width = max(right, left + _text_width(font, title) + 4)
+    right = bar_x + 14 + 4 + max(_text_width(t) for t in tick_text.values()) + 4
+    width = max(right, left + _text_width(title) + 4)
     height = top + heat_h + 4 + line * (3 if note else 2) + 4
 
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     canvas.paste(Image.fromarray(heat), (left, top))
     bar = colour(np.linspace(high, low, heat_h)[:, None], low, high)
     canvas.paste(Image.fromarray(np.repeat(bar, 14, axis=1)), (bar_x, top))
-    draw = ImageDraw.Draw(canvas)
-    draw.text((left, 4), title, fill=ink, font=font)
+    _write(canvas, (left, 4), title)
     for i, name in names.items():
-        y = top + i * cell_h + cell_h // 2
-        draw.text((left - 6, y), name, fill=ink, font=font, anchor="rm")
+        _write(canvas, (left - 6, top + i * cell_h + cell_h // 2), name, "rm")
     for y, text in tick_text.items():
-        draw.text((bar_x + 18, top + y), text, fill=ink, font=font, anchor="lm")
+        _write(canvas, (bar_x + 18, top + y), text, "lm")
     below = top + heat_h + 4
     first, last = (str(step) for step in steps)
-    draw.text((left, below), first, fill=ink, font=font)
+    _write(canvas, (left, below), first)
     if last != first:
-        draw.text((left + heat_w, below), last, fill=ink, font=font, anchor="ra")
-    draw.text((left + heat_w // 2, below + line), step_label, fill=ink, font=font, anchor="ma")
+        _write(canvas, (left + heat_w, below), last, "ra")
+    _write(canvas, (left + heat_w // 2, below + line), step_label, "ma")
     if note:
-        draw.text((left, below + 2 * line), note, fill=ink, font=font)
+        _write(canvas, (left, below + 2 * line), note)
     # the vertical axis label, turned to read bottom to top
-    label = Image.new("RGB", (_text_width(font, axis_label) + 2, line), (255, 255, 255))
-    ImageDraw.Draw(label).text((0, 0), axis_label, fill=ink, font=font)
-    label = label.rotate(90, expand=True)
-    canvas.paste(label, (4, top + max(0, (heat_h - label.height) // 2)))
+    label = _glyphs(axis_label)[0].rotate(90, expand=True)
+    canvas.paste(_INK, (4, top + max(0, (heat_h - label.height) // 2)), label)
     return np.asarray(canvas, dtype=np.uint8)
 
 

@@ -109,8 +109,12 @@ def spectral_norms(matrices: Sequence, steps: int) -> Any:
     product), which stays a compression of ``A`` where a matrix of rank below
     ``steps`` ends its Krylov space early.
 
-    Matrices of one shape iterate together, one batched product per step (a
-    deep model's kernels mostly share a shape), in ``keras.ops``.
+    Matrices iterate together, one batched product per step: each is turned to have
+    at least as many rows as columns (a transpose keeps its singular values) and,
+    where that at most doubles the entries iterated on, zero-padded to the largest
+    shape (zero rows and columns add no singular value). One loop compiles once;
+    a model whose kernels differ widely in shape gets one loop per shape instead.
+    In ``keras.ops``.
 
     Args:
         matrices: the tensors, any shape with at least 2 dimensions.
@@ -120,10 +124,20 @@ def spectral_norms(matrices: Sequence, steps: int) -> Any:
         A float32 vector, one value per matrix, in order.
     """
     ops = keras.ops
-    flat = [ops.reshape(ops.cast(m, "float32"), (-1, m.shape[-1])) for m in matrices]
-    by_shape: dict[tuple, list[int]] = {}
-    for index, a in enumerate(flat):
-        by_shape.setdefault(tuple(a.shape), []).append(index)
+    flat = []
+    for m in matrices:
+        a = ops.reshape(ops.cast(m, "float32"), (-1, m.shape[-1]))
+        flat.append(a if a.shape[0] >= a.shape[1] else ops.transpose(a))
+    rows = max(a.shape[0] for a in flat)
+    columns = max(a.shape[1] for a in flat)
+    if len(flat) * rows * columns <= 2 * sum(a.shape[0] * a.shape[1] for a in flat):
+        padded = [ops.pad(a, ((0, rows - a.shape[0]), (0, columns - a.shape[1]))) for a in flat]
+        by_shape = {(rows, columns): list(range(len(flat)))}
+        flat = padded
+    else:
+        by_shape: dict[tuple, list[int]] = {}
+        for index, a in enumerate(flat):
+            by_shape.setdefault(tuple(a.shape), []).append(index)
     found: dict[int, Any] = {}
     for (rows, columns), members in by_shape.items():
         a = ops.stack([flat[i] for i in members])  # (k, rows, columns)
