@@ -364,7 +364,7 @@ def settle() -> None:
         jax.effects_barrier()
 
 
-def run_paired(model, shape, batch, steps, rounds, configs, tmp) -> Paired:
+def run_paired(model, shape, batch, steps, rounds, configs, tmp, epochs=1) -> Paired:
     """Whole ``fit``s of ``model``: one warm-up round, then ``rounds`` timed ones.
 
     Each round runs every configuration once, in a shuffled order, so drifts of
@@ -372,6 +372,8 @@ def run_paired(model, shape, batch, steps, rounds, configs, tmp) -> Paired:
     all its fits (the logger then reuses its traced variants, as in a user's
     later fits). The timer callback rides along in every fit, plain ones too,
     and does not wait on JAX's steps, so the fits run as they would without it.
+    Each fit is ``epochs`` epochs of ``steps`` steps (short epochs: the per-epoch
+    reads and hooks count as often as a user's short epochs make them).
     """
     x, y, data = make_data(batch, shape)
     order = random.Random(len(model.layers) + rounds)
@@ -393,7 +395,7 @@ def run_paired(model, shape, batch, steps, rounds, configs, tmp) -> Paired:
             t0 = time.perf_counter()
             model.fit(
                 data,
-                epochs=1,
+                epochs=epochs,
                 steps_per_epoch=steps,
                 callbacks=[timer] + callbacks[name],
                 verbose=0,
@@ -483,6 +485,17 @@ def main(argv=None) -> int:
         help="with --paired: also every early-warning monitor on, at update_freq=100 and 1",
     )
     parser.add_argument(
+        "--skip-every-step",
+        action="store_true",
+        help="with --paired: leave out the update_freq=1 configurations",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=1,
+        help="with --paired: each MLP fit is this many epochs of --steps steps (short fits)",
+    )
+    parser.add_argument(
         "--paired",
         type=int,
         metavar="N",
@@ -529,6 +542,8 @@ def main(argv=None) -> int:
             kiz.GradientNormLogger(d, update_freq=1, **every)
         ]
     if args.paired:
+        if args.skip_every_step:  # the update_freq=100 verdicts alone: more rounds, sooner
+            deep_configs = {k: v for k, v in deep_configs.items() if "every step" not in k}
         return main_paired(args, argv, deep_configs, quick, width, batch, conv_size, conv_batch)
 
     suites: dict[str, tuple[str, Suite, int, int]] = {}  # key: (label, suite, layers, steps)
@@ -676,8 +691,14 @@ def main_paired(args, argv, configs, quick, width, batch, conv_size, conv_batch)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
         if "mlp" in chosen:
-            paired = run_paired(build(20, width), (width,), batch, steps, args.paired, configs, tmp)
-            results["mlp"] = (f"20 x Dense({width}), batch {batch}", paired, args.paired, steps)
+            model = build(20, width)
+            paired = run_paired(
+                model, (width,), batch, steps, args.paired, configs, tmp, epochs=args.epochs
+            )
+            label = f"20 x Dense({width}), batch {batch}"
+            if args.epochs > 1:
+                label += f", {args.epochs} epochs of {steps} steps"
+            results["mlp"] = (label, paired, args.paired, steps * args.epochs)
         if "transformer" in chosen:
             seq, model_width = (8, 16) if quick else (64, 128)
             model = build_transformer(seq, model_width)
