@@ -12,7 +12,19 @@ waits for; this takes the compiled steps apart, on the same reference model
 - the floor: one jitted read of every gradient (sum of squares of arrays of
   the gradients' shapes), timed alone the same way.
 
-Usage: ``KERAS_BACKEND=jax python benchmarks/logger_step_floor.py [--rounds 60]``
+``--monitors``: the same for each early-warning monitor on its own and for all
+of them (issue 25's "every step with everything on"), each in a logger of its
+own. A monitor's floor is the bytes it cannot avoid reading, timed at the
+measured speed of the gradient read:
+
+- ``activation_stats``: each layer's output once (batch x units);
+- ``output_logits``: the logits once;
+- ``optimizer_stats``: Adam's two moments once (two reads of the parameters);
+- ``spectral_updates``: the kernels' updates, formed once (two reads and a
+  write) and read twice per Lanczos step (``LANCZOS_STEPS``);
+- ``detect_spikes``: the loss (a scalar): nothing.
+
+Usage: ``KERAS_BACKEND=jax python benchmarks/logger_step_floor.py [--rounds 60] [--monitors]``
 """
 
 from __future__ import annotations
@@ -36,7 +48,15 @@ sys.path.insert(0, os.path.dirname(__file__))
 from bench_gradient_norm import bootstrap_interval, build  # noqa: E402
 
 import keras_initzoo as kiz  # noqa: E402
-from keras_initzoo.callbacks.capture.base import Record  # noqa: E402
+from keras_initzoo.callbacks.capture.base import LANCZOS_STEPS, Record  # noqa: E402
+
+MONITORS = (
+    "activation_stats",
+    "output_logits",
+    "optimizer_stats",
+    "spectral_updates",
+    "detect_spikes",
+)
 
 
 def state_of(model: keras.Model) -> tuple:
@@ -112,23 +132,30 @@ def measure(model, capture, data, args, seconds, costs) -> None:
         capture.record = previous
 
 
-def main(argv=None) -> int:
-    if keras.backend.backend() != "jax":
-        raise SystemExit("logger_step_floor.py measures JAX's compiled steps: KERAS_BACKEND=jax")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=60)
-    parser.add_argument("--block", type=int, default=20, help="steps per timed block")
-    args = parser.parse_args(argv)
+def floor_bytes(model: keras.Model, batch: int, monitor: str) -> int:
+    """The bytes ``monitor`` must read per step beyond the logger's gradient read (float32)."""
+    kernels = [v for v in model.trainable_variables if len(v.shape) == 2]
+    parameters = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    if monitor == "activation_stats":
+        return 4 * batch * sum(layer.units for layer in model.layers[1:])
+    if monitor == "output_logits":
+        return 4 * batch * model.layers[-1].units
+    if monitor == "optimizer_stats":
+        return 4 * 2 * parameters
+    if monitor == "spectral_updates":
+        return 4 * (3 + 2 * LANCZOS_STEPS) * sum(int(np.prod(v.shape)) for v in kernels)
+    if monitor == "every":
+        return sum(floor_bytes(model, batch, m) for m in MONITORS)
+    return 0
 
-    width, batch = 256, 128
+
+def run_config(name: str, options: dict, args, x, y, batch: int, width: int) -> dict:
+    """One fresh model and logger with ``options``: costs and timings of its steps."""
+    keras.backend.clear_session()
     model = build(20, width)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(4 * batch, width)).astype("float32")
-    y = rng.normal(size=(4 * batch, 1)).astype("float32")
-    logger = kiz.GradientNormLogger(tempfile.mkdtemp(), update_freq=1)
+    logger = kiz.GradientNormLogger(tempfile.mkdtemp(), update_freq=1, **options)
     seconds: dict[str, list[float]] = {}
     costs: dict[str, dict[str, float]] = {}
-
     one_batch = (jnp.asarray(x[:batch]), jnp.asarray(y[:batch]))
 
     class Measure(keras.callbacks.Callback):
@@ -138,24 +165,61 @@ def main(argv=None) -> int:
                 measure(self._model, logger._capture, one_batch, args, seconds, costs)
 
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0, callbacks=[logger, Measure()])
-    gradient_bytes = sum(int(np.prod(v.shape)) * 4 for v in model.trainable_variables)
+    return {"model": model, "seconds": seconds, "costs": costs}
 
-    def ratio(name: str) -> tuple[float, float, float]:
-        values = [a / b for a, b in zip(seconds[name], seconds["plain"], strict=True)]
-        return (statistics.median(values), *bootstrap_interval(values))
 
-    plain_ms = 1e3 * statistics.median(seconds["plain"])
-    extra = costs["logged"]["bytes"] - costs["plain"]["bytes"]
-    print(f"jax {jax.__version__}, 20 x Dense({width}), batch {batch}, Adam")
-    print(
-        f"bytes accessed: plain {costs['plain']['bytes'] / 1e6:.2f} MB, logged "
-        f"{costs['logged']['bytes'] / 1e6:.2f} MB (+{100 * extra / costs['plain']['bytes']:.1f} %; "
-        f"gradients {gradient_bytes / 1e6:.2f} MB: {extra / gradient_bytes:.2f} reads)"
+def ratio(seconds: dict, name: str) -> tuple[float, float, float]:
+    values = [a / b for a, b in zip(seconds[name], seconds["plain"], strict=True)]
+    return (statistics.median(values), *bootstrap_interval(values))
+
+
+def main(argv=None) -> int:
+    if keras.backend.backend() != "jax":
+        raise SystemExit("logger_step_floor.py measures JAX's compiled steps: KERAS_BACKEND=jax")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--block", type=int, default=20, help="steps per timed block")
+    parser.add_argument(
+        "--monitors", action="store_true", help="also each early-warning monitor, and all"
     )
-    print(f"compiled plain step: {plain_ms:.2f} ms (median of {args.rounds} blocks)")
-    for name, label in (("logged", "compiled logged step"), ("read", "one read of every gradient")):
-        median, low, high = ratio(name)
-        print(f"{label} / plain step: {median:.3f} (90 % interval {low:.3f}-{high:.3f})")
+    args = parser.parse_args(argv)
+
+    width, batch = 256, 128
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4 * batch, width)).astype("float32")
+    y = rng.normal(size=(4 * batch, 1)).astype("float32")
+    configs = {"gradients": {}}
+    if args.monitors:
+        configs.update({m: {m: True} for m in MONITORS})
+        configs["every"] = {m: True for m in MONITORS}
+    print(f"jax {jax.__version__}, 20 x Dense({width}), batch {batch}, Adam")
+    for name, options in configs.items():
+        run = run_config(name, options, args, x, y, batch, width)
+        model, seconds, costs = run["model"], run["seconds"], run["costs"]
+        gradient_bytes = sum(int(np.prod(v.shape)) * 4 for v in model.trainable_variables)
+        plain_s = statistics.median(seconds["plain"])
+        read_s = statistics.median(seconds["read"])
+        extra = costs["logged"]["bytes"] - costs["plain"]["bytes"]
+        print(f"\n[{name}]")
+        print(
+            f"bytes accessed: plain {costs['plain']['bytes'] / 1e6:.2f} MB, logged "
+            f"{costs['logged']['bytes'] / 1e6:.2f} MB "
+            f"(+{100 * extra / costs['plain']['bytes']:.1f} %; "
+            f"gradients {gradient_bytes / 1e6:.2f} MB: {extra / gradient_bytes:.2f} reads)"
+        )
+        print(f"compiled plain step: {1e3 * plain_s:.2f} ms (median of {args.rounds} blocks)")
+        median, low, high = ratio(seconds, "logged")
+        print(
+            f"compiled logged step / plain step: {median:.3f} (90 % interval {low:.3f}-{high:.3f})"
+        )
+        # The floor: the gradient read, plus what the monitor must read, at the read's
+        # speed (a read of arrays that fit in cache: a measured ratio may come out below).
+        must = gradient_bytes + floor_bytes(model, batch, name)
+        floor = 1 + read_s * must / gradient_bytes / plain_s
+        print(
+            f"floor: {must / 1e6:.2f} MB to read at {gradient_bytes / read_s / 1e9:.1f} GB/s "
+            f"= {1e3 * read_s * must / gradient_bytes:.2f} ms: {floor:.3f} of the plain step"
+        )
     print(f"(1-minute load average at the end {os.getloadavg()[0]:.1f})")
     return 0
 
