@@ -8,12 +8,22 @@ each rule (``completep``; ``None``: muP for width only, the control), depth
 and rate ``2**e`` the final training loss is kept per seed; the best rate is
 the one with the lowest mean over seeds. CompleteP should keep it within one
 grid point from the shallowest depth to the deepest; width-only muP should
-move it by two or more.
+move it by two or more. The model and the runs are
+``keras_initzoo.mup._depth_transfer``'s: per seed one model is built,
+parametrized and compiled, and trained at every rate from the same start
+(weights and Adam's state put back, the same order of batches).
+
+``--plot PATH`` draws two panels (CompleteP | width-only muP): the mean final
+loss over seeds against the log2 rate, one curve per depth, the best rate of
+each starred; losses above 2.5, and diverged runs, are drawn at 2.5.
+``--from-json FILE`` runs nothing and reads a sweep this script wrote.
 
 Usage::
 
     KERAS_BACKEND=jax python benchmarks/mup_depth_lr_transfer.py \
-        --depths 2 8 32 --exponents -12 -4 --seeds 0 1 --epochs 3 --out results.json
+        --depths 2 8 32 --exponents -12 -4 --seeds 0 1 --epochs 3 --out results.json \
+        --plot lr_depth.png
+    python benchmarks/mup_depth_lr_transfer.py --from-json results.json --plot lr_depth.png
 """
 
 from __future__ import annotations
@@ -25,38 +35,56 @@ import time
 import keras
 import numpy as np
 
-import keras_initzoo as kiz
-from keras_initzoo.mup._transfer import best_index, mean_final
+from keras_initzoo.mup._depth_transfer import best, digits, sweep
+
+# losses at or above this (and diverged runs) are drawn at it
+CLIP = 2.5
 
 
-def residual_mlp(width: int, depth: int, inputs: int = 64) -> keras.Model:
-    """``inputs`` (digits: 64 pixels) -> embedding -> ``depth`` pre-LN residual MLP blocks
-    -> LayerNorm -> 10 logits."""
-    inputs = keras.Input((inputs,))
-    x = keras.layers.Dense(width, name="embed")(inputs)
-    for i in range(depth):
-        h = keras.layers.LayerNormalization(name=f"b{i}_ln")(x)
-        h = keras.layers.Dense(width, activation="relu", name=f"b{i}_fc1")(h)
-        h = keras.layers.Dense(width, name=f"b{i}_fc2")(h)
-        x = keras.layers.Add(name=f"b{i}_add")([x, h])
-    x = keras.layers.LayerNormalization(name="final_ln")(x)
-    return keras.Model(inputs, keras.layers.Dense(10, name="readout")(x))
+def plot(results: dict, path: str) -> None:
+    """Two panels (CompleteP | width-only muP): mean final loss against log2 rate, one curve
+    per depth, each curve's best rate marked."""
+    import matplotlib
 
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-def final_loss(rule, depth, rate, seed, x, y, *, width, base_depth, epochs) -> float:
-    """The last epoch's training loss of one run (nan once it diverged)."""
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    model = residual_mlp(width, depth)
-    base = residual_mlp(width, base_depth)
-    kiz.mup.parametrize(model, base, depth=rule, seed=seed, data=x[:64])
-    model.compile(
-        optimizer=kiz.mup.Adam(learning_rate=rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    exponents = results["exponents"]
+    titles = {"completep": "CompleteP", "none": "width-only muP (depth=None)"}
+    rules = [r for r in ("completep", "none") if r in results["losses"]]
+    rules += [r for r in results["losses"] if r not in rules]
+    figure, axes = plt.subplots(1, len(rules), figsize=(5.5 * len(rules), 4.2), sharey=True)
+    axes = np.atleast_1d(axes)
+    depths = sorted({int(d) for bests in results["losses"].values() for d in bests})
+    colors = plt.cm.viridis(np.linspace(0.0, 0.85, len(depths)))
+    args = results["args"]
+    for axis, rule in zip(axes, rules, strict=True):
+        for color, depth in zip(colors, depths, strict=True):
+            losses = results["losses"][rule].get(str(depth), results["losses"][rule].get(depth))
+            if losses is None:
+                continue
+            means = np.array(losses, dtype=float).mean(axis=0)
+            drawn = np.where(np.isfinite(means), np.minimum(means, CLIP), CLIP)
+            axis.plot(exponents, drawn, "o-", color=color, label=f"depth {depth}", markersize=4)
+            if np.isfinite(means).any():
+                k = int(np.nanargmin(means))
+                axis.plot(exponents[k], drawn[k], "*", color=color, markersize=15,
+                          markeredgecolor="black")  # fmt: skip
+        axis.set_title(titles.get(rule, rule))
+        axis.set_xlabel("log2 Adam learning rate")
+        axis.set_yscale("log")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel(f"final training loss (mean of {len(args['seeds'])} seeds)")
+    axes[-1].legend(title="blocks (\u2605 best)")
+    figure.suptitle(
+        f"digits, pre-LN residual MLP width {args['width']}, base depth "
+        f"{args.get('base_depth') or min(depths)}, {args['epochs']} epochs, "
+        f"{results.get('backend', '?')}; losses above {CLIP} clipped",
+        fontsize=9,
     )
-    history = model.fit(x, y, epochs=epochs, batch_size=64, verbose=0, shuffle=True)
-    loss = history.history["loss"][-1]
-    return float(loss) if np.isfinite(loss) else float("nan")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def main() -> None:
@@ -69,37 +97,49 @@ def main() -> None:
     parser.add_argument("--rules", nargs="+", default=["completep", "none"])
     parser.add_argument("--base-depth", type=int, default=None, help="default: the shallowest")
     parser.add_argument("--out", default="mup_depth_lr_transfer.json")
+    parser.add_argument("--plot", default=None, help="draw the sweep's picture to this path")
+    parser.add_argument(
+        "--from-json", default=None, help="no sweep: read this JSON (with --plot: draw it)"
+    )
     args = parser.parse_args()
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    x = (digits.data / 16.0).astype("float32")
-    y = digits.target.astype("int32")
+    if args.from_json:
+        with open(args.from_json) as handle:
+            results = json.load(handle)
+        if args.plot:
+            plot(results, args.plot)
+        for rule, bests in results["best"].items():
+            print(f"{rule}: best log2 rate per depth {bests}")
+        return
+    x, y = digits()
     exponents = list(range(args.exponents[0], args.exponents[1] + 1))
-    results = {"args": vars(args), "exponents": exponents, "losses": {}, "best": {}}
+    results = {
+        "args": vars(args),
+        "backend": keras.backend.backend(),
+        "exponents": exponents,
+        "losses": {},
+        "best": {},
+    }
     base_depth = args.base_depth or min(args.depths)
     start = time.time()
     for rule in args.rules:
-        depth_rule = None if rule == "none" else rule
         for depth in args.depths:
-            runs = np.full((len(args.seeds), len(exponents), 1), np.nan)
-            for j, exponent in enumerate(exponents):
-                for i, seed in enumerate(args.seeds):
-                    runs[i, j, 0] = final_loss(
-                        depth_rule, depth, 2.0**exponent, seed, x, y,
-                        width=args.width, base_depth=base_depth, epochs=args.epochs,
-                    )  # fmt: skip
-            best = exponents[best_index(runs)]
-            results["losses"].setdefault(rule, {})[depth] = runs[:, :, 0].tolist()
-            results["best"].setdefault(rule, {})[depth] = best
-            means = " ".join(f"{v:.3f}" for v in mean_final(runs))
-            print(f"{rule:9s} depth {depth:3d}: best 2^{best}  means {means}  "
+            runs = sweep(
+                rule, args.width, depth, exponents, args.seeds, x, y,
+                base_width=args.width, base_depth=base_depth, epochs=args.epochs,
+            )  # fmt: skip
+            best_rate = exponents[best(runs)]
+            results["losses"].setdefault(rule, {})[depth] = runs.tolist()
+            results["best"].setdefault(rule, {})[depth] = best_rate
+            means = " ".join(f"{v:.3f}" for v in runs.mean(axis=0))
+            print(f"{rule:9s} depth {depth:3d}: best 2^{best_rate}  means {means}  "
                   f"({time.time() - start:.0f} s)", flush=True)  # fmt: skip
             with open(args.out, "w") as handle:
                 json.dump(results, handle, indent=1)
     for rule, bests in results["best"].items():
         values = list(bests.values())
         print(f"{rule}: best log2 rate per depth {bests}; moves {max(values) - min(values)}")
+    if args.plot:
+        plot(results, args.plot)
 
 
 if __name__ == "__main__":

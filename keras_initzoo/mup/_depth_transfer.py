@@ -1,0 +1,178 @@
+"""Learning-rate transfer across depth (and width) on digits: what the benchmarks and a test share.
+
+Pre-LN residual MLP blocks (LayerNorm, Dense+ReLU, Dense, Add) between an
+embedding Dense and a LayerNorm + readout, trained with Adam by
+``model.fit`` on sklearn's 1,797 digits (pixels / 16). One run is one rule,
+size, learning rate and seed; its result is the last epoch's training loss
+(Keras' mean over that epoch), nan once it diverged. The rules:
+
+* ``"completep"``, ``"depth_mup"``: :func:`keras_initzoo.mup.parametrize`
+  against the base size with that depth rule, :class:`keras_initzoo.mup.Adam`;
+* ``"none"``: the same with ``depth=None`` (muP for width only);
+* ``"standard"``: the model as Keras builds it and ``keras.optimizers.Adam``.
+
+Used by ``benchmarks/mup_depth_lr_transfer.py``,
+``benchmarks/mup_width_depth_transfer.py`` and
+``tests/test_mup_width_depth_transfer.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+RULES = ("completep", "depth_mup", "none", "standard")
+
+
+def residual_mlp(width: int, depth: int, inputs: int = 64) -> keras.Model:
+    """``inputs`` (digits: 64 pixels) -> embedding -> ``depth`` pre-LN residual MLP blocks
+    -> LayerNorm -> 10 logits."""
+    inputs = keras.Input((inputs,))
+    x = keras.layers.Dense(width, name="embed")(inputs)
+    for i in range(depth):
+        h = keras.layers.LayerNormalization(name=f"b{i}_ln")(x)
+        h = keras.layers.Dense(width, activation="relu", name=f"b{i}_fc1")(h)
+        h = keras.layers.Dense(width, name=f"b{i}_fc2")(h)
+        x = keras.layers.Add(name=f"b{i}_add")([x, h])
+    x = keras.layers.LayerNormalization(name="final_ln")(x)
+    return keras.Model(inputs, keras.layers.Dense(10, name="readout")(x))
+
+
+def digits(limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The digits of sklearn: ``x`` (pixels / 16, float32), ``y`` (int32), the first ``limit``."""
+    from sklearn.datasets import load_digits
+
+    found = load_digits()
+    x = (found.data / 16.0).astype("float32")
+    y = found.target.astype("int32")
+    return (x, y) if limit is None else (x[:limit], y[:limit])
+
+
+def _model(rule, width, depth, seed, x, *, base_width, base_depth) -> keras.Model:
+    """A fresh, compiled model of ``rule`` (see the module) at ``width`` x ``depth``."""
+    from keras_initzoo.mup.optimizers import Adam
+    from keras_initzoo.mup.parametrization import parametrize
+
+    if rule not in RULES:
+        raise ValueError(f"`rule` must be one of {RULES}; received {rule!r}.")
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = residual_mlp(width, depth, x.shape[-1])
+    if rule == "standard":
+        optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+    else:
+        base = residual_mlp(base_width, base_depth, x.shape[-1])
+        depth_rule = None if rule == "none" else rule
+        parametrize(model, base, depth=depth_rule, seed=seed, data=x[:64])
+        optimizer = Adam(learning_rate=1e-3)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def _fit(model, rate, seed, x, y, epochs, batch_size) -> float:
+    """Trains ``epochs`` epochs at ``rate``, shuffled by ``seed``; the last epoch's loss."""
+    model.optimizer.learning_rate.assign(rate)
+    # the order is drawn here, not by fit's shuffle=True: its draws on PyTorch and
+    # JAX do not start over with keras.utils.set_random_seed in a second fit
+    order = np.random.default_rng(seed)
+    loss = float("nan")
+    for _ in range(epochs):
+        shuffled = order.permutation(len(x))
+        history = model.fit(
+            x[shuffled], y[shuffled], epochs=1, batch_size=batch_size, verbose=0, shuffle=False
+        )
+        loss = history.history["loss"][-1]
+        if not np.isfinite(loss):
+            return float("nan")
+    return float(loss)
+
+
+def final_loss(
+    rule: str,
+    width: int,
+    depth: int,
+    rate: float,
+    seed: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    base_width: int,
+    base_depth: int,
+    epochs: int,
+    batch_size: int = 64,
+) -> float:
+    """The last epoch's training loss of one run on a fresh model (nan once it diverged).
+
+    The session is cleared and ``keras.utils.set_random_seed(seed)`` set
+    first, so a run does not depend on the runs before it in the process.
+    """
+    model = _model(rule, width, depth, seed, x, base_width=base_width, base_depth=base_depth)
+    return _fit(model, rate, seed, x, y, epochs, batch_size)
+
+
+def sweep(
+    rule: str,
+    width: int,
+    depth: int,
+    exponents: Sequence[int],
+    seeds: Sequence[int],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    base_width: int,
+    base_depth: int,
+    epochs: int,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Final losses of shape ``(seeds, rates)`` at rates ``2**e`` for ``e`` in ``exponents``.
+
+    Each seed builds, parametrizes and compiles one model (as :func:`final_loss`
+    does) and trains it at every rate from the same start: its weights and the
+    optimizer's state are put back before each rate, and the same order of
+    batches drawn. The compiled step is reused, which on JAX and TensorFlow saves
+    a compilation per run; the results are those of :func:`final_loss` (tested).
+    """
+    runs = np.full((len(seeds), len(exponents)), np.nan)
+    for i, seed in enumerate(seeds):
+        model = _model(rule, width, depth, seed, x, base_width=base_width, base_depth=base_depth)
+        model.optimizer.build(model.trainable_variables)
+        weights = [keras.ops.convert_to_numpy(v) for v in model.weights]
+        state = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
+        for j, exponent in enumerate(exponents):
+            for variable, value in zip(model.weights, weights, strict=True):
+                variable.assign(value)
+            for variable, value in zip(model.optimizer.variables, state, strict=True):
+                variable.assign(value)
+            runs[i, j] = _fit(model, 2.0**exponent, seed, x, y, epochs, batch_size)
+    return runs
+
+
+def best(runs: np.ndarray) -> int:
+    """The index of the rate with the lowest mean loss over seeds (a diverged seed loses it)."""
+    return int(np.nanargmin(runs.mean(axis=0)))
+
+
+def transfer(base_runs: np.ndarray, target_runs: np.ndarray, exponents: Sequence[int]) -> dict:
+    """How the base's best rate does at the target size, from two sweeps over ``exponents``.
+
+    Returns ``base_best`` and ``target_best`` (log2 rates), ``at_base_best``
+    (the target's mean loss at the base's best rate), ``target_min`` (its
+    lowest mean loss on the grid), ``ratio`` (the two divided, >= 1) and
+    ``shift`` (target best minus base best, in grid points).
+    """
+    means = target_runs.mean(axis=0)
+    b, t = best(base_runs), best(target_runs)
+    at = float(means[b])
+    return {
+        "base_best": int(exponents[b]),
+        "target_best": int(exponents[t]),
+        "at_base_best": at,
+        "target_min": float(means[t]),
+        "ratio": at / float(means[t]) if np.isfinite(at) else float("inf"),
+        "shift": t - b,
+    }
