@@ -66,8 +66,12 @@ CONV_LSTM_CELL: type = _ConvLSTMCell
 #: training=None, return_attention_scores=False, use_causal_mask=False)``: the
 #: method ``call`` hands the projected query ``(B, T, N, key_dim)`` and key
 #: ``(B, S, N, key_dim)`` to (KerasHub's ``CachedMultiHeadAttention`` too); on
-#: Keras' fused path it never forms the logits. callbacks/capture/forward.py
-#: routes it on each attention layer to measure them.
+#: Keras' fused path it never forms the logits. ``GroupedQueryAttention`` and
+#: KerasHub's decoder-only attention layers (``LlamaAttention``,
+#: ``CachedGemmaAttention``...) have a method of the same name taking the query
+#: ``(B, T, N, H)``, the key ``(B, S, K, H)`` (``K`` key/value heads, repeated to
+#: ``N`` or not) and the value first, the mask ``(B, T, S)`` fourth.
+#: callbacks/capture/forward.py routes it on each attention layer to measure them.
 COMPUTE_ATTENTION = "_compute_attention"
 
 
@@ -84,6 +88,27 @@ def route_compute_attention(layer: Any, handler: Callable) -> Callable[[], None]
         return handler(compute, *args, **kwargs)
 
     return shadow(layer, COMPUTE_ATTENTION, routed)
+
+
+def computes_attention(layer: Any) -> bool:
+    """Whether ``layer`` has a ``_compute_attention`` method (see :data:`COMPUTE_ATTENTION`):
+    an attention layer, measured or not (callbacks/capture/forward.py names the ones
+    it cannot read)."""
+    return callable(getattr(layer, COMPUTE_ATTENTION, None))
+
+
+def keras_hub_attention_scale(layer: Any) -> float | None:
+    """The factor a KerasHub decoder attention layer multiplies ``query . key`` by.
+
+    ``_inv_norm_factor``, set in ``build`` to ``1 / sqrt(head_dim)`` and passed as
+    ``scale`` to ``dot_product_attention`` (or multiplied into the scores) by
+    ``_compute_attention`` of ``LlamaAttention``, ``MistralAttention``,
+    ``QwenAttention``, ``Qwen3Attention``, ``Phi3Attention``,
+    ``GPTNeoXAttention``... (keras_hub 0.32). None where the layer has none
+    (not built, or another family).
+    """
+    value = getattr(layer, "_inv_norm_factor", None)
+    return None if value is None else float(value)
 
 
 # -- layers and the functional graph -------------------------------------------------------------

@@ -8,6 +8,7 @@ whichever Keras backend runs the file (``test_backends.py`` runs it on all).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import sys
 import warnings
 from pathlib import Path
@@ -45,8 +46,9 @@ def numpy_stats(logits: np.ndarray, allowed: np.ndarray) -> tuple[float, float]:
     """Largest logit where allowed, and the softmax's mean entropy in nats."""
     allowed = np.broadcast_to(allowed, logits.shape)
     z = np.where(allowed, logits, -np.inf)
-    p = np.exp(z - z.max(-1, keepdims=True))
-    p /= p.sum(-1, keepdims=True)
+    with np.errstate(invalid="ignore"):  # a query with no key: NaN, counted 0 below
+        p = np.exp(z - z.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
     entropy = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=-1)
     return float(logits[allowed].max()), float(entropy.mean())
 
@@ -144,6 +146,312 @@ def test_keras_hub_transformer_layers_are_measured(tmp_path):
         entropy = logged[tag.replace("attn_logit_max", "attn_entropy")]
         assert all(np.isfinite(v) for _, v in logged[tag])
         assert all(0.0 <= v <= np.log(8) + 1e-6 for _, v in entropy)
+
+
+# -- KerasHub decoder-only attention (grouped-query, RoPE, own scale) ----------------------------
+SEQ, VOCAB, HIDDEN, QUERY_HEADS, KV_HEADS = 6, 32, 16, 4, 2
+GEMMA_HEAD_DIM, GEMMA_CAP, GEMMA_WINDOW = 8, 8.0, 3
+HUB_BACKBONES = {
+    "LlamaBackbone": {},
+    # Gemma 2's options: its own head_dim (8, not HIDDEN / QUERY_HEADS = 4), a logit
+    # soft cap, and a sliding window inside the first layer's _compute_attention.
+    "GemmaBackbone": {
+        "head_dim": GEMMA_HEAD_DIM,
+        "attention_logit_soft_cap": GEMMA_CAP,
+        "use_sliding_window_attention": True,
+        "sliding_window_size": GEMMA_WINDOW,
+    },
+    "MistralBackbone": {"sliding_window": 2},  # the window is in the decoder's mask
+    "QwenBackbone": {"use_sliding_window_attention": True, "sliding_window_size": 2},
+    "Qwen3Backbone": {"head_dim": 8, "sliding_window_size": 3},
+    "Phi3Backbone": {},
+}
+
+
+def hub_language_model(name: str) -> keras.Model:
+    """A tiny KerasHub decoder-only backbone from a config (random weights) with an LM head."""
+    keras_hub = pytest.importorskip("keras_hub")
+    keras.utils.set_random_seed(0)
+    backbone = getattr(keras_hub.models, name)(
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_query_heads=QUERY_HEADS,
+        num_key_value_heads=KV_HEADS,
+        hidden_dim=HIDDEN,
+        intermediate_dim=32,
+        **HUB_BACKBONES[name],
+    )
+    tokens = keras.Input((SEQ,), dtype="int32", name="token_ids")
+    padding = keras.Input((SEQ,), dtype="int32", name="padding_mask")
+    hidden = backbone({"token_ids": tokens, "padding_mask": padding})
+    return keras.Model([tokens, padding], keras.layers.Dense(VOCAB, name="lm_head")(hidden))
+
+
+def hub_attention_layers(model: keras.Model) -> list:
+    from keras_initzoo import _keras_internals as internals
+
+    layers = internals.flatten_layers(model, include_self=False, recursive=True)
+    return [layer for layer in layers if type(layer).__name__.endswith("Attention")]
+
+
+def attention_inputs(model: keras.Model, weights: list[dict], inputs: list) -> list[dict]:
+    """Per entry of ``weights``, ``{layer path: (query, key, mask)}`` that each attention
+    layer's ``_compute_attention`` receives in a forward pass with those weights (the query
+    and key after RoPE; the key with its ``K`` heads, or already repeated to ``N``).
+
+    On JAX the pass is one jitted ``stateless_call`` (eager JAX compiles each op once:
+    seconds); elsewhere eager, with the weights assigned.
+    """
+    seen = {}
+    layers = hub_attention_layers(model)
+    for layer in layers:
+        compute = layer._compute_attention
+
+        def capture(*args, _layer=layer, _compute=compute, **kwargs):
+            values = list(inspect.signature(_compute).bind(*args, **kwargs).arguments.values())
+            # copies: Gemma scales its query in place (``q *= ...``, in place on PyTorch)
+            seen[_layer.path] = tuple(keras.ops.copy(values[i]) for i in (0, 1, 3))
+            return _compute(*args, **kwargs)
+
+        layer._compute_attention = capture
+
+    def forward(trainable, non_trainable):
+        seen.clear()
+        model.stateless_call(trainable, non_trainable, inputs)
+        return dict(seen)
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        forward = jax.jit(forward)
+    found = []
+    try:
+        for step_weights in weights:
+            trainable = [step_weights[v.path] for v in model.trainable_variables]
+            frozen = [step_weights[v.path] for v in model.non_trainable_variables]
+            if keras.backend.backend() == "jax":
+                result = forward(trainable, frozen)
+            else:
+                for variable in model.weights:
+                    variable.assign(step_weights[variable.path])
+                seen.clear()
+                model(inputs)
+                result = dict(seen)
+            found.append(
+                {
+                    path: (
+                        keras.ops.convert_to_numpy(q),
+                        keras.ops.convert_to_numpy(k),
+                        keras.ops.convert_to_numpy(mask).astype(bool),
+                    )
+                    for path, (q, k, mask) in result.items()
+                }
+            )
+    finally:
+        for layer in layers:
+            del layer._compute_attention
+    return found
+
+
+def tile_heads(key: np.ndarray, groups: int, axis: int) -> np.ndarray:
+    """The key heads repeated as a block (head ``n % K`` for query head ``n``): wrong."""
+    return np.concatenate([key] * groups, axis=axis)
+
+
+def numpy_gqa_logits(query, key, scale, soft_cap=None, heads=np.repeat) -> np.ndarray:
+    """``(B, N, T, S)`` logits in float64: key head ``n // G`` for query head ``n``."""
+    key = heads(key.astype(np.float64), query.shape[2] // key.shape[2], axis=2)
+    logits = np.einsum("btnh,bsnh->bnts", query.astype(np.float64) * scale, key)
+    return logits if soft_cap is None else soft_cap * np.tanh(logits / soft_cap)
+
+
+def hub_reference(name: str, layer) -> dict:
+    """The scale, soft cap and window of ``layer`` from the backbone's config."""
+    config = HUB_BACKBONES[name]
+    head_dim = config.get("head_dim", HIDDEN // QUERY_HEADS)
+    reference = {"scale": 1 / np.sqrt(head_dim), "soft_cap": None, "window": None}
+    if name == "GemmaBackbone":
+        # GemmaDecoderBlock builds its attention with query_head_dim_normalize=True,
+        # and slides the window in every other layer (the first).
+        reference["soft_cap"] = GEMMA_CAP
+        if layer.path.split("/")[-2].endswith("_0"):
+            reference["window"] = GEMMA_WINDOW
+    elif name in ("QwenBackbone", "Qwen3Backbone"):
+        reference["window"] = config["sliding_window_size"]
+    return reference
+
+
+def check_hub_family(tmp_path, name: str, steps: int) -> None:
+    """Fit ``name``'s LM ``steps`` steps; at each, every attention layer's logged largest
+    logit and entropy equal NumPy's from the query and key the layer computed with."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, VOCAB, size=(4, SEQ)).astype("int32")
+    padding = np.ones((4, SEQ), "int32")
+    padding[1, -2:] = 0  # the last two tokens of one sequence are padding
+    model = hub_language_model(name)
+    for variable in model.trainable_variables:  # logits far from 0: a peaked softmax
+        if variable.path.endswith(("query/kernel", "key/kernel")):
+            variable.assign(variable * 4.0)
+    model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(True))
+    recorder = WeightsBeforeEachStep()
+    logger = kiz.GradientNormLogger(tmp_path, attention_logits=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(
+            [ids, padding],
+            ids,
+            batch_size=4,
+            epochs=steps,
+            shuffle=False,
+            verbose=0,
+            callbacks=[recorder, logger],
+        )
+    assert not [w for w in caught if "attention_logits" in str(w.message)]  # all read
+    logged = load_scalars(tmp_path)
+    layers = hub_attention_layers(model)
+    assert len(layers) == 2, layers
+    assert {t for t in logged if t.startswith("attn_")} == {
+        f"attn_{kind}/{layer.path}" for layer in layers for kind in ("logit_max", "entropy")
+    }
+    causal = np.tril(np.ones((SEQ, SEQ), bool))
+    captured = attention_inputs(model, recorder.weights[:steps], [ids, padding])
+    for step, seen in enumerate(captured, start=1):
+        for layer in layers:
+            query, key, mask = seen[layer.path]
+            reference = hub_reference(name, layer)
+            assert mask.shape == (4, SEQ, SEQ)
+            expected = causal  # example 0, without padding: causal (and Mistral's window)
+            if name == "MistralBackbone":
+                back = np.subtract.outer(np.arange(SEQ), np.arange(SEQ))
+                expected = causal & (back < HUB_BACKBONES[name]["sliding_window"])
+            assert not mask[1, :, -2:].any() and np.array_equal(mask[0], expected)
+            allowed = mask[:, None]
+            if reference["window"]:
+                band = np.abs(np.subtract.outer(np.arange(SEQ), np.arange(SEQ)))
+                allowed = allowed & (band <= reference["window"] - 1)
+            logits = numpy_gqa_logits(query, key, reference["scale"], reference["soft_cap"])
+            largest, entropy = numpy_stats(logits, allowed)
+            at = step - 1
+            assert logged[f"attn_logit_max/{layer.path}"][at] == (
+                step,
+                pytest.approx(largest, rel=1e-4),
+            ), (layer.path, step)
+            assert logged[f"attn_entropy/{layer.path}"][at] == (
+                step,
+                pytest.approx(entropy, rel=1e-4),
+            ), (layer.path, step)
+            # Controls: each part of the reference matters, so a probe without it fails.
+            if key.shape[2] != query.shape[2]:  # K heads reach the layer: pairing matters
+                tiled = numpy_gqa_logits(
+                    query, key, reference["scale"], reference["soft_cap"], heads=tile_heads
+                )
+                assert numpy_stats(tiled, allowed)[1] != pytest.approx(entropy, rel=1e-3)
+            wrong = numpy_gqa_logits(query, key, 1 / np.sqrt(HIDDEN), reference["soft_cap"])
+            assert numpy_stats(wrong, allowed) != pytest.approx((largest, entropy), rel=1e-3)
+            if reference["soft_cap"]:
+                uncapped = numpy_gqa_logits(query, key, reference["scale"])
+                assert numpy_stats(uncapped, allowed)[0] != pytest.approx(largest, rel=1e-3)
+            if reference["window"]:
+                unwindowed = numpy_stats(logits, mask[:, None])[1]
+                assert unwindowed != pytest.approx(entropy, rel=1e-3)
+
+
+@pytest.mark.parametrize("name", ["LlamaBackbone", "GemmaBackbone"])
+def test_keras_hub_decoder_attention_equals_numpy_at_every_logged_step(tmp_path, name):
+    """Grouped-query attention (4 query heads, 2 key/value heads) with RoPE: Llama repeats
+    the key heads before ``_compute_attention`` and scales by ``1 / sqrt(head_dim)``;
+    Gemma passes 2 key heads, scales by its own ``head_dim``, soft-caps the logits and
+    slides a window in its first layer. Each is read as the layer computes it."""
+    check_hub_family(tmp_path, name, steps=2)
+
+
+@pytest.mark.parametrize(
+    "name", ["MistralBackbone", "QwenBackbone", "Qwen3Backbone", "Phi3Backbone"]
+)
+def test_more_keras_hub_decoder_families_equal_numpy(tmp_path, name):
+    """Mistral (its window in the decoder's mask), Qwen and Qwen3 (their window inside
+    ``_compute_attention``), Phi-3: the same check."""
+    check_hub_family(tmp_path, name, steps=2)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_keras_grouped_query_attention_equals_numpy(tmp_path, causal):
+    """``keras.layers.GroupQueryAttention`` (4 query heads, 2 key/value heads; causal via
+    the ``use_causal_mask`` argument of its ``_compute_attention``), from its kernels."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(B, T, D)).astype("float32")
+    y = rng.normal(size=(B, T, 2)).astype("float32")
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((T, D))
+    gqa = keras.layers.GroupQueryAttention(3, 4, 2, name="gqa")
+    attended = gqa(tokens, tokens, use_causal_mask=causal)
+    model = keras.Model(tokens, keras.layers.Dense(2, name="head")(attended))
+    model.compile(keras.optimizers.SGD(0.5), "mse")
+    recorder = WeightsBeforeEachStep()
+    logger = kiz.GradientNormLogger(tmp_path, attention_logits=True)
+    model.fit(x, y, batch_size=B, epochs=2, shuffle=False, verbose=0, callbacks=[recorder, logger])
+    logged = load_scalars(tmp_path)
+    allowed = np.tril(np.ones((T, T), bool)) if causal else np.ones((T, T), bool)
+    for step in (1, 2):
+        w = recorder.weights[step - 1]
+        q = np.einsum("btd,dnh->btnh", x, w["gqa/query/kernel"]) + w["gqa/query/bias"]
+        k = np.einsum("bsd,dkh->bskh", x, w["gqa/key/kernel"]) + w["gqa/key/bias"]
+        largest, entropy = numpy_stats(numpy_gqa_logits(q, k, 1 / np.sqrt(3)), allowed)
+        assert logged["attn_logit_max/gqa"][step - 1] == (step, pytest.approx(largest, rel=1e-5))
+        assert logged["attn_entropy/gqa"][step - 1] == (step, pytest.approx(entropy, rel=1e-5))
+        tiled = numpy_stats(numpy_gqa_logits(q, k, 1 / np.sqrt(3), heads=tile_heads), allowed)
+        assert tiled != pytest.approx((largest, entropy), rel=1e-3)  # control: head pairing
+
+
+def test_an_attention_layer_of_no_family_is_named_in_one_warning(tmp_path):
+    """``keras.layers.Attention`` (no family) is skipped with a warning naming it; the
+    ``MultiHeadAttention`` beside it is still measured, and the fit runs."""
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((T, D))
+    attended = keras.layers.MultiHeadAttention(HEADS, KEY_DIM, name="mha")(tokens, tokens)
+    dot = keras.layers.Attention(name="dot")([attended, tokens])
+    model = keras.Model(tokens, keras.layers.Dense(2, name="head")(dot))
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    x = np.ones((B, T, D), "float32")
+    logger = kiz.GradientNormLogger(tmp_path, attention_logits=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, np.ones((B, T, 2), "float32"), epochs=2, verbose=0, callbacks=[logger])
+    named = [
+        str(w.message) for w in caught if "attention_logits does not measure" in str(w.message)
+    ]
+    assert len(named) == 1 and "`dot` (Attention)" in named[0], named
+    logged = load_scalars(tmp_path)
+    assert {t for t in logged if t.startswith("attn")} == {
+        "attn_logit_max/mha",
+        "attn_entropy/mha",
+    }
+    assert all(np.isfinite(v) for _, v in logged["attn_logit_max/mha"])
+
+
+def test_an_attention_call_the_probe_cannot_read_is_named_once_and_reads_nan(tmp_path):
+    """A ``MultiHeadAttention`` over two axes (a 5-D query): one warning naming it, its
+    tags NaN at every step, and the fit goes on."""
+    keras.utils.set_random_seed(0)
+    grid = keras.Input((3, 4, D))
+    attended = keras.layers.MultiHeadAttention(HEADS, KEY_DIM, attention_axes=(1, 2), name="mha2d")(
+        grid, grid
+    )
+    model = keras.Model(grid, keras.layers.Dense(2, name="head")(attended))
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    x = np.ones((B, 3, 4, D), "float32")
+    logger = kiz.GradientNormLogger(tmp_path, attention_logits=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, np.ones((B, 3, 4, 2), "float32"), epochs=3, verbose=0, callbacks=[logger])
+    named = [
+        str(w.message) for w in caught if "attention_logits does not measure" in str(w.message)
+    ]
+    assert len(named) == 1 and "`mha2d` (MultiHeadAttention)" in named[0], named
+    assert "attention over several axes" in named[0]
+    logged = load_scalars(tmp_path)
+    assert [step for step, _ in logged["attn_logit_max/mha2d"]] == [1, 2, 3]
+    assert all(np.isnan(v) for _, v in logged["attn_logit_max/mha2d"])
 
 
 # -- output logits -------------------------------------------------------------------------------

@@ -86,8 +86,11 @@ class GradientNormLogger(keras.callbacks.Callback):
       ``act_mean/<group>``, ``act_dead/<group>`` (the fraction of units zero on
       the whole batch), ``act_saturated/<group>`` (saturating outputs only:
       tanh, sigmoid, softsign) and the heatmap ``act_rms_by_depth``;
-    * with ``attention_logits=True``, for each ``MultiHeadAttention`` (KerasHub's
-      too) in the same step: ``attn_logit_max/<layer>``, its largest
+    * with ``attention_logits=True``, for each attention layer of a family in
+      :data:`~keras_initzoo.callbacks.capture.forward.ATTENTION_FAMILIES`
+      (``MultiHeadAttention``, ``GroupedQueryAttention``, KerasHub's Llama,
+      Gemma, Mistral, Qwen, Phi-3 and kin, grouped-query attention included)
+      in the same step: ``attn_logit_max/<layer>``, its largest
       pre-softmax logit, and ``attn_entropy/<layer>``, the attention weights'
       mean entropy in nats (the instability of Wortsman et al. 2024: logits
       that grow while the entropy collapses);

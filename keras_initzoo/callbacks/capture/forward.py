@@ -22,15 +22,26 @@ parameter-free layer called after it (an ``Activation``, a ``Dropout``) before
 the next group's first layer: a ``Dense`` followed by ``Activation("tanh")``
 is measured after the tanh.
 
-**Attention logits** (``attention_logits``). For each
-``keras.layers.MultiHeadAttention`` (KerasHub's ``CachedMultiHeadAttention``
-and other subclasses too), the projected query and key its
-``_compute_attention`` receives give the pre-softmax logits
-``q . k / sqrt(key_dim)``, under the layer's mask (and causal mask): the
-largest (``attn_logit_max/<layer>``) and the entropy of the attention weights
-in nats, averaged over batch, heads and queries (``attn_entropy/<layer>``).
-Keras' fused attention never forms the logits, so the probe forms them once
-more on logged steps: one extra ``B x N x T x S x key_dim`` product per layer.
+**Attention logits** (``attention_logits``). For each attention layer of a
+family in :data:`ATTENTION_FAMILIES` (``keras.layers.MultiHeadAttention`` and
+its subclasses, KerasHub's ``CachedMultiHeadAttention`` among them;
+``keras.layers.GroupedQueryAttention``; KerasHub's decoder-only attention:
+Llama, Mistral, Mixtral, Phi-3, GPT-NeoX, SmolLM3, Qwen, Qwen-MoE, Qwen3,
+Qwen3-MoE, Qwen3.5, Gemma, Gemma 2/3), the projected query and key its
+``_compute_attention`` receives give the pre-softmax logits as the layer forms
+them: ``q . k`` times the layer's own scale (``1 / sqrt(key_dim)``, Llama's
+``1 / sqrt(head_dim)``, Gemma's ``query_head_dim_normalize`` choice), each
+query head against its key/value head (grouped-query attention: ``K`` key
+heads repeated to the ``N`` query heads), soft-capped where the layer caps
+them (Gemma 2's ``c * tanh(l / c)``: the largest logged is then at most ``c``),
+under the layer's mask, causal mask and own sliding window: the largest
+(``attn_logit_max/<layer>``) and the entropy of the attention weights in nats,
+averaged over batch, heads and queries (``attn_entropy/<layer>``). Fused
+attention never forms the logits, so the probe forms them once more on logged
+steps: one extra ``B x N x T x S x H`` product per layer. A layer that looks
+like attention but belongs to no family (a ``_compute_attention`` method, or
+``Attention`` in its class name), or whose call the probe cannot read, is not
+measured (its tags read NaN) and is named in one warning.
 
 **Output logits** (``output_logits``). The model's (first) output, taken as
 logits over its last axis: the mean over examples and positions of
@@ -45,6 +56,8 @@ for the spike detector (not written as a scalar of its own).
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Callable, Sequence
 
 import keras
@@ -52,6 +65,7 @@ import numpy as np
 
 from keras_initzoo import _keras_internals as internals
 from keras_initzoo._shadowing import shadow
+from keras_initzoo._warnings import warn
 from keras_initzoo.callbacks.rows import (
     ACTIVATION_SECTIONS,
     ATTENTION_SECTIONS,
@@ -98,16 +112,34 @@ def output_stats(y, kind: str | None):
     return ops.stack([ops.mean(ops.square(y)), ops.mean(y), dead, saturated])
 
 
-def attention_stats(query, key, key_dim: int, mask=None, causal: bool = False):
+def attention_stats(
+    query,
+    key,
+    scale: float,
+    mask=None,
+    causal: bool = False,
+    *,
+    soft_cap: float | None = None,
+    window: int | None = None,
+    offset=0,
+    repeat_kv: Callable | None = None,
+):
     """``[largest logit, mean entropy]`` of multi-head attention's pre-softmax logits.
 
     Args:
         query: ``(B, T, N, H)``, projected.
-        key: ``(B, S, N, H)``, projected.
-        key_dim: ``H``, whose root scales the logits (Keras' ``1 / sqrt(key_dim)``).
+        key: ``(B, S, K, H)``, projected, with ``K`` dividing ``N`` (grouped-query
+            attention: ``K < N`` key/value heads).
+        scale: the factor of ``q . k`` (Keras' ``1 / sqrt(key_dim)``).
         mask: None, or booleans broadcastable to ``(B, T, S)`` (True: attend).
         causal: also mask key positions after each query's (Keras' causal mask,
             aligned at the end when ``S > T``).
+        soft_cap: None, or ``c``: the logits are ``c * tanh(l / c)`` (Gemma 2).
+        window: None, or ``w``: also mask keys more than ``w - 1`` positions
+            from the query, either side (KerasHub's in-layer sliding window).
+        offset: the position of the first query in that window (a cache index).
+        repeat_kv: ``(key, groups) -> key`` pairing each query head with its key
+            head (default :func:`repeat_heads`).
 
     Returns:
         A float32 vector of 2: the largest logit over the unmasked positions,
@@ -115,9 +147,14 @@ def attention_stats(query, key, key_dim: int, mask=None, causal: bool = False):
         heads and queries (a query with no unmasked key counts 0).
     """
     ops = keras.ops
-    q = ops.cast(ops.stop_gradient(query), "float32") * (1.0 / float(np.sqrt(key_dim)))
+    q = ops.cast(ops.stop_gradient(query), "float32") * float(scale)
     k = ops.cast(ops.stop_gradient(key), "float32")
+    heads, key_heads = q.shape[2], k.shape[2]
+    if key_heads != heads:
+        k = (repeat_kv or repeat_heads)(k, heads // key_heads)
     logits = ops.einsum("btnh,bsnh->bnts", q, k)
+    if soft_cap is not None:
+        logits = ops.tanh(logits / float(soft_cap)) * float(soft_cap)
     t, s = logits.shape[-2], logits.shape[-1]
     allowed = ops.ones_like(logits, dtype="bool")
     if mask is not None:
@@ -125,6 +162,10 @@ def attention_stats(query, key, key_dim: int, mask=None, causal: bool = False):
     if causal:
         rows = ops.expand_dims(ops.arange(t), 1) + (s - t)
         allowed = ops.logical_and(allowed, ops.expand_dims(ops.arange(s), 0) <= rows)
+    if window is not None:
+        rows = ops.expand_dims(ops.arange(t), 1) + ops.cast(offset, "int32")
+        distance = ops.abs(ops.expand_dims(ops.arange(s), 0) - rows)
+        allowed = ops.logical_and(allowed, distance <= int(window) - 1)
     largest = ops.max(ops.where(allowed, logits, float("-inf")))
     shifted = ops.where(allowed, logits - ops.max(ops.where(allowed, logits, -1e30), -1, True), 0.0)
     weights = ops.where(allowed, ops.exp(shifted), 0.0)
@@ -132,6 +173,205 @@ def attention_stats(query, key, key_dim: int, mask=None, causal: bool = False):
     p = weights / ops.maximum(total, 1e-30)
     entropy = -ops.sum(ops.where(p > 0, p * ops.log(ops.maximum(p, 1e-30)), 0.0), axis=-1)
     return ops.stack([largest, ops.mean(entropy)])
+
+
+# -- attention families --------------------------------------------------------------------------
+class Unreadable(Exception):
+    """An attention layer's call the probe cannot read; the message says why."""
+
+
+def repeat_heads(key, groups: int):
+    """Each key/value head ``groups`` times in a row, so query head ``n`` meets key head
+    ``n // groups``: ``ops.repeat(key, groups, axis=2)``, as Keras' ``GroupedQueryAttention``
+    and Llama's ``call`` repeat it, and as Gemma's ``(K, G)`` reshape of the query pairs them."""
+    return keras.ops.repeat(key, groups, axis=2)
+
+
+def _nothing(layer: keras.layers.Layer) -> None:
+    return None
+
+
+def _keras_hub(*names: str) -> Callable[[keras.layers.Layer], bool]:
+    """Matches a layer whose ``_compute_attention`` is that of KerasHub's class named one of
+    ``names`` (read off the class, so keras_hub is never imported here): the class itself or
+    a subclass keeping its method. A subclass with its own (T5Gemma's) is no member."""
+
+    def matches(layer: keras.layers.Layer) -> bool:
+        owner = next(
+            (c for c in type(layer).__mro__ if internals.COMPUTE_ATTENTION in vars(c)), None
+        )
+        return (
+            owner is not None
+            and owner.__module__.split(".")[0] == "keras_hub"
+            and owner.__name__ in names
+        )
+
+    return matches
+
+
+def _hub_scale(layer: keras.layers.Layer, head_dim: int) -> float | None:
+    return internals.keras_hub_attention_scale(layer)
+
+
+def _gemma_scale(layer: keras.layers.Layer, head_dim: int) -> float:
+    """``CachedGemmaAttention``'s ``query_normalization``."""
+    if layer.query_head_dim_normalize:
+        return 1.0 / float(np.sqrt(layer.head_dim))
+    return 1.0 / float(np.sqrt(layer.hidden_dim // layer.num_query_heads))
+
+
+def _switched_window(layer: keras.layers.Layer) -> int | None:
+    """Gemma's and Qwen's window: ``sliding_window_size`` where
+    ``use_sliding_window_attention``."""
+    if not layer.use_sliding_window_attention:
+        return None
+    if getattr(layer, "use_bidirectional_attention", False):  # Gemma 3's embedding models
+        raise Unreadable("its bidirectional sliding window is not read")
+    return int(layer.sliding_window_size)
+
+
+def _sized_window(layer: keras.layers.Layer) -> int | None:
+    """Qwen3's window: ``sliding_window_size`` where set."""
+    return int(layer.sliding_window_size) if layer.sliding_window_size else None
+
+
+def _soft_cap(layer: keras.layers.Layer) -> float | None:
+    return None if layer.logit_soft_cap is None else float(layer.logit_soft_cap)
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionFamily:
+    """How the probe reads the ``_compute_attention`` call of one family of attention layers.
+
+    Every family's method takes the projected query ``(B, T, N, H)``, key
+    ``(B, S, K, H)`` and value first and the mask ``(B, T, S)`` (True, or 1:
+    attend) fourth, by position or name.
+
+    Attributes:
+        name: the family's name, in warnings.
+        matches: whether a layer belongs to the family (the first family that
+            matches in :data:`ATTENTION_FAMILIES` reads it).
+        scale: ``(layer, H) -> factor`` the layer multiplies ``q . k`` by; None:
+            unreadable.
+        soft_cap: ``layer -> c`` or None: the layer's logits are ``c * tanh(l / c)``.
+        window: ``layer -> w`` or None: the sliding window the method itself
+            applies (a window the caller builds into the mask, as Mistral's
+            decoder does, needs none).
+        causal: the argument of the method asking for a causal mask, if any.
+        offset: the argument giving the first query's position in the window.
+        repeat_kv: ``(key, groups) -> key`` with one key head per query head,
+            where the method gets fewer key heads than query heads.
+    """
+
+    name: str
+    matches: Callable[[keras.layers.Layer], bool]
+    scale: Callable[[keras.layers.Layer, int], float | None]
+    soft_cap: Callable[[keras.layers.Layer], float | None] = _nothing
+    window: Callable[[keras.layers.Layer], int | None] = _nothing
+    causal: str | None = None
+    offset: str | None = None
+    repeat_kv: Callable = repeat_heads
+
+
+#: The attention layers ``attention_logits`` measures, one entry per family.
+ATTENTION_FAMILIES: tuple[AttentionFamily, ...] = (
+    AttentionFamily(
+        "keras MultiHeadAttention",
+        lambda layer: isinstance(layer, keras.layers.MultiHeadAttention),
+        lambda layer, head_dim: 1.0 / float(np.sqrt(layer.key_dim)),
+        causal="use_causal_mask",
+    ),
+    AttentionFamily(
+        "keras GroupedQueryAttention",
+        lambda layer: isinstance(layer, keras.layers.GroupQueryAttention),
+        lambda layer, head_dim: 1.0 / float(np.sqrt(layer.head_dim)),
+        causal="use_causal_mask",
+    ),
+    AttentionFamily(
+        "KerasHub scaled dot-product attention",
+        _keras_hub(
+            "LlamaAttention",
+            "CachedMistralAttention",
+            "CachedMixtralAttention",
+            "Phi3Attention",
+            "GPTNeoXAttention",
+            "SmolLM3Attention",
+        ),
+        _hub_scale,
+    ),
+    AttentionFamily(
+        "KerasHub Qwen attention",
+        _keras_hub("QwenAttention", "QwenMoeAttention"),
+        _hub_scale,
+        window=_switched_window,
+        offset="cache_update_index",
+    ),
+    AttentionFamily(
+        "KerasHub Qwen3 attention",
+        _keras_hub("Qwen3Attention", "Qwen3MoeAttention", "Qwen3_5Attention"),
+        _hub_scale,
+        window=_sized_window,
+        offset="cache_update_index",
+    ),
+    AttentionFamily(
+        "KerasHub Gemma attention",
+        _keras_hub("CachedGemmaAttention", "CachedGemma3Attention"),
+        _gemma_scale,
+        soft_cap=_soft_cap,
+        window=_switched_window,
+        offset="cache_update_index",
+    ),
+)
+
+
+def attention_family(layer: keras.layers.Layer) -> AttentionFamily | None:
+    """The first family of :data:`ATTENTION_FAMILIES` that ``layer`` belongs to, if any."""
+    return next((f for f in ATTENTION_FAMILIES if f.matches(layer)), None)
+
+
+def looks_like_attention(layer: keras.layers.Layer) -> bool:
+    """An attention layer by its method or its class name, measured or not."""
+    return internals.computes_attention(layer) or "attention" in type(layer).__name__.lower()
+
+
+def read_attention_call(
+    family: AttentionFamily, layer: keras.layers.Layer, compute: Callable, args, kwargs
+):
+    """The :func:`attention_stats` of one ``_compute_attention(*args, **kwargs)`` call.
+
+    Raises:
+        Unreadable: where the call is not one the family reads.
+    """
+    try:
+        bound = inspect.signature(compute).bind(*args, **kwargs)
+    except TypeError as error:
+        raise Unreadable(f"its call does not bind ({error})") from None
+    bound.apply_defaults()
+    values = list(bound.arguments.values())
+    if len(values) < 4:
+        raise Unreadable("its method takes fewer than query, key, value and mask")
+    query, key, _, mask = values[:4]
+    q_shape, k_shape = tuple(query.shape), tuple(key.shape)
+    if len(q_shape) != 4 or len(k_shape) != 4:
+        raise Unreadable(f"attention over several axes (query {q_shape}, key {k_shape})")
+    if q_shape[-1] != k_shape[-1] or not k_shape[2] or q_shape[2] % k_shape[2]:
+        raise Unreadable(f"query heads {q_shape} do not pair with key heads {k_shape}")
+    scale = family.scale(layer, q_shape[-1])
+    if scale is None:
+        raise Unreadable("its scale is not readable")
+    causal = bool(bound.arguments.get(family.causal, False)) if family.causal else False
+    offset = bound.arguments.get(family.offset) if family.offset else None
+    return attention_stats(
+        query,
+        key,
+        scale,
+        mask,
+        causal,
+        soft_cap=family.soft_cap(layer),
+        window=family.window(layer),
+        offset=0 if offset is None else offset,
+        repeat_kv=family.repeat_kv,
+    )
 
 
 def logit_stats(logits):
@@ -154,10 +394,23 @@ def probability_head(model: keras.layers.Layer) -> str | None:
     return name if name in ("softmax", "sigmoid", "log_softmax") else None
 
 
-def attention_layers(model: keras.layers.Layer) -> list[keras.layers.MultiHeadAttention]:
-    """Every ``MultiHeadAttention`` inside ``model`` (subclasses too), each once, in layer order."""
-    _, composites = leaf_and_composite_layers(model)
-    return [layer for layer in composites if isinstance(layer, keras.layers.MultiHeadAttention)]
+def attention_layers(
+    model: keras.layers.Layer,
+) -> tuple[list[tuple[keras.layers.Layer, AttentionFamily]], list[keras.layers.Layer]]:
+    """The attention layers inside ``model``, each once, in layer order: those of a family
+    (with it), and those that look like attention but belong to none (not measured)."""
+    leaves, composites = leaf_and_composite_layers(model)
+    found = [(layer, attention_family(layer)) for layer in composites]
+    found = [(layer, f) for layer, f in found if f and internals.computes_attention(layer)]
+    measured = {id(layer) for layer, _ in found}
+    unread = []
+    for layer in [*composites, *leaves]:
+        if id(layer) in measured or not looks_like_attention(layer):
+            continue
+        inner = internals.flatten_layers(layer, include_self=False, recursive=True)
+        if not any(id(sub) in measured for sub in inner):  # not a block around measured ones
+            unread.append(layer)
+    return found, unread
 
 
 class ForwardProbe:
@@ -209,7 +462,12 @@ class ForwardProbe:
                 self._group[id(layer)] = owned[0]
         self._kind = {id(layer): saturating_kind(layer) for layer in self._routed}
         self.saturating = self._saturating_groups()
-        self.attention = attention_layers(model) if attention else []
+        found, unread = attention_layers(model) if attention else ([], [])
+        self.attention = [layer for layer, _ in found]
+        self._families = [family for _, family in found]
+        self._unread: set[int] = set()  # attention layers named in a warning
+        if unread:
+            self._warn_unread(unread, "no family the probe reads, so no tags")
         self._output_stats: dict[int, object] = {}
         self._attention_stats: dict[int, object] = {}
         self._logit_stats = None
@@ -238,10 +496,10 @@ class ForwardProbe:
             self._restore.append(self._route(layer, "call", self._observe_output))
         for index, layer in enumerate(self.attention):
 
-            def measured(compute, query, key, value, *args, _index=index, _layer=layer, **kw):
+            def measured(compute, *args, _index=index, _layer=layer, **kwargs):
                 if self._collecting():
-                    self._observe_attention(_index, _layer, query, key, args, kw)
-                return compute(query, key, value, *args, **kw)
+                    self._observe_attention(_index, _layer, compute, args, kwargs)
+                return compute(*args, **kwargs)
 
             self._restore.append(internals.route_compute_attention(layer, measured))
         if self._logits_model is not None:
@@ -290,12 +548,24 @@ class ForwardProbe:
             return
         self._output_stats[group] = output_stats(y, self._kind[id(layer)])
 
-    def _observe_attention(self, index: int, layer, query, key, args: tuple, kwargs: dict):
-        mask = kwargs.get("attention_mask", args[0] if args else None)
-        causal = bool(kwargs.get("use_causal_mask", args[3] if len(args) > 3 else False))
-        if len(query.shape) != 4 or len(key.shape) != 4:
-            return  # attention over several axes: not measured
-        self._attention_stats[index] = attention_stats(query, key, layer.key_dim, mask, causal)
+    def _observe_attention(self, index: int, layer, compute: Callable, args: tuple, kwargs: dict):
+        if index in self._unread:
+            return
+        try:
+            stats = read_attention_call(self._families[index], layer, compute, args, kwargs)
+        except (Unreadable, AttributeError) as reason:  # AttributeError: a family's attribute
+            self._unread.add(index)
+            self._warn_unread([layer], f"{reason}, so its tags read NaN")
+            return
+        self._attention_stats[index] = stats
+
+    def _warn_unread(self, layers: list, reason: str) -> None:
+        """One warning naming attention layers not measured, and why."""
+        names = ", ".join(f"`{layer.path}` ({type(layer).__name__})" for layer in layers)
+        warn(
+            f"attention_logits does not measure {names}: {reason} (the families it reads: "
+            "keras_initzoo.callbacks.capture.forward.ATTENTION_FAMILIES)."
+        )
 
     # -- the step's result -----------------------------------------------------------
     def section_count(self) -> int:
