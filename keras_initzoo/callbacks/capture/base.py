@@ -148,32 +148,39 @@ def spectral_norms(matrices: Sequence, steps: int) -> Any:
 
 
 def _largest_singular_values(a: Any, steps: int) -> Any:
-    """Golub-Kahan-Lanczos on a batch ``a`` of shape (k, rows, columns): (k,) values."""
+    """Golub-Kahan-Lanczos on a batch ``a`` of shape (k, rows, columns): (k,) values.
+
+    Vectors are rows, ``(k, 1, n)``, and bases stack them, ``(k, steps, n)``:
+    every product is a row (or a few rows) times a matrix, ``A v`` as
+    ``v^T A^T``. PyTorch's CPU batched matrix-vector product (``A @ v``, a
+    column) is several times slower than the row form; XLA and TensorFlow
+    take either alike.
+    """
     ops = keras.ops
     count, rows, columns = a.shape
-    start = np.random.default_rng(0).normal(size=(1, columns, 1)).astype("float32")
+    start = np.random.default_rng(0).normal(size=(1, 1, columns)).astype("float32")
     v = ops.convert_to_tensor(np.repeat(start / np.linalg.norm(start), count, 0))
     a_t = ops.transpose(a, (0, 2, 1))
 
     def unit(x):
-        return x / ops.maximum(ops.norm(x, axis=1, keepdims=True), 1e-30)
+        return x / ops.maximum(ops.norm(x, axis=2, keepdims=True), 1e-30)
 
-    def orthogonalize(x, basis):  # against the basis' filled columns (the rest are 0)
+    def orthogonalize(x, basis):  # against the basis' filled rows (the rest are 0)
         for _ in range(2):  # Gram-Schmidt twice: "twice is enough" (Kahan, Parlett)
-            x = x - ops.matmul(basis, ops.matmul(ops.transpose(basis, (0, 2, 1)), x))
+            x = x - ops.matmul(ops.matmul(x, ops.transpose(basis, (0, 2, 1))), basis)
         return x
 
-    def column(x, j):  # x (k, n, 1) placed as column j of a (k, n, steps) basis
-        return x * ops.cast(ops.equal(ops.arange(steps), j), "float32")
+    def row(x, j):  # x (k, 1, n) placed as row j of a (k, steps, n) basis
+        return x * ops.cast(ops.equal(ops.arange(steps), j), "float32")[:, None]
 
-    u = unit(ops.matmul(a, v))
-    bases = (column(u, 0), column(v, 0), u)
+    u = unit(ops.matmul(v, a_t))
+    bases = (row(u, 0), row(v, 0), u)
 
     def step(j, state):
         us, vs, u = state
-        v = unit(orthogonalize(ops.matmul(a_t, u), vs))
-        u = unit(orthogonalize(ops.matmul(a, v), us))
-        return us + column(u, j), vs + column(v, j), u
+        v = unit(orthogonalize(ops.matmul(u, a), vs))
+        u = unit(orthogonalize(ops.matmul(v, a_t), us))
+        return us + row(u, j), vs + row(v, j), u
 
     # A loop of fixed-size bases, not unrolled: the traced step stays small.
     us, vs, _ = ops.fori_loop(1, steps, step, bases)
@@ -181,7 +188,7 @@ def _largest_singular_values(a: Any, steps: int) -> Any:
     # directly: where the Krylov space ends early (rank below ``steps``), the
     # recurrence's coefficients no longer describe A on the new vectors, but U^T A V
     # with orthonormal (or zero) columns always has singular values at most ||A||_2.
-    projected = ops.matmul(ops.transpose(us, (0, 2, 1)), ops.matmul(a, vs))
+    projected = ops.matmul(ops.matmul(us, a), ops.transpose(vs, (0, 2, 1)))
     return ops.max(ops.svd(projected, compute_uv=False), axis=1)
 
 
