@@ -33,9 +33,8 @@ import json
 import time
 
 import keras
-import numpy as np
 
-from keras_initzoo.mup._depth_transfer import best, digits, sweep
+from keras_initzoo.mup._depth_transfer import best, digits, plot_sweep, sweep
 
 # losses at or above this (and diverged runs) are drawn at it
 CLIP = 2.5
@@ -43,48 +42,15 @@ CLIP = 2.5
 
 def plot(results: dict, path: str) -> None:
     """Two panels (CompleteP | width-only muP): mean final loss against log2 rate, one curve
-    per depth, each curve's best rate marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    exponents = results["exponents"]
-    titles = {"completep": "CompleteP", "none": "width-only muP (depth=None)"}
-    rules = [r for r in ("completep", "none") if r in results["losses"]]
-    rules += [r for r in results["losses"] if r not in rules]
-    figure, axes = plt.subplots(1, len(rules), figsize=(5.5 * len(rules), 4.2), sharey=True)
-    axes = np.atleast_1d(axes)
-    depths = sorted({int(d) for bests in results["losses"].values() for d in bests})
-    colors = plt.cm.viridis(np.linspace(0.0, 0.85, len(depths)))
+    per depth, each curve's best rate marked (``_depth_transfer.plot_sweep``)."""
     args = results["args"]
-    for axis, rule in zip(axes, rules, strict=True):
-        for color, depth in zip(colors, depths, strict=True):
-            losses = results["losses"][rule].get(str(depth), results["losses"][rule].get(depth))
-            if losses is None:
-                continue
-            means = np.array(losses, dtype=float).mean(axis=0)
-            drawn = np.where(np.isfinite(means), np.minimum(means, CLIP), CLIP)
-            axis.plot(exponents, drawn, "o-", color=color, label=f"depth {depth}", markersize=4)
-            if np.isfinite(means).any():
-                k = int(np.nanargmin(means))
-                axis.plot(exponents[k], drawn[k], "*", color=color, markersize=15,
-                          markeredgecolor="black")  # fmt: skip
-        axis.set_title(titles.get(rule, rule))
-        axis.set_xlabel("log2 Adam learning rate")
-        axis.set_yscale("log")
-        axis.grid(alpha=0.3)
-    axes[0].set_ylabel(f"final training loss (mean of {len(args['seeds'])} seeds)")
-    axes[-1].legend(title="blocks (\u2605 best)")
-    figure.suptitle(
+    depths = sorted({int(d) for bests in results["losses"].values() for d in bests})
+    title = (
         f"digits, pre-LN residual MLP width {args['width']}, base depth "
         f"{args.get('base_depth') or min(depths)}, {args['epochs']} epochs, "
-        f"{results.get('backend', '?')}; losses above {CLIP} clipped",
-        fontsize=9,
+        f"{results.get('backend', '?')}; losses above {CLIP} clipped"
     )
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    plot_sweep(results, path, title, clip=CLIP)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ Used by ``benchmarks/mup_depth_lr_transfer.py``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -50,8 +50,11 @@ def digits(limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     return (x, y) if limit is None else (x[:limit], y[:limit])
 
 
-def _model(rule, width, depth, seed, x, *, base_width, base_depth) -> keras.Model:
-    """A fresh, compiled model of ``rule`` (see the module) at ``width`` x ``depth``."""
+def _model(rule, width, depth, seed, x, *, base_width, base_depth, build=None) -> keras.Model:
+    """A fresh, compiled model of ``rule`` (see the module) at ``width`` x ``depth``.
+
+    ``build(width, depth)`` makes the model; by default :func:`residual_mlp` on ``x``'s features.
+    """
     from keras_initzoo.mup.optimizers import Adam
     from keras_initzoo.mup.parametrization import parametrize
 
@@ -59,11 +62,16 @@ def _model(rule, width, depth, seed, x, *, base_width, base_depth) -> keras.Mode
         raise ValueError(f"`rule` must be one of {RULES}; received {rule!r}.")
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    model = residual_mlp(width, depth, x.shape[-1])
+    if build is None:
+
+        def build(width, depth):
+            return residual_mlp(width, depth, x.shape[-1])
+
+    model = build(width, depth)
     if rule == "standard":
         optimizer = keras.optimizers.Adam(learning_rate=1e-3)
     else:
-        base = residual_mlp(base_width, base_depth, x.shape[-1])
+        base = build(base_width, base_depth)
         depth_rule = None if rule == "none" else rule
         parametrize(model, base, depth=depth_rule, seed=seed, data=x[:64])
         optimizer = Adam(learning_rate=1e-3)
@@ -128,6 +136,7 @@ def sweep(
     base_depth: int,
     epochs: int,
     batch_size: int = 64,
+    build: Callable[[int, int], keras.Model] | None = None,
 ) -> np.ndarray:
     """Final losses of shape ``(seeds, rates)`` at rates ``2**e`` for ``e`` in ``exponents``.
 
@@ -136,10 +145,14 @@ def sweep(
     optimizer's state are put back before each rate, and the same order of
     batches drawn. The compiled step is reused, which on JAX and TensorFlow saves
     a compilation per run; the results are those of :func:`final_loss` (tested).
+    ``build(width, depth)`` makes another model than :func:`residual_mlp` (its loss:
+    sparse categorical cross-entropy on logits, so ``y`` may hold a label per token).
     """
     runs = np.full((len(seeds), len(exponents)), np.nan)
     for i, seed in enumerate(seeds):
-        model = _model(rule, width, depth, seed, x, base_width=base_width, base_depth=base_depth)
+        model = _model(
+            rule, width, depth, seed, x, base_width=base_width, base_depth=base_depth, build=build
+        )
         model.optimizer.build(model.trainable_variables)
         weights = [keras.ops.convert_to_numpy(v) for v in model.weights]
         state = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
@@ -176,3 +189,48 @@ def transfer(base_runs: np.ndarray, target_runs: np.ndarray, exponents: Sequence
         "ratio": at / float(means[t]) if np.isfinite(at) else float("inf"),
         "shift": t - b,
     }
+
+
+def plot_sweep(results: dict, path: str, title: str, *, clip: float = 2.5) -> None:
+    """Two panels (CompleteP | width-only muP) of a depth sweep: the mean final loss over
+    seeds against the log2 rate, one curve per depth, each curve's best rate starred.
+
+    ``results`` is the JSON the depth benchmarks write (``exponents``, ``args["seeds"]``,
+    ``losses[rule][depth]`` of shape (seeds, rates)); losses at or above ``clip``, and
+    diverged runs, are drawn at ``clip``. Needs matplotlib.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    exponents = results["exponents"]
+    titles = {"completep": "CompleteP", "none": "width-only muP (depth=None)"}
+    rules = [r for r in ("completep", "none") if r in results["losses"]]
+    rules += [r for r in results["losses"] if r not in rules]
+    figure, axes = plt.subplots(1, len(rules), figsize=(5.5 * len(rules), 4.2), sharey=True)
+    axes = np.atleast_1d(axes)
+    depths = sorted({int(d) for bests in results["losses"].values() for d in bests})
+    colors = plt.cm.viridis(np.linspace(0.0, 0.85, len(depths)))
+    for axis, rule in zip(axes, rules, strict=True):
+        for color, depth in zip(colors, depths, strict=True):
+            losses = results["losses"][rule].get(str(depth), results["losses"][rule].get(depth))
+            if losses is None:
+                continue
+            means = np.array(losses, dtype=float).mean(axis=0)
+            drawn = np.where(np.isfinite(means), np.minimum(means, clip), clip)
+            axis.plot(exponents, drawn, "o-", color=color, label=f"depth {depth}", markersize=4)
+            if np.isfinite(means).any():
+                k = int(np.nanargmin(means))
+                axis.plot(exponents[k], drawn[k], "*", color=color, markersize=15,
+                          markeredgecolor="black")  # fmt: skip
+        axis.set_title(titles.get(rule, rule))
+        axis.set_xlabel("log2 Adam learning rate")
+        axis.set_yscale("log")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel(f"final training loss (mean of {len(results['args']['seeds'])} seeds)")
+    axes[-1].legend(title="blocks (\u2605 best)")
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
