@@ -52,7 +52,7 @@ import time
 import keras
 import numpy as np
 
-from keras_initzoo.mup._depth_transfer import best, plot_sweep, sweep
+from keras_initzoo.mup._depth_transfer import best, plot_sweep, pre_ln_transformer_blocks, sweep
 
 # losses at or above this (and diverged runs) are drawn at it
 CLIP = 3.0
@@ -65,14 +65,7 @@ def transformer(width: int, depth: int, length: int = 8, vocab: int = 16) -> ker
     tokens = keras.layers.Embedding(vocab, width, name="embed")(inputs[:, :length])
     positions = keras.layers.Embedding(length, width, name="pos_embed")(inputs[:, length:])
     x = keras.layers.Add(name="embed_add")([tokens, positions])
-    for i in range(depth):
-        h = keras.layers.LayerNormalization(name=f"t{i}_ln1")(x)
-        h = keras.layers.MultiHeadAttention(2, width // 2, name=f"t{i}_attention")(h, h)
-        x = keras.layers.Add(name=f"t{i}_attn_add")([x, h])
-        h = keras.layers.LayerNormalization(name=f"t{i}_ln2")(x)
-        h = keras.layers.Dense(2 * width, activation="relu", name=f"t{i}_up")(h)
-        h = keras.layers.Dense(width, name=f"t{i}_down")(h)
-        x = keras.layers.Add(name=f"t{i}_mlp_add")([x, h])
+    x = pre_ln_transformer_blocks(x, width, depth)
     x = keras.layers.LayerNormalization(name="final_ln")(x)
     return keras.Model(inputs, keras.layers.Dense(vocab, name="readout")(x), name="transformer")
 

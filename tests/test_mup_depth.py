@@ -13,6 +13,7 @@ import pytest
 from test_mup import step_after_round_trip, values
 
 import keras_initzoo as kiz
+from keras_initzoo.mup._depth_transfer import pre_ln_transformer_blocks
 
 
 def residual_mlp(width: int, depth: int, *, branch_scale: float | None = None, act="relu"):
@@ -34,14 +35,7 @@ def pre_ln_transformer(width: int, depth: int, length: int = 4) -> keras.Model:
     """Pre-LN transformer blocks of ``keras.layers.MultiHeadAttention`` and a ReLU MLP."""
     inputs = keras.Input((length, 8))
     x = keras.layers.Dense(width, name="embed")(inputs)
-    for i in range(depth):
-        h = keras.layers.LayerNormalization(name=f"t{i}_ln1")(x)
-        h = keras.layers.MultiHeadAttention(2, width // 2, name=f"t{i}_attention")(h, h)
-        x = keras.layers.Add(name=f"t{i}_attn_add")([x, h])
-        h = keras.layers.LayerNormalization(name=f"t{i}_ln2")(x)
-        h = keras.layers.Dense(2 * width, activation="relu", name=f"t{i}_up")(h)
-        h = keras.layers.Dense(width, name=f"t{i}_down")(h)
-        x = keras.layers.Add(name=f"t{i}_mlp_add")([x, h])
+    x = pre_ln_transformer_blocks(x, width, depth)
     x = keras.layers.GlobalAveragePooling1D()(keras.layers.LayerNormalization(name="final_ln")(x))
     return keras.Model(inputs, keras.layers.Dense(10, name="readout")(x), name="transformer")
 

@@ -40,6 +40,20 @@ def residual_mlp(width: int, depth: int, inputs: int = 64) -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(10, name="readout")(x))
 
 
+def pre_ln_transformer_blocks(x, width: int, depth: int):
+    """``depth`` pre-LN blocks on ``x``: LayerNorm, 2-head ``MultiHeadAttention``, Add;
+    LayerNorm, Dense ReLU at twice the width, Dense, Add."""
+    for i in range(depth):
+        h = keras.layers.LayerNormalization(name=f"t{i}_ln1")(x)
+        h = keras.layers.MultiHeadAttention(2, width // 2, name=f"t{i}_attention")(h, h)
+        x = keras.layers.Add(name=f"t{i}_attn_add")([x, h])
+        h = keras.layers.LayerNormalization(name=f"t{i}_ln2")(x)
+        h = keras.layers.Dense(2 * width, activation="relu", name=f"t{i}_up")(h)
+        h = keras.layers.Dense(width, name=f"t{i}_down")(h)
+        x = keras.layers.Add(name=f"t{i}_mlp_add")([x, h])
+    return x
+
+
 def digits(limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The digits of sklearn: ``x`` (pixels / 16, float32), ``y`` (int32), the first ``limit``."""
     from sklearn.datasets import load_digits
