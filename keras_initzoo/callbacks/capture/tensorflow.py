@@ -438,16 +438,28 @@ class TensorFlowCapture(Capture):
         def record(strategy):
             step, updating = self._step(target)  # already incremented by the update
 
-            def compute():
-                slot = tf.math.floormod(self.recorded.read_value() - 1, self.rows)
+            def statistics() -> dict[str, tf.Tensor]:
                 deltas = [
                     _read(v) - _read(s) for s, v in zip(self.snapshots, self.variables, strict=True)
                 ]
-                fill(slot, "updates", per_group(squared_sums(deltas)[0]))
+                values = {"updates": per_group(squared_sums(deltas)[0])}
                 if layout.has("eps_small"):
-                    fill(slot, "eps_small", per_group(self.epsilon_counts(target, _read)))
+                    values["eps_small"] = per_group(self.epsilon_counts(target, _read))
                 if layout.spectral:
-                    fill(slot, "spectral", self.spectral_sizes(deltas))
+                    values["spectral"] = self.spectral_sizes(deltas)
+                return values
+
+            def compute():
+                slot = tf.math.floormod(self.recorded.read_value() - 1, self.rows)
+                # A few hundred small ops (the Lanczos loop, a count per variable),
+                # each dispatched on its own by TensorFlow's executor, cost more than
+                # their arithmetic: one XLA program runs them 2-4x faster. Not across
+                # replicas, whose mirrored variables XLA does not take.
+                run = statistics
+                if strategy is None:
+                    run = tf.function(statistics, jit_compile=True, autograph=False)
+                for section, values in run().items():
+                    fill(slot, section, values)
 
             _when(self._gate(step, self.update_freq, updating), compute)
 
