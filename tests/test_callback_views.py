@@ -422,3 +422,24 @@ def test_many_groups_keep_one_pixel_rows_and_readable_labels():
     pixels = history.image()
     assert _heat_area(pixels).shape[0] == 600
     assert pixels.shape[1] < 1000  # the names are cut to their ends, not drawn whole
+
+
+def test_the_heatmap_png_is_indexed_and_decodes_to_the_drawn_pixels():
+    """The summary's PNG is a palette image (a third of the bytes to compress), and
+    TensorFlow's decoder reads back exactly :meth:`DepthHistory.image`: heat, NaN red,
+    zero black, text. Control: shifting the palette by one entry fails the comparison."""
+    import struct
+
+    from keras_initzoo.callbacks import views
+
+    history = _five_group_history()
+    history.add(6, np.array([np.nan, 0.0, 0.025, 0.16, 2.2]))
+    encoded = history.image_summary().value[0].tensor.string_val[2]
+    assert struct.unpack(">B", encoded[25:26]) == (3,)  # IHDR colour type 3: indexed
+    decoded = tf.io.decode_png(encoded, channels=3).numpy()
+    pixels = history.image()
+    np.testing.assert_array_equal(decoded, pixels)
+    assert (pixels.reshape(-1, 3) == (255, 0, 0)).all(axis=1).any()
+    assert (pixels.reshape(-1, 3) == (0, 0, 0)).all(axis=1).any()
+    shifted = views.png(history._indexed(), np.roll(views._INDEXED_PALETTE, 1, axis=0))
+    assert not np.array_equal(tf.io.decode_png(shifted, channels=3).numpy(), pixels)

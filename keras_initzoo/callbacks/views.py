@@ -48,10 +48,13 @@ _ZERO = (0, 0, 0)  # a zero norm (log10 = -inf): black
 _INK = (40, 40, 40)  # text
 
 
-def png(pixels: np.ndarray) -> bytes:
-    """An RGB ``uint8`` array ``(height, width, 3)`` as PNG bytes."""
-    height, width, _ = pixels.shape
-    raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(height))
+def png(pixels: np.ndarray, palette: np.ndarray | None = None) -> bytes:
+    """An RGB ``uint8`` array ``(height, width, 3)`` as PNG bytes; with ``palette``
+    (``(n, 3)`` RGB, ``n <= 256``), a ``(height, width)`` array of its indices."""
+    height, width = pixels.shape[:2]
+    rows = np.empty((height, 1 + pixels[0].size), np.uint8)
+    rows[:, 0] = 0  # each row's filter: none
+    rows[:, 1:] = pixels.reshape(height, -1)
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return (
@@ -61,17 +64,66 @@ def png(pixels: np.ndarray) -> bytes:
             + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
         )
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    kind = 2 if palette is None else 3  # truecolour, or indexed
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, kind, 0, 0, 0))
+    if palette is not None:
+        header += chunk(b"PLTE", np.asarray(palette, np.uint8).tobytes())
     return (
         b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw, 1))  # level 6: twice the time, 2/3 the bytes
+        + header
+        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))  # level 6: twice the time
         + chunk(b"IEND", b"")
     )
 
 
+# The heatmap is drawn in the indices of one 256-colour palette: the heat scale
+# in _SHADES steps (a step is below what the eye tells apart), red, black, and
+# _GREYS shades of text from white to ink. An indexed PNG is a third of an RGB
+# one's bytes to compress, and zlib is most of the time a heatmap takes.
+_SHADES, _GREYS = 192, 62
+_RED, _BLACK, _WHITE = _SHADES, _SHADES + 1, _SHADES + 2
+
+
+def _indexed_palette() -> np.ndarray:
+    position = np.linspace(0.0, len(_PALETTE) - 1, _SHADES)
+    below = np.floor(position).astype(int).clip(0, len(_PALETTE) - 2)
+    fraction = (position - below)[:, None]
+    heat = _PALETTE[below] * (1 - fraction) + _PALETTE[below + 1] * fraction
+    ink = np.linspace(0.0, 1.0, _GREYS)[:, None]
+    greys = 255 * (1 - ink) + np.asarray(_INK) * ink
+    return np.vstack([heat, [_NONFINITE, _ZERO], greys]).round().astype(np.uint8)
+
+
+_INDEXED_PALETTE = _indexed_palette()
+
+
+def shade(log_norms: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Log10 norms as indices into the heatmap's palette, from ``low`` to ``high``.
+
+    Args:
+        log_norms: log10 norms, any shape; NaN and inf get the non-finite
+            colour (red), ``-inf`` (a zero norm) its own (black).
+        low: the log10 norm at the scale's first colour; lower ones clip.
+        high: the log10 norm at its last colour; higher ones clip.
+
+    Returns:
+        ``uint8`` indices, ``log_norms.shape``.
+
+    >>> shade(np.array([0.0, 0.5, 1.0, np.nan, -np.inf]), 0.0, 1.0).tolist()
+    [0, 96, 191, 192, 193]
+    """
+    finite = np.isfinite(log_norms)
+    t = np.zeros(log_norms.shape)
+    if high > low:
+        t[finite] = (log_norms[finite] - low) / (high - low)
+    index = np.round(np.clip(t, 0.0, 1.0) * (_SHADES - 1)).astype(np.uint8)
+    index[~finite] = _RED
+    index[np.isneginf(log_norms)] = _BLACK
+    return index
+
+
 def colour(log_norms: np.ndarray, low: float, high: float) -> np.ndarray:
-    """RGB colours of log10 norms on the palette from ``low`` to ``high``.
+    """RGB colours of log10 norms on the palette (viridis) from ``low`` to ``high``.
 
     Args:
         log_norms: log10 norms, any shape; NaN and inf get the non-finite
@@ -82,17 +134,7 @@ def colour(log_norms: np.ndarray, low: float, high: float) -> np.ndarray:
     Returns:
         ``uint8`` RGB values, ``log_norms.shape + (3,)``.
     """
-    finite = np.isfinite(log_norms)
-    t = np.zeros(log_norms.shape)
-    if high > low:
-        t[finite] = (log_norms[finite] - low) / (high - low)
-    position = np.clip(t, 0.0, 1.0) * (len(_PALETTE) - 1)
-    below = np.floor(position).astype(int).clip(0, len(_PALETTE) - 2)
-    fraction = (position - below)[..., None]
-    rgb = _PALETTE[below] * (1 - fraction) + _PALETTE[below + 1] * fraction
-    rgb[~finite] = _NONFINITE
-    rgb[np.isneginf(log_norms)] = _ZERO
-    return rgb.round().astype(np.uint8)
+    return _INDEXED_PALETTE[shade(log_norms, low, high)]
 
 
 def plain_number(value: float) -> str:
@@ -127,7 +169,8 @@ def _font(size: int = 12):
 
 @functools.lru_cache(maxsize=2048)
 def _glyphs(text: str, anchor: str = "la"):
-    """``text`` rendered once as an 8-bit mask, and the mask's offset from the anchor point.
+    """``text`` rendered once as palette indices (white to ink), and its offset from the
+    anchor point.
 
     A heatmap redraws the same layer names at every epoch and train end; rendering
     them is most of its cost, so each text is rendered once per process.
@@ -138,17 +181,31 @@ def _glyphs(text: str, anchor: str = "la"):
     x0, y0, x1, y1 = (int(np.floor(v)) for v in font.getbbox(text, anchor=anchor))
     mask = Image.new("L", (max(1, x1 - x0 + 1), max(1, y1 - y0 + 1)), 0)
     ImageDraw.Draw(mask).text((-x0, -y0), text, fill=255, font=font, anchor=anchor)
-    return mask, (x0, y0)
+    # as palette indices: white where the mask is 0, ink where it is 255
+    shades = _WHITE + (np.asarray(mask, np.uint16) * (_GREYS - 1) + 127) // 255
+    return shades.astype(np.uint8), (x0, y0)
 
 
 def _text_width(text: str) -> int:
-    return _glyphs(text)[0].width if text else 0
+    return _glyphs(text)[0].shape[1] if text else 0
 
 
-def _write(canvas, xy: tuple[int, int], text: str, anchor: str = "la") -> None:
+def _paste(canvas: np.ndarray, glyphs: np.ndarray, x: int, y: int) -> None:
+    """Text shades onto ``canvas`` (palette indices) at ``(x, y)``, clipped to it."""
+    height, width = canvas.shape
+    top, left = max(0, y), max(0, x)
+    bottom, right = min(height, y + glyphs.shape[0]), min(width, x + glyphs.shape[1])
+    if bottom <= top or right <= left:
+        return
+    piece = glyphs[top - y : bottom - y, left - x : right - x]
+    region = canvas[top:bottom, left:right]
+    region[...] = np.where(piece != _WHITE, piece, region)
+
+
+def _write(canvas: np.ndarray, xy: tuple[int, int], text: str, anchor: str = "la") -> None:
     """Writes ``text`` on ``canvas`` as ``ImageDraw.text(xy, text, anchor=anchor)`` would."""
-    mask, (dx, dy) = _glyphs(text, anchor)
-    canvas.paste(_INK, (int(xy[0]) + dx, int(xy[1]) + dy), mask)
+    glyphs, (dx, dy) = _glyphs(text, anchor)
+    _paste(canvas, glyphs, int(xy[0]) + dx, int(xy[1]) + dy)
 
 
 def _short(name: str, chars: int = LABEL_CHARS) -> str:
@@ -180,9 +237,8 @@ def _framed(
     title: str,
     note: str = "",
 ) -> np.ndarray:
-    """``heat`` (one block of pixels per cell) with its title, axis labels and colour bar."""
-    from PIL import Image
-
+    """``heat`` (palette indices, one block per cell) with its title, axis labels and
+    colour bar, as palette indices."""
     font = _font()
     line = int(font.getbbox("Ag")[3]) + 4  # one line of text, with room between lines
     heat_h, heat_w = heat.shape[:2]
@@ -204,10 +260,10 @@ def _framed(
     width = max(right, left + _text_width(title) + 4)
     height = top + heat_h + 4 + line * (3 if note else 2) + 4
 
-    canvas = Image.new("RGB", (width, height), (255, 255, 255))
-    canvas.paste(Image.fromarray(heat), (left, top))
-    bar = colour(np.linspace(high, low, heat_h)[:, None], low, high)
-    canvas.paste(Image.fromarray(np.repeat(bar, 14, axis=1)), (bar_x, top))
+    canvas = np.full((height, width), _WHITE, np.uint8)
+    canvas[top : top + heat_h, left : left + heat_w] = heat
+    bar = shade(np.linspace(high, low, heat_h)[:, None], low, high)
+    canvas[top : top + heat_h, bar_x : bar_x + 14] = bar
     _write(canvas, (left, 4), title)
     for i, name in names.items():
         _write(canvas, (left - 6, top + i * cell_h + cell_h // 2), name, "rm")
@@ -222,9 +278,9 @@ def _framed(
     if note:
         _write(canvas, (left, below + 2 * line), note)
     # the vertical axis label, turned to read bottom to top
-    label = _glyphs(axis_label)[0].rotate(90, expand=True)
-    canvas.paste(_INK, (4, top + max(0, (heat_h - label.height) // 2)), label)
-    return np.asarray(canvas, dtype=np.uint8)
+    label = np.rot90(_glyphs(axis_label)[0])
+    _paste(canvas, label, 4, top + max(0, (heat_h - label.shape[0]) // 2))
+    return canvas
 
 
 class DepthHistory:
@@ -311,12 +367,16 @@ class DepthHistory:
         Returns:
             ``uint8`` RGB pixels, ``(height, width, 3)``.
         """
+        return _INDEXED_PALETTE[self._indexed()]
+
+    def _indexed(self) -> np.ndarray:
+        """:meth:`image` as indices into ``_INDEXED_PALETTE``."""
         logs, steps = self.matrix()
         low, high = _log_range(logs)
         rows, columns = logs.shape
         cell_h = max(1, min(CELL_MAX, 480 // rows))
         cell_w = max(1, min(CELL_MAX, 640 // columns))
-        heat = np.repeat(np.repeat(colour(logs, low, high), cell_h, axis=0), cell_w, axis=1)
+        heat = np.repeat(np.repeat(shade(logs, low, high), cell_h, axis=0), cell_w, axis=1)
         notes = []
         if np.isnan(logs).any() or np.isposinf(logs).any():
             notes.append("red: NaN or inf")
@@ -356,7 +416,8 @@ class DepthHistory:
 
     def image_summary(self) -> summary_pb2.Summary:
         """The heatmap as an images-plugin summary (``[width, height, png]``)."""
-        return image_summary(self.tag, png(self.image()), self.description())
+        encoded = png(self._indexed(), _INDEXED_PALETTE)
+        return image_summary(self.tag, encoded, self.description())
 
 
 def _chunks(names: Sequence[str]) -> list[tuple[int, list[str]]]:
