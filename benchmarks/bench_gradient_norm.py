@@ -480,6 +480,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--conv-repeats", type=int, default=None, help="MobileNetV2 repeats")
     parser.add_argument(
+        "--transformer",
+        default="64x128",
+        metavar="SEQxWIDTH",
+        help="the transformer's sequence length and width (default 64x128; --quick: 8x16)",
+    )
+    parser.add_argument(
         "--monitors",
         action="store_true",
         help="with --paired: also every early-warning monitor on, at update_freq=100 and 1",
@@ -700,7 +706,7 @@ def main_paired(args, argv, configs, quick, width, batch, conv_size, conv_batch)
                 label += f", {args.epochs} epochs of {steps} steps"
             results["mlp"] = (label, paired, args.paired, steps * args.epochs)
         if "transformer" in chosen:
-            seq, model_width = (8, 16) if quick else (64, 128)
+            seq, model_width = (8, 16) if quick else map(int, args.transformer.split("x"))
             model = build_transformer(seq, model_width)
             shape, rounds = (seq, model_width), args.paired
             paired = run_paired(model, shape, batch // 4, steps, rounds, configs, tmp)
