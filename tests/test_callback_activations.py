@@ -94,6 +94,45 @@ def test_statistics_equal_an_independent_forward_pass_at_every_logged_step(tmp_p
     assert {t for t in logged if t.startswith("act_saturated/")} == {"act_saturated/pre_tanh"}
 
 
+def test_outputs_of_one_shape_reduced_together_keep_their_own_statistics(tmp_path):
+    """Four relu layers of one width (stacked and reduced in one set of ops), two with
+    dead units of their own, and two tanh layers (stacked apart: another kind): each
+    group reads its own output."""
+    keras.utils.set_random_seed(2)
+    layers = [keras.layers.Dense(8, activation="relu", name=f"relu_{i}") for i in range(4)]
+    layers += [keras.layers.Dense(8, activation="tanh", name=f"tanh_{i}") for i in range(2)]
+    model = keras.Sequential([keras.Input((6,)), *layers, keras.layers.Dense(2, name="head")])
+    for name, dead in (("relu_1", 2), ("relu_3", 5)):
+        kernel, bias = model.get_layer(name).get_weights()
+        kernel[:, :dead], bias[:dead] = 0.0, -1.0
+        model.get_layer(name).set_weights([kernel, bias])
+    x, y = data()
+    logged, weights = fit_logged(tmp_path, model, x, y, steps=1)
+    h, outputs = x, {}
+    pairs = zip(weights[0][0::2], weights[0][1::2], strict=True)
+    for layer, (kernel, bias) in zip(model.layers, pairs, strict=True):
+        h = h @ kernel + bias
+        h = (
+            np.maximum(h, 0.0)
+            if "relu" in layer.name
+            else np.tanh(h)
+            if "tanh" in layer.name
+            else h
+        )
+        outputs[layer.name] = h
+    for name, out in outputs.items():
+        assert logged[f"act_rms/{name}"][0][1] == pytest.approx(np.sqrt(np.mean(out**2)), rel=RTOL)
+        assert logged[f"act_dead/{name}"][0][1] == np.mean(np.all(out == 0, axis=0))
+    for name in ("tanh_0", "tanh_1"):
+        expected = np.mean(np.abs(outputs[name]) > 0.99)
+        assert logged[f"act_saturated/{name}"][0][1] == pytest.approx(expected)
+    # Control: the four relu layers' values are apart, so rows swapped in the table fail
+    # the comparisons above; the dead units made on purpose are among those read.
+    rms = sorted(np.sqrt(np.mean(outputs[f"relu_{i}"] ** 2)) for i in range(4))
+    assert all(b > 1.01 * a for a, b in zip(rms, rms[1:], strict=False))
+    assert logged["act_dead/relu_1"][0][1] >= 2 / 8 and logged["act_dead/relu_3"][0][1] >= 5 / 8
+
+
 def test_a_dead_relu_layer_reads_its_true_dead_fraction(tmp_path):
     x, y = data()
     logged, weights = fit_logged(tmp_path, mlp(dead_units=3), x, y, steps=2)

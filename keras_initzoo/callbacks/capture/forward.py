@@ -93,23 +93,53 @@ def saturating_kind(layer: keras.layers.Layer) -> str | None:
     return None
 
 
-def output_stats(y, kind: str | None):
-    """``[mean(y**2), mean(y), dead fraction, saturated fraction]`` of one layer output.
+def _stacked_output_stats(ys, kind: str | None):
+    """``[mean(y**2), mean(y), dead fraction, saturated fraction]`` of each of ``k``
+    layer outputs stacked on a leading axis: ``(k, 4)``.
 
-    The saturated fraction is NaN where ``kind`` is None (nothing to saturate).
+    A unit is dead when it is exactly zero for the whole batch; the saturated
+    fraction is NaN where ``kind`` is None (nothing to saturate).
     """
     ops = keras.ops
-    y = ops.cast(ops.stop_gradient(y), "float32")
-    units = ops.reshape(y, (-1, y.shape[-1])) if len(y.shape) > 1 else ops.reshape(y, (-1, 1))
-    dead = ops.mean(ops.cast(ops.all(ops.equal(units, 0.0), axis=0), "float32"))
+    ys = ops.cast(ys, "float32")
+    count = ys.shape[0]
+    flat = ops.reshape(ys, (count, -1))
+    units = ops.reshape(ys, (count, -1, ys.shape[-1] if len(ys.shape) > 2 else 1))
+    dead = ops.mean(ops.cast(ops.all(ops.equal(units, 0.0), axis=1), "float32"), axis=1)
     if kind == "symmetric":
-        saturated = ops.mean(ops.cast(ops.abs(y) > 1.0 - SATURATION_MARGIN, "float32"))
+        saturated = ops.mean(ops.cast(ops.abs(flat) > 1.0 - SATURATION_MARGIN, "float32"), axis=1)
     elif kind == "unit":
-        flat = ops.logical_or(y < SATURATION_MARGIN, y > 1.0 - SATURATION_MARGIN)
-        saturated = ops.mean(ops.cast(flat, "float32"))
+        ends = ops.logical_or(flat < SATURATION_MARGIN, flat > 1.0 - SATURATION_MARGIN)
+        saturated = ops.mean(ops.cast(ends, "float32"), axis=1)
     else:
-        saturated = ops.convert_to_tensor(float("nan"), "float32")
-    return ops.stack([ops.mean(ops.square(y)), ops.mean(y), dead, saturated])
+        saturated = ops.full((count,), float("nan"), "float32")
+    moments = [ops.mean(ops.square(flat), axis=1), ops.mean(flat, axis=1)]
+    return ops.stack([*moments, dead, saturated], axis=1)
+
+
+def outputs_stats(outputs: dict[int, tuple]) -> dict[int, object]:
+    """Each group's ``[mean(y**2), mean(y), dead fraction, saturated fraction]``, from its
+    ``(output, kind)``; outputs of one shape, dtype and kind are stacked and reduced
+    together.
+
+    Eager PyTorch dispatches each op on its own: a dozen ops per layer cost a
+    pre-LN transformer's logged step more than the rest of the monitors. An output
+    whose shape is not fully known (TensorFlow's batch axis) is reduced alone,
+    as is each one whose shape no other output shares.
+    """
+    batches: dict[tuple, list[int]] = {}
+    for group, (y, kind) in outputs.items():
+        shape = tuple(y.shape)
+        known = all(isinstance(size, int) for size in shape)
+        batches.setdefault((shape, str(y.dtype), kind) if known else (group,), []).append(group)
+    found = {}
+    for members in batches.values():
+        kind = outputs[members[0]][1]
+        ys = keras.ops.stack([keras.ops.stop_gradient(outputs[g][0]) for g in members])
+        table = _stacked_output_stats(ys, kind)
+        for position, group in enumerate(members):
+            found[group] = table[position]
+    return found
 
 
 def attention_stats(
@@ -468,7 +498,7 @@ class ForwardProbe:
         self._unread: set[int] = set()  # attention layers named in a warning
         if unread:
             self._warn_unread(unread, "no family the probe reads, so no tags")
-        self._output_stats: dict[int, object] = {}
+        self._outputs: dict[int, tuple] = {}  # group -> (its output, saturating kind)
         self._attention_stats: dict[int, object] = {}
         self._logit_stats = None
         self._loss = None
@@ -527,7 +557,7 @@ class ForwardProbe:
         self._reset()
 
     def _reset(self) -> None:
-        self._output_stats, self._attention_stats, self._current = {}, {}, None
+        self._outputs, self._attention_stats, self._current = {}, {}, None
         self._logit_stats = self._loss = None
 
     def _observe_loss(self, model: keras.layers.Layer, loss) -> None:
@@ -546,7 +576,7 @@ class ForwardProbe:
         y = first_tensor(output)
         if group is None or "float" not in str(getattr(y, "dtype", "")):
             return
-        self._output_stats[group] = output_stats(y, self._kind[id(layer)])
+        self._outputs[group] = (y, self._kind[id(layer)])  # reduced in take()
 
     def _observe_attention(self, index: int, layer, compute: Callable, args: tuple, kwargs: dict):
         if index in self._unread:
@@ -583,7 +613,8 @@ class ForwardProbe:
         """
         sections = []
         if self._routed:
-            sections += self._table(self._output_stats, self.groups, len(ACTIVATION_SECTIONS))
+            stats = outputs_stats(self._outputs)
+            sections += self._table(stats, self.groups, len(ACTIVATION_SECTIONS))
         if self.attention:
             sections += self._table(
                 self._attention_stats, len(self.attention), len(ATTENTION_SECTIONS)
