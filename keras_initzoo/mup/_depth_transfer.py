@@ -13,15 +13,21 @@ size, learning rate and seed; its result is the last epoch's training loss
 
 Used by ``benchmarks/mup_depth_lr_transfer.py``,
 ``benchmarks/mup_width_depth_transfer.py`` and
-``tests/test_mup_width_depth_transfer.py``.
+``tests/test_mup_width_depth_transfer.py``; the coordinate check across width
+and depth at once (:func:`width_depth_grid`, :func:`base_ratios`,
+:func:`plot_width_depth`) by ``benchmarks/mup_width_depth_coord_check.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
+
+if TYPE_CHECKING:
+    from keras_initzoo.mup.coordinates import CoordReport
 
 RULES = ("completep", "depth_mup", "none", "standard")
 
@@ -248,3 +254,127 @@ def plot_sweep(results: dict, path: str, title: str, *, clip: float = 2.5) -> No
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def width_depth_grid(
+    report: CoordReport, quantity: str, t: int = -1
+) -> tuple[np.ndarray, list[int]]:
+    """One quantity of a depth coordinate check run at several widths, as a depth x width grid.
+
+    Args:
+        report: a :class:`~keras_initzoo.mup.coordinates.CoordReport` of
+            ``kiz.mup.coord_check(..., depths=...)`` (``axis == "depth"``).
+        quantity: ``"stream"``, ``"stream change"`` or ``"block update"``.
+        t: the index of the step in ``report.values`` (0 is ``t = 1``, before
+            the first step; default -1, after the last).
+
+    Returns:
+        ``(grid, widths)``: the mean over seeds, shape ``(depths, widths)``,
+        rows in ``report.widths`` order (the depths, smallest first), and the
+        widths of its columns, narrowest first.
+    """
+    if report.axis != "depth":
+        raise ValueError("`report` must come from coord_check(..., depths=...).")
+    columns = {
+        int(name.rsplit(" ", 1)[1]): index
+        for index, name in enumerate(report.layers)
+        if name.startswith(f"{quantity} @ width ")
+    }
+    if not columns:
+        raise ValueError(f"`report` has no quantity {quantity!r}; it has {report.layers}.")
+    widths = sorted(columns)
+    means = report.values.mean(axis=1)  # (depths, t, quantities x widths)
+    return means[:, t, [columns[w] for w in widths]], widths
+
+
+def base_ratios(
+    report: CoordReport, quantities: Sequence[str] = ("stream", "stream change"), t: int = -1
+) -> dict[str, float]:
+    """Each quantity at the deepest and widest size over the base's (shallowest, narrowest).
+
+    Args:
+        report: a depth coordinate check (see :func:`width_depth_grid`).
+        quantities: the quantities to compare (default the stream and its change).
+        t: the step index (default -1, after the last step).
+
+    Returns:
+        ``{quantity: ratio}``; 1 means the largest model's coordinate is the base's.
+    """
+    out = {}
+    for quantity in quantities:
+        grid, _ = width_depth_grid(report, quantity, t)
+        out[quantity] = float(grid[-1, -1] / grid[0, 0])
+    return out
+
+
+def plot_width_depth(
+    reports: Mapping[str, CoordReport],
+    path: str,
+    title: str,
+    *,
+    quantities: Sequence[str] = ("stream", "stream change"),
+    band: float = 1.5,
+) -> str:
+    """Depth coordinate checks at several widths, one column per rule, in one picture.
+
+    Each panel draws one quantity after the last step against depth (log 2),
+    one line per width; the gray band is the base's value (shallowest,
+    narrowest) times ``1 / band`` to ``band``, and the corner gives the deepest
+    and widest size over the base.
+
+    Args:
+        reports: ``{column title: report}``, each a depth coordinate check run
+            at the same widths and depths (see :func:`width_depth_grid`).
+        path: where the PNG goes (folders are made).
+        title: the figure's title.
+        quantities: one row each (default the stream and its change).
+        band: the half-width of the band, a factor (default 1.5).
+
+    Returns:
+        ``path``.
+    """
+    from keras_initzoo.experiments.plotting import pyplot, save_figure
+
+    plt = pyplot()
+    from matplotlib import ticker
+
+    figure, axes = plt.subplots(
+        len(quantities), len(reports), figsize=(4.4 * len(reports), 3.3 * len(quantities)),
+        sharex=True, sharey="row", squeeze=False,
+    )  # fmt: skip
+    labels = {
+        "stream": "RMS after the last block",
+        "stream change": "its change since t = 1",
+        "block update": "a block's update (mean)",
+    }
+    for column, (name, report) in enumerate(reports.items()):
+        depths = list(report.widths)
+        steps = report.values.shape[2] - 1
+        for row, quantity in enumerate(quantities):
+            axis = axes[row][column]
+            grid, widths = width_depth_grid(report, quantity)
+            colors = plt.cm.viridis(np.linspace(0.0, 0.85, len(widths)))
+            base = grid[0, 0]
+            axis.axhspan(base / band, base * band, color="0.85", zorder=0,
+                         label=f"base x 1/{band:g} .. {band:g}")  # fmt: skip
+            for index, (width, color) in enumerate(zip(widths, colors, strict=True)):
+                axis.plot(depths, grid[:, index], marker="o", markersize=4, color=color,
+                          label=f"width {width}")  # fmt: skip
+            axis.text(
+                0.03, 0.95, f"{depths[-1]} x {widths[-1]} / {depths[0]} x {widths[0]}: "
+                f"{grid[-1, -1] / base:.2f}", transform=axis.transAxes, va="top", fontsize=8,
+            )  # fmt: skip
+            axis.set_xscale("log", base=2)
+            axis.set_yscale("log", base=2)
+            axis.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            axis.set_xticks(depths, [str(d) for d in depths])
+            axis.minorticks_off()
+            axis.grid(True, which="both", alpha=0.3)
+            axis.set_title(f"{name}: {quantity}, t = {steps + 1}", fontsize=10)
+            if column == 0:
+                axis.set_ylabel(labels.get(quantity, quantity))
+        axes[-1][column].set_xlabel("depth (blocks)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return save_figure(figure, path)
