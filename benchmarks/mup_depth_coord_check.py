@@ -14,10 +14,10 @@ import argparse
 import functools
 
 import numpy as np
-from mup_depth_lr_transfer import residual_mlp
 
 import keras_initzoo as kiz
 from keras_initzoo.experiments.plotting import pyplot, save_figure
+from keras_initzoo.mup._depth_transfer import residual_mlp
 
 
 def main() -> None:

@@ -261,3 +261,7 @@ def test_depth_coord_check_arguments_are_checked():
         kiz.mup.coord_check(residual_mlp, [16], x, y, depths=[4])
     with pytest.raises(ValueError, match="`depth` must be one of"):
         kiz.mup.coord_check(residual_mlp, [16], x, y, depths=[2, 4], depth="cp")
+    # the check across depth compares depth rules under muP: a standard model is refused,
+    # not silently parametrized
+    with pytest.raises(ValueError, match="`parametrization` must be 'mup' with `depths`"):
+        kiz.mup.coord_check(residual_mlp, [16], x, y, depths=[2, 4], parametrization="standard")

@@ -356,7 +356,8 @@ def coord_check(
         depths: the numbers of blocks to compare (at least two), or None
             (default) for the check across width.
         depth: the depth rule of :func:`parametrize` for the check across depth
-            (default ``"completep"``).
+            (default ``"completep"``; the check across depth is under muP only:
+            ``parametrization`` must be ``"mup"`` with ``depths``).
 
     Returns:
         A :class:`CoordReport`: one row per layer and ``t`` with the mean over
@@ -364,6 +365,12 @@ def coord_check(
         one row per quantity, width and ``t``, the depths as columns).
     """
     if depths is not None:
+        if parametrization != "mup":
+            raise ValueError(
+                "`parametrization` must be 'mup' with `depths` (the check across depth "
+                f"compares depth rules under muP; depth=None is width-only muP), got "
+                f"{parametrization!r}."
+            )
         return depth_check(
             build, widths, depths, x, y, depth=depth, optimizer=optimizer,
             learning_rate=learning_rate, loss=loss, steps=steps, seeds=seeds,
