@@ -186,12 +186,41 @@ def test_off_by_default_and_free_when_off(tmp_path):
     model.fit(x, y, batch_size=len(x), epochs=2, verbose=0, callbacks=[logger, Inspect()])
     assert not [t for t in load_scalars(tmp_path) if t.startswith("act_")]
     assert seen == [False, False]
-    # Control: with the switch the calls are routed during the fit, and restored after it.
+    # Control: with the switch the calls are routed during the fit (on PyTorch only around
+    # the recording call: see the next test), measured, and restored after it.
     on = kiz.GradientNormLogger(tmp_path / "on", activation_stats=True)
     seen.clear()
     model.fit(x, y, batch_size=len(x), epochs=1, verbose=0, callbacks=[on, Inspect()])
-    assert seen == [True]
+    assert seen == [keras.backend.backend() != "torch"]
+    assert [t for t in load_scalars(tmp_path / "on") if t.startswith("act_rms/")]
     assert not any("call" in layer.__dict__ for layer in model.layers)
+
+
+class RoutedSpy(keras.layers.Dense):
+    """A Dense layer that notes, at each call, whether the probe's route is on it."""
+
+    routed: list = []
+
+    def call(self, inputs):
+        RoutedSpy.routed.append("call" in self.__dict__)
+        return super().call(inputs)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="eager steps: PyTorch")
+def test_eager_steps_that_log_nothing_run_no_route(tmp_path):
+    """On PyTorch every step runs the layers' Python: the routes are on only during the
+    steps that record (1, 3, 5 at update_freq=2), so the others pay nothing for them.
+    Control: the logged steps' forwards do see the route."""
+    x, y = data()
+    model = keras.Sequential([keras.Input((6,)), RoutedSpy(4, name="spy"), keras.layers.Dense(2)])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    RoutedSpy.routed = []
+    logger = kiz.GradientNormLogger(tmp_path, update_freq=2, activation_stats=True)
+    model.fit(x, y, batch_size=len(x), epochs=5, verbose=0, callbacks=[logger])
+    # (fit may call the model once before the first step, to build its metrics)
+    assert RoutedSpy.routed[-5:] == [True, False, True, False, True]
+    assert not any(RoutedSpy.routed[:-5])
+    assert [step for step, _ in load_scalars(tmp_path)["act_rms/spy"]] == [1, 3, 5]
 
 
 class Subclassed(keras.Model):

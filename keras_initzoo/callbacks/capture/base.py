@@ -225,6 +225,11 @@ def histogram(values: Sequence, bins: int):
 class Capture:
     """Settings, groups and row layout; the backend parts are in subclasses.
 
+    ``probe_per_call``: the forward probe's routes are put on only around a
+    recording call (eager PyTorch, where they would otherwise run at every
+    step), not for as long as the capture is installed (a traced backend, where
+    they only matter while the recording variant traces).
+
     Args:
         model: the model whose layers are reported (see :func:`resolve_layer_groups`).
         options: what to record (:class:`~keras_initzoo.callbacks.options.LoggerOptions`):
@@ -236,6 +241,8 @@ class Capture:
             caller sets :attr:`record` before each train-function call and keeps
             one :meth:`train_function` per value.
     """
+
+    probe_per_call = False
 
     def __init__(
         self, model, options: LoggerOptions, *, rows: int, gate_in_graph: bool = True
@@ -289,8 +296,8 @@ class Capture:
             )
             saturating = saturating_names(names, self.probe.saturating)
             attention = [layer.path for layer in self.probe.attention]
-            if self._wrapped is not None:  # installed, so a step is running: a trace
-                self.probe.install()
+            if self._wrapped is not None and not self.probe_per_call:
+                self.probe.install()  # installed, so a step is running: a trace
                 self.stale = True
         optimizer = innermost_optimizer(self.model.optimizer)
         # The logged kernels whose update's spectral norm is taken: (variable index, site).
@@ -382,7 +389,7 @@ class Capture:
         self._wrapped = (owner, name, wrapper, owner.__dict__.get(name))
         self.active = True
         setattr(owner, name, wrapper)
-        if self.probe is not None:
+        if self.probe is not None and not self.probe_per_call:
             self.probe.install()
 
     def uninstall(self) -> None:

@@ -99,6 +99,8 @@ class TorchCapture(QueuedCapture):
         **settings: :class:`Capture`'s keyword arguments: ``rows``, ``gate_in_graph``.
     """
 
+    probe_per_call = True  # eager: routed layer calls would cost every step
+
     def __init__(self, model, options, **settings) -> None:
         super().__init__(model, options, **settings)
         self._row_ops: dict = {}  # device -> its _TorchRowOps
@@ -150,10 +152,15 @@ class TorchCapture(QueuedCapture):
 
         def train_function(*args):
             previous, capture.record = capture.record, record
+            probe = capture.probe
+            if probe is not None:
+                probe.install()
             try:
                 return keras_function(*args)
             finally:
                 capture.record = previous
+                if probe is not None:
+                    probe.uninstall()
 
         return train_function
 
