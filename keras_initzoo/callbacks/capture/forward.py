@@ -498,7 +498,7 @@ class ForwardProbe:
         self._unread: set[int] = set()  # attention layers named in a warning
         if unread:
             self._warn_unread(unread, "no family the probe reads, so no tags")
-        self._outputs: dict[int, tuple] = {}  # group -> (its output, saturating kind)
+        self._group_outputs: dict[int, tuple] = {}  # group -> (its output, saturating kind)
         self._attention_stats: dict[int, object] = {}
         self._logit_stats = None
         self._loss = None
@@ -557,7 +557,7 @@ class ForwardProbe:
         self._reset()
 
     def _reset(self) -> None:
-        self._outputs, self._attention_stats, self._current = {}, {}, None
+        self._group_outputs, self._attention_stats, self._current = {}, {}, None
         self._logit_stats = self._loss = None
 
     def _observe_loss(self, model: keras.layers.Layer, loss) -> None:
@@ -576,7 +576,7 @@ class ForwardProbe:
         y = first_tensor(output)
         if group is None or "float" not in str(getattr(y, "dtype", "")):
             return
-        self._outputs[group] = (y, self._kind[id(layer)])  # reduced in take()
+        self._group_outputs[group] = (y, self._kind[id(layer)])  # reduced in take()
 
     def _observe_attention(self, index: int, layer, compute: Callable, args: tuple, kwargs: dict):
         if index in self._unread:
@@ -613,7 +613,7 @@ class ForwardProbe:
         """
         sections = []
         if self._routed:
-            stats = outputs_stats(self._outputs)
+            stats = outputs_stats(self._group_outputs)
             sections += self._table(stats, self.groups, len(ACTIVATION_SECTIONS))
         if self.attention:
             sections += self._table(
