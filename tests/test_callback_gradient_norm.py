@@ -70,13 +70,13 @@ def fit_logged(model, x, y, log_dir, batch_size=16, **cb_kwargs):
     return rec, load_scalars(log_dir)
 
 
-def check_step(logged, model, layers, grads, step):
+def check_step(logged, model, layers, grads, step, rtol=RTOL):
     """Compare every ``grad_norm/<layer>`` and the global norm at ``step``."""
     for name, layer in layers.items():
         value = dict(logged[f"grad_norm/{name}"])[step]
-        np.testing.assert_allclose(value, norm(grads, layer.trainable_variables), rtol=RTOL)
+        np.testing.assert_allclose(value, norm(grads, layer.trainable_variables), rtol=rtol)
     value = dict(logged["grad_norm/global"])[step]
-    np.testing.assert_allclose(value, norm(grads, model.trainable_variables), rtol=RTOL)
+    np.testing.assert_allclose(value, norm(grads, model.trainable_variables), rtol=rtol)
 
 
 def test_norms_match_gradient_tape_every_step(tmp_path):
@@ -256,4 +256,7 @@ def test_mixed_precision_logs_unscaled_gradients(tmp_path, mixed_float16):
     )
     ref = {k: g / scale for k, g in ref.items()}
     layers = {n: model.get_layer(n) for n in ("hidden1", "hidden2", "out")}
-    check_step(logged, model, layers, ref, 1)
+    # float16's own precision (2**-10): JAX's compiled backward need not round as the
+    # reference's does (3.8e-4 apart on JAX 0.10.2 at XLA optimization level 0); the
+    # unscaling the test is for is a factor 32768
+    check_step(logged, model, layers, ref, 1, rtol=1e-3)
