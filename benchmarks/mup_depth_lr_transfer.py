@@ -1,10 +1,10 @@
-"""Learning-rate transfer across depth on sklearn's digits: CompleteP against width-only muP.
+"""Learning-rate transfer across depth on sklearn's digits: CompleteP, depth-muP, width-only muP.
 
 Pre-LN residual MLP blocks (LayerNorm, Dense+ReLU, Dense, Add) of width 64,
 an embedding Dense and a readout; each model is parametrized against the
 2-block one (``kiz.mup.parametrize(model, base, depth=...)``) and trained
 with ``kiz.mup.Adam`` by ``model.fit`` on the 1,797 digits (batch 64). For
-each rule (``completep``; ``None``: muP for width only, the control), depth
+each rule (``completep``; ``depth_mup``; ``none``: muP for width only, the control), depth
 and rate ``2**e`` the final training loss is kept per seed; the best rate is
 the one with the lowest mean over seeds. CompleteP should keep it within one
 grid point from the shallowest depth to the deepest; width-only muP should
@@ -13,7 +13,7 @@ move it by two or more. The model and the runs are
 parametrized and compiled, and trained at every rate from the same start
 (weights and Adam's state put back, the same order of batches).
 
-``--plot PATH`` draws two panels (CompleteP | width-only muP): the mean final
+``--plot PATH`` draws a panel per rule (CompleteP | depth-muP | width-only muP): the mean final
 loss over seeds against the log2 rate, one curve per depth, the best rate of
 each starred; losses above 2.5, and diverged runs, are drawn at 2.5.
 ``--from-json FILE`` runs nothing and reads a sweep this script wrote.
@@ -33,16 +33,17 @@ import json
 import time
 
 import keras
+import numpy as np
 
-from keras_initzoo.mup._depth_transfer import best, digits, plot_sweep, sweep
+from keras_initzoo.mup._depth_transfer import best, digits, optimum, plot_sweep, sweep
 
 # losses at or above this (and diverged runs) are drawn at it
 CLIP = 2.5
 
 
 def plot(results: dict, path: str) -> None:
-    """Two panels (CompleteP | width-only muP): mean final loss against log2 rate, one curve
-    per depth, each curve's best rate marked (``_depth_transfer.plot_sweep``)."""
+    """A panel per rule: mean final loss against log2 rate, one curve per depth, each
+    curve's best rate marked (``_depth_transfer.plot_sweep``)."""
     args = results["args"]
     depths = sorted({int(d) for bests in results["losses"].values() for d in bests})
     title = (
@@ -53,6 +54,18 @@ def plot(results: dict, path: str) -> None:
     plot_sweep(results, path, title, clip=CLIP)
 
 
+def summarize(results: dict) -> None:
+    """Prints each rule's best log2 rate per depth, on the grid and between its points."""
+    for rule, bests in results["best"].items():
+        values = list(bests.values())
+        between = {
+            depth: round(optimum(np.array(runs), results["exponents"]), 2)
+            for depth, runs in results["losses"][rule].items()
+        }
+        print(f"{rule}: best log2 rate per depth {bests}; moves {max(values) - min(values)}; "
+              f"between grid points {between}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--depths", type=int, nargs="+", default=[2, 8, 32])
@@ -60,7 +73,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--rules", nargs="+", default=["completep", "none"])
+    parser.add_argument("--rules", nargs="+", default=["completep", "depth_mup", "none"])
     parser.add_argument("--base-depth", type=int, default=None, help="default: the shallowest")
     parser.add_argument("--out", default="mup_depth_lr_transfer.json")
     parser.add_argument("--plot", default=None, help="draw the sweep's picture to this path")
@@ -73,8 +86,7 @@ def main() -> None:
             results = json.load(handle)
         if args.plot:
             plot(results, args.plot)
-        for rule, bests in results["best"].items():
-            print(f"{rule}: best log2 rate per depth {bests}")
+        summarize(results)
         return
     x, y = digits()
     exponents = list(range(args.exponents[0], args.exponents[1] + 1))
@@ -101,9 +113,7 @@ def main() -> None:
                   f"({time.time() - start:.0f} s)", flush=True)  # fmt: skip
             with open(args.out, "w") as handle:
                 json.dump(results, handle, indent=1)
-    for rule, bests in results["best"].items():
-        values = list(bests.values())
-        print(f"{rule}: best log2 rate per depth {bests}; moves {max(values) - min(values)}")
+    summarize(results)
     if args.plot:
         plot(results, args.plot)
 

@@ -1,5 +1,5 @@
-"""Learning-rate transfer across depth in a small pre-LN transformer: CompleteP against
-width-only muP, on a generated sequence task.
+"""Learning-rate transfer across depth in a small pre-LN transformer: CompleteP, depth-muP
+and width-only muP, on a generated sequence task.
 
 The tasks (``--task``), every position predicted at once (no causal mask):
 
@@ -26,13 +26,15 @@ shallowest (``kiz.mup.parametrize(model, base, depth=...)``) and trained with
 and through the same code (``keras_initzoo.mup._depth_transfer.sweep``): per
 seed one model is built, parametrized and compiled, and trained at every rate
 ``2**e`` from the same start (weights and Adam's state put back, the same
-order of batches). For each rule (``completep``; ``none``: muP for width only,
-the control) and depth the final epoch's training loss is kept per seed; the
-best rate is the one with the lowest mean over seeds. At the base depth every
-depth factor is 1, so both rules are the same model there: ``none``'s base
-row is copied from ``completep``'s, not rerun (``--rerun-base`` runs it).
+order of batches). For each rule (``completep``; ``depth_mup``; ``none``: muP
+for width only, the control) and depth the final epoch's training loss is
+kept per seed; the best rate is the one with the lowest mean over seeds. At
+the base depth every depth factor is 1, so the rules are the same model
+there: the other rules' base row is copied from ``completep``'s, not rerun
+(``--rerun-base`` runs it). ``--resume`` keeps the rows ``--out`` holds and
+runs the rest (a rule added to a finished sweep).
 
-``--plot PATH`` draws the two panels of the digits benchmark
+``--plot PATH`` draws the panels of the digits benchmark
 (``_depth_transfer.plot_sweep``); ``--from-json FILE`` runs nothing and reads
 a sweep this script wrote. The JSON is rewritten after each depth.
 
@@ -126,9 +128,16 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=4096)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--rules", nargs="+", default=["completep", "none"])
+    parser.add_argument("--rules", nargs="+", default=["completep", "depth_mup", "none"])
     parser.add_argument("--base-depth", type=int, default=None, help="default: the shallowest")
-    parser.add_argument("--rerun-base", action="store_true", help="run `none` at the base too")
+    parser.add_argument(
+        "--rerun-base", action="store_true", help="run the muP rules at the base, not copy it"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows --out already holds (same task, grid and seeds), run the others",
+    )
     parser.add_argument("--out", default="mup_depth_transformer_lr_transfer.json")
     parser.add_argument("--plot", default=None, help="draw the sweep's picture to this path")
     parser.add_argument(
@@ -154,6 +163,15 @@ def main() -> None:
         "best": {},
         "seconds": {},
     }
+    if args.resume:
+        with open(args.out) as handle:
+            kept = json.load(handle)
+        for key in ("task", "exponents"):
+            if kept[key] != results[key]:
+                raise SystemExit(f"--resume: {args.out} has {key} {kept[key]}, not {results[key]}")
+        if kept["args"]["seeds"] != args.seeds:
+            raise SystemExit(f"--resume: {args.out} has seeds {kept['args']['seeds']}")
+        results.update({k: kept.get(k, {}) for k in ("losses", "best", "best_per_seed", "seconds")})
     base_depth = args.base_depth or min(args.depths)
 
     def build(width, depth):
@@ -163,8 +181,10 @@ def main() -> None:
     for rule in args.rules:
         for depth in args.depths:
             began = time.time()
+            if str(depth) in results["losses"].get(rule, {}):
+                continue  # kept by --resume
             copied = (
-                rule == "none"
+                rule in ("none", "depth_mup")
                 and depth == base_depth
                 and not args.rerun_base
                 and str(depth) in results["losses"].get("completep", {})

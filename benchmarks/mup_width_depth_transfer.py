@@ -6,15 +6,18 @@ The base is a pre-LN residual MLP (``keras_initzoo.mup._depth_transfer``) of
 sizes over ``--seeds``; a run's result is its last epoch's training loss and
 a rate's the mean over seeds. Reported per rule: the base's best rate, the
 target's loss at that rate, the target's own best on the grid, their ratio
-(the issue's claim: within 2 %, a ratio <= 1.02) and the shift in grid
-points. The rules:
+(the issue's claim: within 2 %, a ratio <= 1.02), the shift in grid
+points, and the shift of the optimum between grid points (the vertex of a
+parabola through the best rate and its neighbours, in log loss;
+``_depth_transfer.optimum``). The rules:
 
 * ``completep``: ``kiz.mup.parametrize(target, base)`` (width and depth);
+* ``depth_mup``: the same with ``depth="depth_mup"`` (branches ``x 1/sqrt(m_L)``);
 * ``none``: ``depth=None`` (muP for width only), the first control;
 * ``standard``: Keras' own init and ``keras.optimizers.Adam``, the second.
 
-Under ``completep`` and ``none`` the base is parametrized against itself (every
-factor 1), so the two are the same model there and the base sweep is run once.
+Under the muP rules the base is parametrized against itself (every factor 1),
+so they are the same model there and the base sweep is run once.
 
 Usage::
 
@@ -84,11 +87,14 @@ def main() -> None:
             json.dump(results, handle, indent=1)
     print(f"\nbase {args.base_width}x{args.base_depth} -> target {args.width}x{args.depth}, "
           f"{len(args.seeds)} seeds, {args.epochs} epochs, {keras.backend.backend()}")  # fmt: skip
-    print("rule       base best  target@base best  target best (rate)  ratio   shift")
+    print("rule       base best  target@base best  target best (rate)  ratio   shift  "
+          "optima between grid points")  # fmt: skip
     for rule, found in results["transfer"].items():
         print(f"{rule:9s}  2^{found['base_best']:<7d}  {found['at_base_best']:<16.4f}  "
               f"{found['target_min']:.4f} (2^{found['target_best']})    "
-              f"{found['ratio']:.3f}   {found['shift']:+d}")  # fmt: skip
+              f"{found['ratio']:.3f}   {found['shift']:+d}     "
+              f"2^{found['base_optimum']:.2f} -> 2^{found['target_optimum']:.2f} "
+              f"({found['optimum_shift']:+.2f})")  # fmt: skip
 
 
 if __name__ == "__main__":

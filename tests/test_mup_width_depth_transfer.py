@@ -32,9 +32,17 @@ rate (the benchmark's 2^-3: 0.60 against 0.16), not at it.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from keras_initzoo.mup._depth_transfer import digits, final_loss, sweep, transfer
+from keras_initzoo.mup._depth_transfer import (
+    best,
+    digits,
+    final_loss,
+    optimum,
+    sweep,
+    transfer,
+)
 
 # base width x depth -> target at 4x both; rates 2**e; the first LIMIT digits
 SMALL = {
@@ -79,3 +87,17 @@ def test_sweep_trains_each_rate_as_a_fresh_model_would():
     fresh = [final_loss("completep", 16, 2, 2.0**e, 3, x, y, **kwargs) for e in (-9, -5)]
     # a sweep that put the weights back but not Adam's state read 2.2167 against 2.2368 at 2^-5
     assert swept[0].tolist() == pytest.approx(fresh, rel=1e-5)
+
+
+def test_optimum_is_the_vertex_between_grid_points():
+    exponents = list(range(-10, -4))
+    vertex = -7.3
+    # log loss a parabola in the exponent: its vertex is found exactly, off the grid
+    runs = np.exp(0.4 * (np.array([exponents, exponents], dtype=float) - vertex) ** 2)
+    assert optimum(runs, exponents) == pytest.approx(vertex, abs=1e-9)
+    assert best(runs) == exponents.index(-7)
+    # at the grid's edge there is no neighbour to bend with: the edge itself
+    assert optimum(runs[:, 3:], exponents[3:]) == exponents[3]
+    found = transfer(runs, np.exp(0.4 * (np.array([exponents]) - (vertex - 0.5)) ** 2), exponents)
+    assert found["optimum_shift"] == pytest.approx(-0.5, abs=1e-9)
+    assert found["shift"] == -1 and found["ratio"] > 1.0

@@ -190,13 +190,33 @@ def best(runs: np.ndarray) -> int:
     return int(np.nanargmin(runs.mean(axis=0)))
 
 
+def optimum(runs: np.ndarray, exponents: Sequence[int]) -> float:
+    """The best log2 rate between grid points: the vertex of a parabola in log loss.
+
+    The parabola passes through the best rate's mean loss and its two
+    neighbours' (in ``log`` of the loss, against the exponent); its vertex
+    lies within half a grid step of the best rate. A best rate at the grid's
+    edge, or a neighbour that diverged, is returned as it is.
+    """
+    means = np.log(runs.mean(axis=0))
+    i = best(runs)
+    if i in (0, len(exponents) - 1) or not np.all(np.isfinite(means[i - 1 : i + 2])):
+        return float(exponents[i])
+    left, middle, right = means[i - 1 : i + 2]
+    step = exponents[i + 1] - exponents[i]
+    curvature = left - 2.0 * middle + right  # > 0: the middle is the lowest of the three
+    return float(exponents[i] + 0.5 * step * (left - right) / curvature)
+
+
 def transfer(base_runs: np.ndarray, target_runs: np.ndarray, exponents: Sequence[int]) -> dict:
     """How the base's best rate does at the target size, from two sweeps over ``exponents``.
 
     Returns ``base_best`` and ``target_best`` (log2 rates), ``at_base_best``
     (the target's mean loss at the base's best rate), ``target_min`` (its
-    lowest mean loss on the grid), ``ratio`` (the two divided, >= 1) and
-    ``shift`` (target best minus base best, in grid points).
+    lowest mean loss on the grid), ``ratio`` (the two divided, >= 1),
+    ``shift`` (target best minus base best, in grid points), and between grid
+    points (:func:`optimum`) ``base_optimum``, ``target_optimum`` and
+    ``optimum_shift`` (in log2 of the rate).
     """
     means = target_runs.mean(axis=0)
     b, t = best(base_runs), best(target_runs)
@@ -208,12 +228,15 @@ def transfer(base_runs: np.ndarray, target_runs: np.ndarray, exponents: Sequence
         "target_min": float(means[t]),
         "ratio": at / float(means[t]) if np.isfinite(at) else float("inf"),
         "shift": t - b,
+        "base_optimum": optimum(base_runs, exponents),
+        "target_optimum": optimum(target_runs, exponents),
+        "optimum_shift": optimum(target_runs, exponents) - optimum(base_runs, exponents),
     }
 
 
 def plot_sweep(results: dict, path: str, title: str, *, clip: float = 2.5) -> None:
-    """Two panels (CompleteP | width-only muP) of a depth sweep: the mean final loss over
-    seeds against the log2 rate, one curve per depth, each curve's best rate starred.
+    """One panel per rule (CompleteP | depth-muP | width-only muP) of a depth sweep: the mean
+    final loss over seeds against the log2 rate, one curve per depth, each best rate starred.
 
     ``results`` is the JSON the depth benchmarks write (``exponents``, ``args["seeds"]``,
     ``losses[rule][depth]`` of shape (seeds, rates)); losses at or above ``clip``, and
@@ -225,8 +248,12 @@ def plot_sweep(results: dict, path: str, title: str, *, clip: float = 2.5) -> No
     import matplotlib.pyplot as plt
 
     exponents = results["exponents"]
-    titles = {"completep": "CompleteP", "none": "width-only muP (depth=None)"}
-    rules = [r for r in ("completep", "none") if r in results["losses"]]
+    titles = {
+        "completep": "CompleteP",
+        "depth_mup": "depth-muP",
+        "none": "width-only muP (depth=None)",
+    }
+    rules = [r for r in ("completep", "depth_mup", "none") if r in results["losses"]]
     rules += [r for r in results["losses"] if r not in rules]
     figure, axes = plt.subplots(1, len(rules), figsize=(5.5 * len(rules), 4.2), sharey=True)
     axes = np.atleast_1d(axes)
