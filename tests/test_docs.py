@@ -7,8 +7,9 @@
   ``...`` there stands for any lines). A block that cannot run here is preceded
   by ``<!-- not-runnable: <reason> -->``; the reason is required, and
   :func:`test_every_python_block_is_run_or_says_why` counts them. They run once,
-  on TensorFlow: the code is backend-neutral, and the README's four examples
-  alone take 51 s on JAX, where every shape is traced anew (15 s on TensorFlow).
+  on TensorFlow: the code is backend-neutral, and the README's first four examples
+  alone took 51 s on JAX, where every shape is traced anew (15 s on TensorFlow;
+  with the fifth, the depth check, 26 s on a loaded machine).
 - **The site.** ``mkdocs build --strict`` (mkdocs-material, mkdocstrings): a
   broken link, a missing page or a docstring griffe cannot read fails it.
   Every public name (``keras_initzoo.__all__`` and the ``__all__`` of
@@ -166,7 +167,7 @@ DOC_PAGES = [p for p in pages() if p != README and _runnable(p)]
     "on PyTorch"
 )
 def test_readme_snippets_run(tmp_path):
-    """The README's four examples, in order, as a newcomer pastes them."""
+    """The README's five examples, in order, as a newcomer pastes them."""
     keras.utils.set_random_seed(0)
     problems = run_page(README, tmp_path)
     assert not problems, "\n\n".join(problems)
