@@ -8,6 +8,7 @@ too.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import keras
 import numpy as np
@@ -308,6 +309,24 @@ def test_depth_mup_holds_zero_mean_branches_completep_positive_ones():
     )
     relu_ended = spreads(depth_check(residual_mlp, 32, x, y, 3, "depth_mup", (2, 32)))
     assert relu_ended["stream @ width 32"] > 1.5, relu_ended  # the coherent means add up
+
+
+def test_depth_mup_warns_where_branch_means_add_up():
+    """Depth-muP on ReLU-ended branches warns (their means add up, see the test above);
+    linear-ended branches and CompleteP do not."""
+
+    def depth_warnings(act, rule):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            kiz.mup.parametrize(
+                residual_mlp(16, 8, act=act), base=residual_mlp(16, 2, act=act), depth=rule
+            )
+        return [str(w.message) for w in caught if "depth='depth_mup'" in str(w.message)]
+
+    (message,) = depth_warnings("relu", "depth_mup")
+    assert "b0, b1, b2 and 5 more end in an activation" in message, message
+    assert depth_warnings(None, "depth_mup") == []
+    assert depth_warnings("relu", "completep") == []
 
 
 def test_depth_coord_check_arguments_are_checked():

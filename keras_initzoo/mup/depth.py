@@ -222,6 +222,30 @@ def counterparts(
     return result, mine, theirs
 
 
+def nonzero_mean_branches(mine: Stream) -> list[str]:
+    """The blocks whose branch ends in an activation (ReLU): outputs of nonzero mean.
+
+    A branch whose carrier is linear (or a normalization, whose offset starts
+    at zero) averages to zero over its random init, and ``L`` such branches
+    add like a random walk; after ReLU every unit has a positive mean, and
+    those means add coherently across blocks.
+
+    Args:
+        mine: the model's residual stream.
+
+    Returns:
+        The block names, in the stream's order (each once).
+    """
+    found = []
+    for block, carrier in zip(mine.blocks, mine.carriers, strict=True):
+        activation = getattr(carrier, "activation", None)
+        if activation is None or getattr(activation, "__name__", "") == "linear":
+            continue
+        if block not in found:
+            found.append(block)
+    return found
+
+
 def depth_records(mine: Stream, base_length: int, alpha: float) -> dict[int, DepthRecord]:
     """Each branch variable's :class:`DepthRecord` by id, ``m_L = L / L_base``.
 

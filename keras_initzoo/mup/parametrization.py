@@ -12,6 +12,7 @@ import keras
 from keras_initzoo import _keras_internals as internals
 from keras_initzoo._records import ATTRIBUTE, InfShape, infshape_of
 from keras_initzoo._validation import check_choice
+from keras_initzoo._warnings import warn
 from keras_initzoo.initializers.base import make_seed_generator
 from keras_initzoo.initializers.variance_scaling import VarianceScaling
 from keras_initzoo.models.data import check_built
@@ -170,6 +171,8 @@ def infshapes(
     depths = {}
     if depth is not None and mine is not None:
         depths = depth_module.depth_records(mine, theirs.length, DEPTH_RULES[depth])
+        if depths and depth == "depth_mup":
+            _warn_if_means_add_up(depth_module.nonzero_mean_branches(mine))
     base_shapes = {id(v): tuple(b.shape) for v, b in zip(model.weights, base_vars, strict=True)}
     found = walk(model)
     for site in found.kernels:
@@ -342,6 +345,19 @@ def _scale_carriers(
         factor = record.depth.branch_multiplier
         variable.assign(variable * keras.ops.cast(factor, variable.dtype))
         notes[id(variable)] = f"kept x {factor:.4g} (carries the branch multiplier)"
+
+
+def _warn_if_means_add_up(blocks: list[str]) -> None:
+    """Depth-muP's ``1/sqrt(m_L)`` holds the stream only for branches that average to zero."""
+    if not blocks:
+        return
+    named = ", ".join(blocks[:3]) + (f" and {len(blocks) - 3} more" if len(blocks) > 3 else "")
+    warn(
+        f"depth='depth_mup': the residual branches of {named} end in an activation, so "
+        "their outputs have a nonzero mean in every unit, and those means add up across "
+        "blocks: scaled by 1/sqrt(m_L), the stream grows as sqrt(m_L) with depth. "
+        "depth='completep' (1/m_L) holds it; so does ending each branch in a linear layer."
+    )
 
 
 def _check_optimizer(model: keras.Model) -> None:
