@@ -368,6 +368,9 @@ def coord_check(args: argparse.Namespace) -> int:
         build = with_fresh_layer_names(import_builder(args.builder))
         loss = None if args.loss is None else check_loss(args.loss)
         depths = getattr(args, "depths", None)  # --depths: the check across depth
+        rule = getattr(args, "depth_rule", None)
+        if rule is not None and depths is None:
+            return _error("coord-check", "argument --depth-rule: needs --depths")
         sample = (lambda width: build(width, min(depths))) if depths else build
         x, y = _coord_batch(sample, min(args.widths), args.data)
         result = kiz.mup.coord_check(
@@ -384,6 +387,7 @@ def coord_check(args: argparse.Namespace) -> int:
             seeds=args.seeds,
             zero_readout=args.zero_readout,
             depths=depths,
+            depth=None if rule == "none" else rule or "completep",
         )
     except ValueError as error:
         return _error("coord-check", str(error))

@@ -221,7 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_widths,
         default=None,
         help="comma-separated numbers of blocks, at least two: the check across depth, "
-        "BUILDER(width, depth) parametrized by CompleteP against the shallowest",
+        "BUILDER(width, depth) parametrized against the shallowest by --depth-rule",
+    )
+    coord.add_argument(
+        "--depth-rule",
+        choices=("completep", "depth_mup", "none"),
+        default=None,
+        help="with --depths: the branch rule, CompleteP (1/m_L), depth-muP (1/sqrt(m_L)) or "
+        "none (muP for width only) (default: completep)",
     )
     coord.add_argument(
         "--base-width",

@@ -506,6 +506,17 @@ def build(width):
     )
 
 
+def blocks(width, depth):
+    inputs = keras.Input((8,))
+    h = keras.layers.Dense(width, name="embed")(inputs)
+    for i in range(depth):
+        branch = keras.layers.LayerNormalization(name=f"b{i}_norm")(h)
+        branch = keras.layers.Dense(width, activation="relu", name=f"b{i}_fc1")(branch)
+        branch = keras.layers.Dense(width, name=f"b{i}_fc2")(branch)
+        h = keras.layers.Add(name=f"b{i}_add")([h, branch])
+    return keras.Model(inputs, keras.layers.Dense(3, name="readout")(h), name="blocks")
+
+
 def not_a_model(width):
     return keras.layers.Dense(width)
 
@@ -576,6 +587,38 @@ def test_coord_check_command_generates_a_batch_without_data(builder_module, caps
     assert [row[1] for row in rows] == ["1", "2"]  # t = 1 and after the one step
     assert all(float(value) > 0 for row in rows for value in row[2:])  # N(0, 1) inputs
     assert re.search(r"^verdict: (stable|blows up|vanishes)", out, re.MULTILINE), out
+
+
+def test_coord_check_command_across_depth_takes_the_depth_rule(builder_module, tmp_path, capsys):
+    import importlib
+
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((32, 8)).astype("float32"), rng.integers(0, 3, 32)
+    np.savez(tmp_path / "batch.npz", x=x, y=y)
+    argv = ["coord-check", f"{builder_module}:blocks", "--widths", "16,32", "--depths", "2,8"]
+    argv += ["--steps", "1", "--seeds", "1", "--data", str(tmp_path / "batch.npz")]
+    keras.backend.clear_session()
+    code = cli.main([*argv, "--depth-rule", "depth_mup"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.startswith("coordinate check across depth: depth_mup"), out
+    build = importlib.import_module(builder_module).blocks
+    keras.backend.clear_session()
+    expected = kiz.mup.coord_check(
+        build, [16, 32], x, y, depths=[2, 8], depth="depth_mup", steps=1, seeds=1
+    )
+    assert str(expected) in out  # the same options and batch: the same table and verdict
+    # the default is CompleteP; "none" is muP for width only
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.startswith("coordinate check across depth: completep")
+    assert cli.main([*argv, "--depth-rule", "none"]) == 0
+    assert "width-only muP" in capsys.readouterr().out.splitlines()[0]
+    # a rule without depths is refused, not ignored
+    assert cli.main(["coord-check", f"{builder_module}:build", "--depth-rule", "depth_mup"]) == 2
+    assert "argument --depth-rule: needs --depths" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
