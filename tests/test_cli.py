@@ -493,6 +493,8 @@ COORD_BUILDER = '''
 """Builders for `initzoo coord-check` (tests/test_cli.py)."""
 import keras
 
+from keras_initzoo.mup._depth_transfer import residual_mlp
+
 
 def build(width):
     return keras.Sequential(
@@ -507,14 +509,7 @@ def build(width):
 
 
 def blocks(width, depth):
-    inputs = keras.Input((8,))
-    h = keras.layers.Dense(width, name="embed")(inputs)
-    for i in range(depth):
-        branch = keras.layers.LayerNormalization(name=f"b{i}_norm")(h)
-        branch = keras.layers.Dense(width, activation="relu", name=f"b{i}_fc1")(branch)
-        branch = keras.layers.Dense(width, name=f"b{i}_fc2")(branch)
-        h = keras.layers.Add(name=f"b{i}_add")([h, branch])
-    return keras.Model(inputs, keras.layers.Dense(3, name="readout")(h), name="blocks")
+    return residual_mlp(width, depth, inputs=8)
 
 
 def not_a_model(width):

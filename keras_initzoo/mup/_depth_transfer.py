@@ -220,6 +220,7 @@ def transfer(base_runs: np.ndarray, target_runs: np.ndarray, exponents: Sequence
     """
     means = target_runs.mean(axis=0)
     b, t = best(base_runs), best(target_runs)
+    base_optimum, target_optimum = optimum(base_runs, exponents), optimum(target_runs, exponents)
     at = float(means[b])
     return {
         "base_best": int(exponents[b]),
@@ -228,9 +229,9 @@ def transfer(base_runs: np.ndarray, target_runs: np.ndarray, exponents: Sequence
         "target_min": float(means[t]),
         "ratio": at / float(means[t]) if np.isfinite(at) else float("inf"),
         "shift": t - b,
-        "base_optimum": optimum(base_runs, exponents),
-        "target_optimum": optimum(target_runs, exponents),
-        "optimum_shift": optimum(target_runs, exponents) - optimum(base_runs, exponents),
+        "base_optimum": base_optimum,
+        "target_optimum": target_optimum,
+        "optimum_shift": target_optimum - base_optimum,
     }
 
 
